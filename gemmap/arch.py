@@ -1,0 +1,262 @@
+"""Architecture specs of a Gemmini-like accelerator (DESIGN §2).
+
+The hierarchy is DRAM → (optional L2) → {scratchpad: A, B; accumulator: C} → DIM×DIM PE array.
+Every number is a YAML field; ``arch/gemmini.yaml`` cites where Gemmini's defaults come from.
+
+Per-access SRAM energy scales with the capacity of one bank by a power law
+``e(C) = e_ref · (C / C_ref) ** exponent`` (:meth:`Energy.sram_pj_per_byte`). The default exponent
+0.5 is what Horowitz's ISSCC 2014 45 nm cache figures imply (8 KB → 10 pJ, 32 KB → 20 pJ,
+1 MB → 100 pJ per 64-bit read); SRAM area is linear in capacity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+from gemmap.errors import GemmapError
+from gemmap.specio import build, load_yaml
+
+_SPEC = ConfigDict(extra="forbid", frozen=True)
+PosInt = Annotated[int, Field(gt=0, strict=False)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+DEFAULT_ARCH = Path(__file__).resolve().parent.parent / "arch" / "gemmini.yaml"
+
+
+@dataclass(config=_SPEC)
+class PEArray:
+    """The systolic array: ``rows`` × ``cols`` int8 MACs with int32 accumulation."""
+
+    rows: PosInt = 16
+    cols: PosInt = 16
+    dataflow: Literal["ws", "os", "both"] = "both"
+    #: Gemmini's PEs double-buffer the stationary operand (weights in WS, partial sums in OS), so
+    #: the preload / shift-out of one fold overlaps the streaming of its neighbour. SCALE-Sim's
+    #: PEs do not: with ``False`` every fold pays preload, stream, fill and drain in series.
+    stationary_overlap: bool = True
+
+
+@dataclass(config=_SPEC)
+class DataTypes:
+    """Bytes per element of each operand class."""
+
+    input_bytes: PosInt = 1
+    weight_bytes: PosInt = 1
+    acc_bytes: PosInt = 4
+    output_bytes: PosInt = 1
+
+
+@dataclass(config=_SPEC)
+class Sram:
+    """A banked on-chip SRAM of ``kib`` KiB."""
+
+    kib: PosInt
+    banks: PosInt = 1
+
+    @property
+    def bytes(self) -> int:
+        return self.kib * 1024
+
+
+@dataclass(config=_SPEC)
+class L2:
+    """A shared L2 between DRAM and the local SRAMs, used as an explicit tiling level."""
+
+    kib: PosInt
+    banks: PosInt = 1
+    #: bytes per cycle between the L2 and the scratchpad/accumulator (the DMA path)
+    local_bytes_per_cycle: PosFloat = 16.0
+
+    @property
+    def bytes(self) -> int:
+        return self.kib * 1024
+
+
+@dataclass(config=_SPEC)
+class Dma:
+    """Gemmini's DMA between the next level out and the scratchpad/accumulator."""
+
+    bytes_per_cycle: PosFloat = 16.0
+    request_bytes: PosInt = 64
+
+
+@dataclass(config=_SPEC)
+class Dram:
+    bytes_per_cycle: PosFloat = 16.0
+    pj_per_byte: NonNegFloat = 64.0
+
+
+@dataclass(config=_SPEC)
+class Energy:
+    """Per-access energies in pJ (see ``arch/gemmini.yaml`` for the sources)."""
+
+    mac_pj: NonNegFloat = 0.3
+    reg_pj_per_byte: NonNegFloat = 0.072
+    sram_ref_kib: PosFloat = 32.0
+    sram_ref_pj_per_byte: NonNegFloat = 2.5
+    sram_exponent: NonNegFloat = 0.5
+    leakage_pj_per_cycle: NonNegFloat = 0.0
+
+    def sram_pj_per_byte(self, bank_kib: float) -> float:
+        """Energy of one byte read or written in a bank of ``bank_kib`` KiB (power-law rule)."""
+        return self.sram_ref_pj_per_byte * (bank_kib / self.sram_ref_kib) ** self.sram_exponent
+
+
+@dataclass(config=_SPEC)
+class Area:
+    sram_mm2_per_kib: NonNegFloat = 0.0041
+    pe_mm2: NonNegFloat = 0.0012
+
+
+@dataclass(config=_SPEC)
+class Nonlinear:
+    """Where Softmax / LayerNorm / GELU run and what they cost.
+
+    ``norm_unit``: Gemmini's normalizer on the accumulator read path (I-BERT configs) reduces
+    ``unit_elems_per_cycle`` elements per cycle per pass; Softmax and LayerNorm read each row
+    ``norm_passes`` times (statistics, second statistic, apply). Without it the host CPU runs
+    them at ``cpu_cycles_per_elem`` accelerator cycles per element and operation kind.
+    """
+
+    norm_unit: bool = False
+    unit_elems_per_cycle: PosInt = 16
+    norm_passes: PosInt = 3
+    unit_pj_per_elem: NonNegFloat = 0.5
+    cpu_cycles_per_elem: dict[str, NonNegFloat] = dataclasses.field(
+        default_factory=lambda: {"softmax": 40.0, "layernorm": 30.0, "gelu": 30.0, "add": 2.0}
+    )
+    cpu_pj_per_elem: NonNegFloat = 20.0
+
+
+@dataclass(config=_SPEC)
+class Arch:
+    """A complete Gemmini-like accelerator configuration."""
+
+    name: str
+    pe_array: PEArray = dataclasses.field(default_factory=PEArray)
+    datatypes: DataTypes = dataclasses.field(default_factory=DataTypes)
+    scratchpad: Sram = dataclasses.field(default_factory=lambda: Sram(kib=256, banks=4))
+    accumulator: Sram = dataclasses.field(default_factory=lambda: Sram(kib=64, banks=2))
+    dma: Dma = dataclasses.field(default_factory=Dma)
+    l2: L2 | None = None
+    dram: Dram = dataclasses.field(default_factory=Dram)
+    energy: Energy = dataclasses.field(default_factory=Energy)
+    area: Area = dataclasses.field(default_factory=Area)
+    nonlinear: Nonlinear = dataclasses.field(default_factory=Nonlinear)
+    frequency_mhz: PosFloat = 1000.0
+
+    # --- derived quantities -------------------------------------------------------------
+    @property
+    def dim_rows(self) -> int:
+        return self.pe_array.rows
+
+    @property
+    def dim_cols(self) -> int:
+        return self.pe_array.cols
+
+    @property
+    def dataflows(self) -> tuple[str, ...]:
+        df = self.pe_array.dataflow
+        return ("ws", "os") if df == "both" else (df,)
+
+    @property
+    def spad_rows(self) -> int:
+        """Scratchpad rows; a row holds ``cols`` input elements (Gemmini's sp row width = DIM)."""
+        return self.scratchpad.bytes // (self.dim_cols * self.datatypes.input_bytes)
+
+    @property
+    def acc_rows(self) -> int:
+        """Accumulator rows; a row holds ``cols`` int32 partial sums."""
+        return self.accumulator.bytes // (self.dim_cols * self.datatypes.acc_bytes)
+
+    @property
+    def local_bytes_per_cycle(self) -> float:
+        """Bandwidth into the scratchpad/accumulator from the next level out."""
+        if self.l2 is not None:
+            return min(self.dma.bytes_per_cycle, self.l2.local_bytes_per_cycle)
+        return min(self.dma.bytes_per_cycle, self.dram.bytes_per_cycle)
+
+    @property
+    def onchip_bytes(self) -> int:
+        """Every byte of on-chip storage below DRAM (for the data-movement lower bound)."""
+        l2 = self.l2.bytes if self.l2 else 0
+        return self.scratchpad.bytes + self.accumulator.bytes + l2
+
+    def spad_pj_per_byte(self) -> float:
+        return self.energy.sram_pj_per_byte(self.scratchpad.kib / self.scratchpad.banks)
+
+    def acc_pj_per_byte(self) -> float:
+        return self.energy.sram_pj_per_byte(self.accumulator.kib / self.accumulator.banks)
+
+    def l2_pj_per_byte(self) -> float:
+        return 0.0 if self.l2 is None else self.energy.sram_pj_per_byte(self.l2.kib / self.l2.banks)
+
+    def area_mm2(self) -> float:
+        """Estimated area: SRAM linear in capacity plus the PE array."""
+        kib = self.scratchpad.kib + self.accumulator.kib + (self.l2.kib if self.l2 else 0)
+        return kib * self.area.sram_mm2_per_kib + self.dim_rows * self.dim_cols * self.area.pe_mm2
+
+    def with_overrides(
+        self,
+        *,
+        spad_kib: int | None = None,
+        acc_kib: int | None = None,
+        dataflow: str | None = None,
+        stationary_overlap: bool | None = None,
+    ) -> Arch:
+        """A copy with command-line overrides applied (and validated)."""
+        arch = self
+        for value, what in ((spad_kib, "--spad-kib"), (acc_kib, "--acc-kib")):
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise GemmapError(f"{what}: size must be a positive whole number of KiB, got {value}")
+        if spad_kib is not None:
+            arch = dataclasses.replace(arch, scratchpad=dataclasses.replace(arch.scratchpad, kib=spad_kib))
+        if acc_kib is not None:
+            arch = dataclasses.replace(arch, accumulator=dataclasses.replace(arch.accumulator, kib=acc_kib))
+        if dataflow is not None or stationary_overlap is not None:
+            pe = arch.pe_array
+            pe = dataclasses.replace(
+                pe,
+                dataflow=dataflow if dataflow is not None else pe.dataflow,
+                stationary_overlap=pe.stationary_overlap if stationary_overlap is None else stationary_overlap,
+            )
+            arch = dataclasses.replace(arch, pe_array=pe)
+        return arch
+
+    def summary(self) -> dict[str, object]:
+        """The ``arch`` record of the JSON output contract (DESIGN §8)."""
+        return {
+            "name": self.name,
+            "pe_rows": self.dim_rows,
+            "pe_cols": self.dim_cols,
+            "spad_kib": self.scratchpad.kib,
+            "acc_kib": self.accumulator.kib,
+            "l2_kib": self.l2.kib if self.l2 else 0,
+            "dataflow": self.pe_array.dataflow,
+            "norm_unit": self.nonlinear.norm_unit,
+            "area_mm2": round(self.area_mm2(), 4),
+        }
+
+
+def load_arch(path: str | Path = DEFAULT_ARCH) -> Arch:
+    """Load and validate an architecture YAML file."""
+    data = load_yaml(path)
+    arch = build(Arch, data, str(path))
+    if arch.spad_rows < arch.dim_rows or arch.acc_rows < 1:
+        raise GemmapError(f"{path}: scratchpad/accumulator too small to hold one {arch.dim_rows}-row block")
+    return arch
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def is_pow2(x: int) -> bool:
+    return x > 0 and (x & (x - 1)) == 0 and math.log2(x).is_integer()

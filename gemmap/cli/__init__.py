@@ -1,0 +1,49 @@
+"""The ``gemmap`` command line: a thin layer over the Python API (DESIGN §8).
+
+Each sub-command lives in its own module with ``add_parser(subparsers)`` and ``run(args)``.
+Errors in the user's input print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gemmap.cli import cdf, map as map_cmd, schedule, sweep
+from gemmap.errors import GemmapError
+
+COMMANDS = (map_cmd, cdf, sweep, schedule)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gemmap",
+        description="Mapping and scheduling simulator for Gemmini-like systolic-array accelerators.",
+        epilog="examples:\n  gemmap map workloads/bert.yaml\n  gemmap cdf workloads/bert.yaml --out out/cdf\n"
+        "  gemmap sweep workloads/bert.yaml --spad-kib 64,256 --acc-kib 64,256 --out out/sweep\n"
+        "  gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{map,cdf,sweep,schedule}")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except GemmapError as exc:
+        print(f"gemmap: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gemmap: interrupted; finished results are on disk", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from gemmap.cli import main
+
+sys.exit(main())

@@ -1,0 +1,163 @@
+"""Output: terminal tables, the JSON/CSV contract of DESIGN §8, and atomic file writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from gemmap.mapper import LayerResult, WorkloadResult
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def csv_text(rows: Sequence[dict[str, Any]], fields: Sequence[str] | None = None) -> str:
+    fields = list(fields or (rows[0].keys() if rows else []))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def eng(x: float, unit: str = "") -> str:
+    """Engineering notation: 1.23M, 45.6k."""
+    if x == 0:
+        return f"0{unit}"
+    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}{unit}"
+    return f"{x:.3g}{unit}"
+
+
+# --- map -------------------------------------------------------------------------------
+
+
+def layer_record(layer: LayerResult, result: WorkloadResult) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "name": layer.name,
+        "op": layer.op,
+        "dims": layer.dims,
+        "repeat": layer.repeat,
+        "macs": layer.macs,
+        "cycles": layer.cycles,
+        "energy_pj": layer.energy_pj,
+        "edp": layer.edp,
+        "utilization": layer.utilization,
+        "dram_bytes": layer.dram_bytes,
+        "dram_bytes_lower_bound": layer.dram_bytes_lower_bound,
+        "mapping": layer.mapping.to_dict(result.arch, _problem_of(layer)) if layer.mapping else {},
+        "search": layer.search.info() if layer.search else {},
+    }
+    if layer.search:
+        rec["energy_breakdown_pj"] = layer.search.cost.energy_breakdown
+        rec["dram_bytes_by_tensor"] = layer.search.cost.dram_bytes_by_tensor
+    if layer.note:
+        rec["note"] = layer.note
+    return rec
+
+
+def _problem_of(layer: LayerResult):
+    from gemmap.workload import Problem
+
+    d = layer.dims
+    return Problem(layer.name, d["M"], d["K"], d["N"], layer.repeat, layer.op)
+
+
+def map_json(result: WorkloadResult) -> dict[str, Any]:
+    return {
+        "arch": result.arch.summary(),
+        "workload": {"name": result.workload_name},
+        "objective": result.objective,
+        "fusion": result.fusion,
+        "layers": [layer_record(x, result) for x in result.layers],
+        "total": result.total.to_dict(),
+    }
+
+
+MAP_CSV_FIELDS = (
+    "name", "op", "M", "K", "N", "repeat", "macs", "cycles", "energy_pj", "edp", "utilization",
+    "dram_bytes", "dram_bytes_lower_bound", "mapping", "method", "evaluated", "seconds", "proven_optimal",
+)  # fmt: skip
+
+
+def map_csv(result: WorkloadResult) -> str:
+    rows = []
+    for x in result.layers:
+        row = {k: v for k, v in layer_record(x, result).items() if not isinstance(v, dict)}
+        row.update(x.dims)
+        row["mapping"] = x.mapping.summary(result.arch) if x.mapping else x.note
+        if x.search:
+            row.update(x.search.info())
+        rows.append(row)
+    return csv_text(rows, MAP_CSV_FIELDS)
+
+
+def _dims_text(layer: LayerResult) -> str:
+    d = layer.dims
+    return "x".join(str(v) for v in d.values())
+
+
+def map_table(result: WorkloadResult, title: str | None = None) -> Table:
+    table = Table(title=title or f"{result.workload_name} on {result.arch.name} (objective {result.objective}, fusion {result.fusion})")
+    for col, just in (("layer", "left"), ("op", "left"), ("dims", "left"), ("x", "right"), ("cycles", "right"),
+                      ("energy", "right"), ("EDP", "right"), ("util", "right"), ("DRAM", "right"),
+                      ("vs bound", "right"), ("mapping", "left"), ("search", "left")):  # fmt: skip
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for x in result.layers:
+        bound = f"{x.dram_bytes / x.dram_bytes_lower_bound:.2f}x" if x.dram_bytes_lower_bound else "-"
+        search = ""
+        if x.search:
+            s = x.search
+            search = f"{s.method} {s.evaluated} in {s.seconds:.2f}s" + (" proven" if s.proven_optimal else "")
+        table.add_row(
+            x.name, x.op, _dims_text(x), str(x.repeat), eng(x.cycles), eng(x.energy_pj * 1e-12, "J"),
+            eng(x.edp * 1e-12, "J·cyc"), f"{x.utilization:.0%}" if x.macs else "-", eng(x.dram_bytes, "B"), bound,
+            x.mapping.summary(result.arch) if x.mapping else x.note, search,
+        )  # fmt: skip
+    t = result.total
+    seconds = t.cycles / (result.arch.frequency_mhz * 1e6)
+    table.add_section()
+    table.add_row("total", "", "", "", eng(t.cycles), eng(t.energy_pj * 1e-12, "J"), eng(t.edp * 1e-12, "J·cyc"),
+                  "", "", "", f"{seconds * 1e3:.2f} ms at {result.arch.frequency_mhz:g} MHz", "")  # fmt: skip
+    return table
+
+
+def print_table(table: Table, console: Console | None = None) -> None:
+    (console or Console(width=max(Console().width, 160))).print(table)
+
+
+def loop_nests(result: WorkloadResult, names: Iterable[str] | None = None) -> str:
+    wanted = set(names) if names else None
+    out = []
+    for x in result.layers:
+        if x.mapping and (wanted is None or x.name in wanted):
+            out.append(f"== {x.name} ({x.mapping.summary(result.arch)})\n{x.mapping.loop_nest(result.arch, _problem_of(x))}")
+    return "\n\n".join(out)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    atomic_write(path, json.dumps(data, indent=2) + "\n")

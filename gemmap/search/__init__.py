@@ -1,0 +1,105 @@
+"""Search strategies behind one interface (DESIGN §6).
+
+:func:`find_mapping` picks a mapping of one problem for an objective: ``heuristic`` (Gemmini's own
+tiler), ``random`` (N uniform valid samples, best kept), ``exhaustive`` (the whole pruned
+mapspace) or ``optimal`` (CP-SAT, proven). Every strategy returns a :class:`SearchResult` whose
+cost is re-scored by :func:`gemmap.model.evaluate`; none mutates shared state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gemmap.arch import Arch
+from gemmap.errors import GemmapError, check_choice
+from gemmap.mapping import Mapping, invalid_reason
+from gemmap.model import Cost, evaluate
+from gemmap.workload import Problem
+
+OBJECTIVES = ("edp", "latency", "energy")
+METHODS = ("heuristic", "random", "exhaustive", "optimal")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOptions:
+    """How to search. ``time_limit`` is seconds per layer (None: no limit)."""
+
+    method: str = "optimal"
+    objective: str = "edp"
+    samples: int = 10_000
+    seed: int = 0
+    time_limit: float | None = None
+    max_exhaustive: int = 20_000_000
+    dataflow: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice(self.method, METHODS, "search method")
+        check_choice(self.objective, OBJECTIVES, "objective")
+        if self.dataflow is not None:
+            check_choice(self.dataflow, ("ws", "os"), "dataflow")
+        if self.samples <= 0:
+            raise GemmapError(f"--samples must be a positive number of mappings, got {self.samples}")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise GemmapError(f"--time-limit must be positive seconds, got {self.time_limit}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """The mapping a search chose, its cost, and how the search got there."""
+
+    mapping: Mapping
+    cost: Cost
+    method: str
+    objective: str
+    evaluated: int
+    seconds: float
+    proven_optimal: bool
+
+    def info(self) -> dict[str, object]:
+        return {
+            "method": self.method,
+            "evaluated": self.evaluated,
+            "seconds": round(self.seconds, 4),
+            "proven_optimal": self.proven_optimal,
+        }
+
+
+def objective_value(cost: Cost, objective: str) -> float:
+    return {"latency": float(cost.cycles), "energy": cost.energy_pj, "edp": cost.edp}[objective]
+
+
+def restrict_arch(arch: Arch, options: SearchOptions) -> Arch:
+    """The arch seen by a search: limited to ``options.dataflow`` when one is asked for."""
+    if options.dataflow is None:
+        return arch
+    if options.dataflow not in arch.dataflows:
+        raise GemmapError(f"{arch.name} does not support dataflow {options.dataflow}")
+    return arch.with_overrides(dataflow=options.dataflow)
+
+
+def find_mapping(arch: Arch, problem: Problem, options: SearchOptions, *, full_rows: bool = False) -> SearchResult:
+    """Best mapping of ``problem`` by ``options``; ``full_rows`` demands whole output rows in the
+    accumulator (the N tile covers all of N), as fusing a row-wise Softmax/LayerNorm needs."""
+    import time
+
+    arch = restrict_arch(arch, options)
+    if options.method == "heuristic":
+        from gemmap.search.heuristic import heuristic_mapping
+
+        start = time.perf_counter()
+        mapping = heuristic_mapping(arch, problem, options.dataflow, full_rows=full_rows)
+        reason = invalid_reason(arch, problem, mapping)
+        if reason is not None:
+            raise GemmapError(f"{problem.name}: Gemmini's tiler picks {mapping.summary(arch)}, which does not fit: {reason}")
+        return SearchResult(mapping, evaluate(arch, problem, mapping), "heuristic", options.objective, 1, time.perf_counter() - start, False)
+    if options.method == "random":
+        from gemmap.search.random import random_search
+
+        return random_search(arch, problem, options, full_rows=full_rows)
+    if options.method == "exhaustive":
+        from gemmap.search.exhaustive import exhaustive_search
+
+        return exhaustive_search(arch, problem, options, full_rows=full_rows)
+    from gemmap.search.optimal import optimal_search
+
+    return optimal_search(arch, problem, options, full_rows=full_rows)

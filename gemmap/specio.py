@@ -1,0 +1,80 @@
+"""Safe YAML loading and validation of spec files into frozen pydantic dataclasses.
+
+Every spec (architecture, workload) goes through :func:`load_yaml` (``yaml.safe_load``: no
+``!!python/object`` tags) and :func:`build` (pydantic validation with unknown keys forbidden), so
+that a typo or a bad size becomes one :class:`GemmapError` line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from gemmap.errors import GemmapError, did_you_mean
+
+T = TypeVar("T")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping from ``path`` safely; any problem becomes a one-line GemmapError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GemmapError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise GemmapError(f"{path}: malformed YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise GemmapError(f"{path}: expected a mapping of keys to values at the top level")
+    return data
+
+
+def _field_names(cls: type, loc: tuple[Any, ...]) -> list[str]:
+    """Names of the fields of the (nested) dataclass reached by ``loc`` below ``cls``."""
+    fields = getattr(cls, "__pydantic_fields__", {})
+    for part in loc:
+        info = fields.get(part) if isinstance(part, str) else None
+        if info is None:
+            return list(fields)
+        sub = info.annotation
+        for arg in getattr(sub, "__args__", ()) or ():
+            if hasattr(arg, "__pydantic_fields__"):
+                sub = arg
+        fields = getattr(sub, "__pydantic_fields__", {})
+    return list(fields)
+
+
+def format_validation_error(exc: pydantic.ValidationError, cls: type, source: str) -> str:
+    """One line for the first error of a pydantic validation: where, what, and a suggestion."""
+    unknown = ("extra_forbidden", "unexpected_keyword_argument")
+    errors = sorted(exc.errors(), key=lambda e: e["type"] not in unknown)
+    err = errors[0]
+    loc = tuple(err["loc"])
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] in unknown:
+        key = str(loc[-1])
+        hint = did_you_mean(key, _field_names(cls, loc[:-1]))
+        return f"{source}: unknown key '{where}'{hint}"
+    if err["type"] == "missing":
+        return f"{source}: missing required key '{where}'"
+    value = err.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+    return f"{source}: '{where}': {err['msg'].lower()}{shown}"
+
+
+def build(cls: type[T], data: dict[str, Any], source: str) -> T:
+    """Construct the validated spec ``cls`` from ``data`` or raise a one-line GemmapError."""
+    try:
+        return cls(**data)
+    except pydantic.ValidationError as exc:
+        raise GemmapError(format_validation_error(exc, cls, source)) from None
+    except TypeError as exc:  # e.g. a positional mismatch; pydantic reports most cases itself
+        raise GemmapError(f"{source}: {exc}") from None

@@ -1,0 +1,219 @@
+"""Workloads: einsum problems, non-linear ops, the op graph, and the BERT expansion (DESIGN §3).
+
+Every tensor operation is an einsum. A matmul is ``C[m,n] += A[m,k]·B[k,n]``; a convolution
+``O[b,k,p,q] += I[b,c,p·σ+r,q·σ+s]·W[k,c,r,s]`` is run the way Gemmini's matmul engine runs it,
+as the GEMM M = B·P·Q, K = C·R·S, N = K (im2col). :class:`Problem` keeps the einsum's own
+dims next to that GEMM view; the mapper and the cost model work on the GEMM view.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+from gemmap.errors import GemmapError
+from gemmap.specio import build, load_yaml
+
+_SPEC = ConfigDict(extra="forbid", frozen=True)
+PosInt = Annotated[int, Field(gt=0)]
+
+NONLINEAR_KINDS = ("softmax", "layernorm", "gelu", "add")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One tensor operation in GEMM form: ``C[M,N] += A[M,K]·B[K,N]`` (A activations, B weights).
+
+    ``einsum`` and ``einsum_dims`` record the operation as written (a conv keeps its 7 dims);
+    ``repeat`` is how many identical instances the workload runs.
+    """
+
+    name: str
+    M: int
+    K: int
+    N: int
+    repeat: int = 1
+    op: str = "matmul"
+    einsum: str = "C[m,n] += A[m,k]*B[k,n]"
+    einsum_dims: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {"M": self.M, "K": self.K, "N": self.N}
+
+    @property
+    def macs(self) -> int:
+        return self.M * self.K * self.N
+
+    def shape_key(self) -> tuple[int, int, int]:
+        return (self.M, self.K, self.N)
+
+
+@dataclasses.dataclass(frozen=True)
+class NonlinearOp:
+    """A row-wise or element-wise op on a matmul's output: ``rows`` rows of ``row_len`` elements.
+
+    ``after`` names the producing matmul; ``residual`` marks a residual add folded in before it.
+    """
+
+    name: str
+    kind: str
+    rows: int
+    row_len: int
+    repeat: int = 1
+    after: str | None = None
+
+    @property
+    def elements(self) -> int:
+        return self.rows * self.row_len
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """An op graph: matmul problems and the non-linear ops that consume their outputs."""
+
+    name: str
+    problems: tuple[Problem, ...]
+    nonlinear: tuple[NonlinearOp, ...] = ()
+
+    def problem(self, name: str) -> Problem:
+        for p in self.problems:
+            if p.name == name:
+                return p
+        from gemmap.errors import did_you_mean
+
+        raise GemmapError(f"no layer '{name}' in workload {self.name}{did_you_mean(name, self.layer_names)}")
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [p.name for p in self.problems]
+
+    def consumers(self, producer: str) -> list[NonlinearOp]:
+        return [op for op in self.nonlinear if op.after == producer]
+
+
+# --- YAML specs -------------------------------------------------------------------------
+
+
+@dataclass(config=_SPEC)
+class BertSpec:
+    """BERT by its hyper-parameters (DESIGN §3)."""
+
+    name: str
+    model: Literal["bert"]
+    layers: PosInt = 12
+    hidden: PosInt = 768
+    heads: PosInt = 12
+    ffn: PosInt = 3072
+    seq_len: PosInt = 512
+    batch: PosInt = 1
+
+
+@dataclass(config=_SPEC)
+class OpSpec:
+    """One entry of an explicit op list. ``op`` picks which fields apply."""
+
+    name: str
+    op: Literal["matmul", "conv", "softmax", "layernorm", "gelu", "add"]
+    repeat: PosInt = 1
+    # matmul
+    M: PosInt | None = None
+    K: PosInt | None = None
+    N: PosInt | None = None
+    # conv: batch B, channels C -> K, output P x Q, kernel R x S, stride
+    B: PosInt | None = None
+    C: PosInt | None = None
+    P: PosInt | None = None
+    Q: PosInt | None = None
+    R: PosInt | None = None
+    S: PosInt | None = None
+    stride: PosInt = 1
+    # non-linear
+    rows: PosInt | None = None
+    row_len: PosInt | None = None
+    after: str | None = None
+
+
+@dataclass(config=_SPEC)
+class ExplicitSpec:
+    name: str
+    ops: list[OpSpec]
+
+
+def bert_workload(spec: BertSpec) -> Workload:
+    """Expand BERT hyper-parameters into its matmuls and non-linear ops (one encoder layer × L)."""
+    if spec.hidden % spec.heads:
+        raise GemmapError(f"{spec.name}: heads ({spec.heads}) must divide hidden ({spec.hidden})")
+    L, H, A, ffn, S, B = spec.layers, spec.hidden, spec.heads, spec.ffn, spec.seq_len, spec.batch
+    d = H // A
+    mm = "C[m,n] += A[m,k]*B[k,n]"
+    problems = (
+        Problem("q_proj", B * S, H, H, L, einsum=mm),
+        Problem("k_proj", B * S, H, H, L, einsum=mm),
+        Problem("v_proj", B * S, H, H, L, einsum=mm),
+        Problem("attn_qk", S, d, S, L * A * B, op="bmm", einsum=mm),
+        Problem("attn_av", S, S, d, L * A * B, op="bmm", einsum=mm),
+        Problem("out_proj", B * S, H, H, L, einsum=mm),
+        Problem("ffn1", B * S, H, ffn, L, einsum=mm),
+        Problem("ffn2", B * S, ffn, H, L, einsum=mm),
+    )
+    nonlinear = (
+        NonlinearOp("softmax", "softmax", S, S, L * A * B, after="attn_qk"),
+        NonlinearOp("res1", "add", B * S, H, L, after="out_proj"),
+        NonlinearOp("ln1", "layernorm", B * S, H, L, after="out_proj"),
+        NonlinearOp("gelu", "gelu", B * S, ffn, L, after="ffn1"),
+        NonlinearOp("res2", "add", B * S, H, L, after="ffn2"),
+        NonlinearOp("ln2", "layernorm", B * S, H, L, after="ffn2"),
+    )
+    return Workload(spec.name, problems, nonlinear)
+
+
+def _need(op: OpSpec, fields: tuple[str, ...], source: str) -> list[int]:
+    missing = [f for f in fields if getattr(op, f) is None]
+    if missing:
+        raise GemmapError(f"{source}: op '{op.name}' ({op.op}) needs {', '.join(missing)}")
+    return [getattr(op, f) for f in fields]
+
+
+def explicit_workload(spec: ExplicitSpec, source: str) -> Workload:
+    """Build a workload from an explicit op list (matmul, conv, and non-linear ops)."""
+    problems: list[Problem] = []
+    nonlinear: list[NonlinearOp] = []
+    names: set[str] = set()
+    for op in spec.ops:
+        if op.name in names:
+            raise GemmapError(f"{source}: duplicate op name '{op.name}'")
+        names.add(op.name)
+        if op.op == "matmul":
+            M, K, N = _need(op, ("M", "K", "N"), source)
+            problems.append(Problem(op.name, M, K, N, op.repeat))
+        elif op.op == "conv":
+            C, Ko, P, Q, R, S = _need(op, ("C", "K", "P", "Q", "R", "S"), source)
+            Bn = op.B or 1
+            dims = (("b", Bn), ("k", Ko), ("c", C), ("p", P), ("q", Q), ("r", R), ("s", S))
+            einsum = f"O[b,k,p,q] += I[b,c,{op.stride}p+r,{op.stride}q+s]*W[k,c,r,s]"
+            problems.append(Problem(op.name, Bn * P * Q, C * R * S, Ko, op.repeat, "conv", einsum, dims))
+        else:
+            rows, row_len = _need(op, ("rows", "row_len"), source)
+            if op.after is not None and op.after not in {p.name for p in problems}:
+                raise GemmapError(f"{source}: op '{op.name}' comes after unknown matmul '{op.after}'")
+            nonlinear.append(NonlinearOp(op.name, op.op, rows, row_len, op.repeat, op.after))
+    if not problems:
+        raise GemmapError(f"{source}: the workload has no matmul or conv op")
+    return Workload(spec.name, tuple(problems), tuple(nonlinear))
+
+
+def load_workload(path: str | Path, *, seq_len: int | None = None) -> Workload:
+    """Load a workload YAML: either BERT hyper-parameters (``model: bert``) or an ``ops`` list."""
+    data = load_yaml(path)
+    if data.get("model") == "bert" or "ops" not in data:
+        if seq_len is not None:
+            data = {**data, "seq_len": seq_len}
+        return bert_workload(build(BertSpec, data, str(path)))
+    if seq_len is not None:
+        raise GemmapError(f"{path}: --seq-len applies to BERT workloads only")
+    return explicit_workload(build(ExplicitSpec, data, str(path)), str(path))

@@ -1,0 +1,93 @@
+"""The command line end to end, and bad input: one line on stderr, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def gemmap(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gemmap.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_map_bert_heuristic_json(tmp_path):
+    out = tmp_path / "bert.json"
+    r = gemmap("map", "workloads/bert.yaml", "--search", "heuristic", "--json", str(out), "--csv", str(tmp_path / "b.csv"))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert data["arch"]["pe_rows"] == 16 and data["arch"]["spad_kib"] == 256 and data["arch"]["acc_kib"] == 64
+    assert data["workload"]["name"] == "bert-base"
+    layers = {x["name"]: x for x in data["layers"]}
+    assert {"q_proj", "k_proj", "v_proj", "attn_qk", "attn_av", "out_proj", "ffn1", "ffn2"} <= set(layers)
+    ffn1 = layers["ffn1"]
+    assert ffn1["dims"] == {"M": 512, "K": 768, "N": 3072} and ffn1["repeat"] == 12
+    assert ffn1["macs"] == 512 * 768 * 3072
+    assert layers["attn_qk"]["dims"] == {"M": 512, "K": 64, "N": 512} and layers["attn_qk"]["repeat"] == 144
+    for x in data["layers"]:
+        assert x["cycles"] >= x["macs"] / 256 if x["macs"] else True
+        assert x["dram_bytes"] >= x["dram_bytes_lower_bound"] >= 0
+        assert x["edp"] == pytest.approx(x["energy_pj"] * x["cycles"])
+        assert 0 < x["utilization"] <= 1 or not x["macs"]
+        assert x["search"]["method"] == "heuristic"
+    total = data["total"]
+    assert total["cycles"] == sum(x["cycles"] * x["repeat"] for x in data["layers"])
+    assert total["energy_pj"] == pytest.approx(sum(x["energy_pj"] * x["repeat"] for x in data["layers"]))
+    # Gemmini's tiler on the default config: tile_I = 5, tile_J = 5, tile_K = 48 blocks for ffn1
+    assert ffn1["mapping"]["local_tile"] == {"M": 80, "K": 768, "N": 80}
+    assert (tmp_path / "b.csv").read_text().startswith("name,op,M,K,N")
+
+
+def test_map_explain_prints_loop_nest():
+    r = gemmap("map", "workloads/bert-tiny.yaml", "--search", "heuristic", "--explain", "ffn1")
+    assert r.returncode == 0, r.stderr
+    assert "spatial_for ks in [0:16)" in r.stdout and "== ffn1" in r.stdout
+
+
+BAD = [
+    ("arch", "name: x\npe_array: {rows: 16, colls: 16}\n", "unknown key 'pe_array.colls' (did you mean 'cols'?)"),
+    ("arch", "name: x\nscratchpad: {kib: 0}\n", "'scratchpad.kib'"),
+    ("arch", "name: x\nscratchpad: {kib: 1.5}\n", "'scratchpad.kib'"),
+    ("arch", "name: x\nscratchpad: {kib: -4}\n", "'scratchpad.kib'"),
+    ("arch", "name: x\npe_array: [1, 2\n", "malformed YAML"),
+    ("arch", "!!python/object/apply:os.system ['echo hacked']\n", "malformed YAML"),
+    ("workload", "name: b\nmodel: bert\nhidden: 768\nheads: 7\n", "heads (7) must divide hidden (768)"),
+    ("workload", "name: b\nmodel: bert\nhiden: 768\n", "did you mean 'hidden'"),
+    ("workload", "name: b\nmodel: bert\nseq_len: 0\n", "'seq_len'"),
+]
+
+
+@pytest.mark.parametrize("which,text,message", BAD)
+def test_bad_input_one_line_exit_2(tmp_path, which, text, message):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    args = ["map", "workloads/bert-tiny.yaml", "--search", "heuristic", "--arch", str(f)]
+    if which == "workload":
+        args = ["map", str(f), "--search", "heuristic"]
+    r = gemmap(*args)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "hacked" not in r.stdout
+
+
+def test_sram_too_small_for_any_tile(tmp_path):
+    f = tmp_path / "tiny.yaml"
+    f.write_text("name: tiny\nscratchpad: {kib: 1}\naccumulator: {kib: 1}\n")
+    r = gemmap("map", "workloads/bert-tiny.yaml", "--search", "heuristic", "--arch", str(f))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["--spad-kib", "0"], ["--acc-kib", "-3"], ["--objective", "edpp"], ["--samples", "0"]])
+def test_bad_flags_exit_2(args):
+    r = gemmap("map", "workloads/bert-tiny.yaml", *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_missing_workload_file():
+    r = gemmap("map", "workloads/nope.yaml", "--search", "heuristic")
+    assert r.returncode == 2 and "cannot read file" in r.stderr
