@@ -36,17 +36,21 @@ def map_workload(
     *,
     fusion: str = "none",
     on_layer: Callable[[str], None] | None = None,
+    cache: SearchCache | None = None,
 ) -> WorkloadResult:
-    """Map every layer of ``workload``; with the scheduler, non-linear ops and fusion too."""
+    """Map every layer of ``workload``; with the scheduler, non-linear ops and fusion too.
+
+    ``cache`` shares search results between calls (layers of the same shape, sweep points).
+    """
     check_choice(fusion, FUSION_POLICIES, "fusion policy")
     try:
         from gemmap.schedule import schedule_workload
     except ImportError:
         if fusion != "none":
             raise GemmapError(f"fusion policy '{fusion}' needs the scheduler, which is not available yet") from None
-        layers = map_layers(arch, workload, options, on_layer=on_layer)
+        layers = map_layers(arch, workload, options, on_layer=on_layer, cache=cache)
         return WorkloadResult(arch, workload.name, options.objective, fusion, layers)
-    return schedule_workload(arch, workload, options, policy=fusion, on_layer=on_layer).as_workload_result()
+    return schedule_workload(arch, workload, options, policy=fusion, on_layer=on_layer, cache=cache).as_workload_result()
 
 
 @contextlib.contextmanager
