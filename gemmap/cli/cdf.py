@@ -1,16 +1,88 @@
-"""``gemmap cdf``: not implemented yet (see the open issue)."""
+"""``gemmap cdf``: distributions of latency/energy/EDP over random valid mappings."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from gemmap import api
+from gemmap.cli.common import add_arch_args, arch_from_args, positive_float, positive_int
 from gemmap.errors import GemmapError
+from gemmap.report import atomic_write, csv_text, print_table
+from gemmap.workload import load_workload
+
+EXAMPLES = """examples:
+  gemmap cdf workloads/bert.yaml --out out/cdf
+  gemmap cdf workloads/bert.yaml --compare workloads/resnet50.yaml --out out/cdf-vs-cnn
+  gemmap cdf workloads/bert.yaml --layers ffn1,attn_qk --samples 20000 --seed 3 --out out/cdf-small
+  gemmap cdf --replot out/cdf            # redraw cdf.png/cdf.svg from out/cdf/samples.npz
+"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cdf", help="(not available yet)")
+    p = sub.add_parser("cdf", help="CDF of latency/energy/EDP over random valid mappings", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("workload", nargs="?", help="workload YAML (e.g. workloads/bert.yaml)")
+    add_arch_args(p)
+    p.add_argument(
+        "--samples", type=positive_int, default=100_000, help="random valid mappings per layer (default: 100000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--layers", help="comma-separated layer names (default: all)")
+    p.add_argument("--compare", metavar="WORKLOAD", help="overlay a second workload, e.g. workloads/resnet50.yaml")
+    p.add_argument("--time-limit", type=positive_float, help="seconds per optimum search (default: none)")
+    p.add_argument("--out", metavar="DIR", help="output folder: cdf.csv, cdf.png, cdf.svg, samples.npz")
+    p.add_argument("--replot", metavar="DIR", help="redraw the plots of an earlier run from DIR/samples.npz")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise GemmapError("'gemmap cdf' is not available yet")
+    from gemmap import cdf
+
+    if args.replot:
+        samples = cdf.load_samples(Path(args.replot) / "samples.npz")
+        for path in cdf.plot_cdf(samples, Path(args.replot) / "cdf"):
+            print(f"wrote {path}")
+        return 0
+    if not args.workload or not args.out:
+        raise GemmapError("cdf needs a WORKLOAD and --out DIR (or --replot DIR)")
+    arch = arch_from_args(args)
+    out = Path(args.out)
+    workloads = [load_workload(args.workload)]
+    if args.compare:
+        workloads.append(load_workload(args.compare))
+    layers = [x.strip() for x in args.layers.split(",")] if args.layers else None
+    if layers:
+        for name in layers:
+            workloads[0].problem(name)  # a clear error for an unknown layer, before any work
+    console = Console(stderr=True)
+    samples = []
+    for i, w in enumerate(workloads):
+        shapes = (
+            {w.problem(n).shape_key() for n in layers} if (layers and i == 0) else {p.shape_key() for p in w.problems}
+        )
+        with api.progress(console, total=len(shapes), what=f"sampling {w.name}") as tick:
+            samples += cdf.sample_workload(arch, w, samples=args.samples, seed=args.seed,
+                                           layers=layers if i == 0 else None, time_limit=args.time_limit, on_layer=tick)  # fmt: skip
+    rows = cdf.percentile_rows(samples)
+    cdf.save_samples(out / "samples.npz", samples)
+    atomic_write(out / "cdf.csv", csv_text(rows, cdf.CSV_FIELDS))
+    title = f"{args.samples} random valid mappings per layer on {arch.name}"
+    paths = cdf.plot_cdf(samples, out / "cdf", title)
+    table = Table(title=f"Normalized to the optimum ({title})")
+    for col in ("workload", "layer", "metric", "min", "p10", "p50", "p90", "max", "max/min"):
+        table.add_column(col, justify="left" if col in ("workload", "layer", "metric") else "right")
+    for r in rows:
+        table.add_row(
+            str(r["workload"]),
+            str(r["layer"]),
+            str(r["metric"]),
+            *(f"{r[k]:.3g}" for k in ("min", "p10", "p50", "p90", "max", "spread")),
+        )
+    print_table(table)
+    for path in (out / "cdf.csv", *paths, out / "samples.npz"):
+        print(f"wrote {path}")
+    return 0

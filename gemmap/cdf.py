@@ -1,0 +1,193 @@
+"""Distributions of cost over random valid mappings (the Transformer study's Timeloop experiment).
+
+For each layer, N mappings drawn uniformly from the valid mapspace are costed by the batched
+model; latency, energy and EDP are normalized to the optimum of that metric (found and proven by
+the ``optimal`` search), so 1.0 is the best possible mapping and the curve shows how far the rest
+fall behind. Layers with the same shape share their samples (q/k/v/out_proj in BERT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gemmap.arch import Arch
+from gemmap.mapspace import MapSpace
+from gemmap.model import evaluate_batch
+from gemmap.search import SearchOptions, find_mapping
+from gemmap.workload import Problem, Workload
+
+METRICS = ("latency", "energy", "edp")
+PERCENTILES = (1, 10, 50, 90, 99)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSamples:
+    """Sampled costs of one layer shape and the optimum of each metric."""
+
+    workload: str
+    layers: tuple[str, ...]
+    shape: tuple[int, int, int]
+    cycles: np.ndarray
+    energy_pj: np.ndarray
+    best: dict[str, float]
+    proven: dict[str, bool]
+
+    @property
+    def label(self) -> str:
+        return "/".join(self.layers)
+
+    def values(self, metric: str) -> np.ndarray:
+        return {
+            "latency": self.cycles.astype(np.float64),
+            "energy": self.energy_pj,
+            "edp": self.energy_pj * self.cycles,
+        }[metric]
+
+    def normalized(self, metric: str) -> np.ndarray:
+        return self.values(metric) / self.best[metric]
+
+
+def sample_workload(
+    arch: Arch,
+    workload: Workload,
+    *,
+    samples: int,
+    seed: int,
+    layers: Sequence[str] | None = None,
+    time_limit: float | None = None,
+    on_layer: Callable[[str], None] | None = None,
+) -> list[LayerSamples]:
+    """Sample every (selected) layer shape of ``workload`` and find each metric's optimum."""
+    problems = [workload.problem(n) for n in layers] if layers else list(workload.problems)
+    by_shape: dict[tuple[int, int, int], list[Problem]] = {}
+    for p in problems:
+        by_shape.setdefault(p.shape_key(), []).append(p)
+    out = []
+    for shape, group in by_shape.items():
+        problem = group[0]
+        if on_layer:
+            on_layer("/".join(p.name for p in group))
+        batch = MapSpace(arch, problem).sample(samples, seed)
+        cost = evaluate_batch(arch, problem, batch)
+        best, proven = {}, {}
+        for metric in METRICS:
+            r = find_mapping(arch, problem, SearchOptions(method="optimal", objective=metric, time_limit=time_limit))
+            best[metric] = {"latency": float(r.cost.cycles), "energy": r.cost.energy_pj, "edp": r.cost.edp}[metric]
+            proven[metric] = r.proven_optimal
+        out.append(
+            LayerSamples(workload.name, tuple(p.name for p in group), shape, cost.cycles, cost.energy_pj, best, proven)
+        )
+    return out
+
+
+def percentile_rows(samples: Sequence[LayerSamples]) -> list[dict[str, object]]:
+    """One row per layer and metric: normalized min, p1, p10, p50, p90, p99, max and counts."""
+    rows: list[dict[str, object]] = []
+    for s in samples:
+        for metric in METRICS:
+            x = s.normalized(metric)
+            q = np.percentile(x, PERCENTILES)
+            for layer in s.layers:
+                row: dict[str, object] = {"workload": s.workload, "layer": layer, "metric": metric,
+                                          "M": s.shape[0], "K": s.shape[1], "N": s.shape[2], "min": float(x.min())}  # fmt: skip
+                row.update({f"p{p}": float(v) for p, v in zip(PERCENTILES, q)})
+                row.update({"max": float(x.max()), "spread": float(x.max() / x.min()), "samples": int(x.size),
+                            "optimum": s.best[metric], "proven_optimal": s.proven[metric]})  # fmt: skip
+                rows.append(row)
+    return rows
+
+
+CSV_FIELDS = ("workload", "layer", "metric", "M", "K", "N", "min", "p1", "p10", "p50", "p90", "p99", "max",
+              "spread", "samples", "optimum", "proven_optimal")  # fmt: skip
+
+
+def save_samples(path: str | Path, samples: Sequence[LayerSamples]) -> None:
+    """Keep the raw samples (npz) so plots can be redrawn without re-running the search."""
+    import io
+    import json
+
+    from gemmap.report import atomic_write
+
+    arrays: dict[str, np.ndarray] = {}
+    meta = []
+    for i, s in enumerate(samples):
+        arrays[f"cycles_{i}"] = s.cycles
+        arrays[f"energy_{i}"] = s.energy_pj
+        meta.append(
+            {
+                "workload": s.workload,
+                "layers": list(s.layers),
+                "shape": list(s.shape),
+                "best": s.best,
+                "proven": s.proven,
+            }
+        )
+    arrays["meta"] = np.array(json.dumps(meta))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write(path, buf.getvalue())
+
+
+def load_samples(path: str | Path) -> list[LayerSamples]:
+    import json
+
+    with np.load(path) as data:
+        meta = json.loads(str(data["meta"]))
+        return [
+            LayerSamples(
+                m["workload"],
+                tuple(m["layers"]),
+                tuple(m["shape"]),
+                data[f"cycles_{i}"],
+                data[f"energy_{i}"],
+                m["best"],
+                m["proven"],
+            )  # fmt: skip
+            for i, m in enumerate(meta)
+        ]
+
+
+def plot_cdf(samples: Sequence[LayerSamples], out_stem: str | Path, title: str = "") -> list[Path]:
+    """CDF panels (latency, energy, EDP), one line per layer shape, log x; PNG and SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gemmap.report import atomic_write
+
+    workloads = list(dict.fromkeys(s.workload for s in samples))
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), sharey=True)
+    cmap = plt.get_cmap("tab10")
+    for ax, metric in zip(axes, METRICS):
+        for i, s in enumerate(samples):
+            x = np.sort(s.normalized(metric))
+            y = np.arange(1, x.size + 1) / x.size
+            style = styles[workloads.index(s.workload) % len(styles)]
+            label = s.label if len(workloads) == 1 else f"{s.workload}: {s.label}"
+            ax.plot(x, y, style, color=cmap(i % 10), lw=1.4, label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{'EDP' if metric == 'edp' else metric} / optimum")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_title({"latency": "Latency", "energy": "Energy", "edp": "Energy-delay product"}[metric])
+    axes[0].set_ylabel("fraction of random valid mappings")
+    axes[-1].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = []
+    for ext in ("png", "svg"):
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=130)
+        path = Path(f"{out_stem}.{ext}")
+        atomic_write(path, buf.getvalue())
+        out.append(path)
+    plt.close(fig)
+    return out
