@@ -50,7 +50,9 @@ def map_workload(
             raise GemmapError(f"fusion policy '{fusion}' needs the scheduler, which is not available yet") from None
         layers = map_layers(arch, workload, options, on_layer=on_layer, cache=cache)
         return WorkloadResult(arch, workload.name, options.objective, fusion, layers)
-    return schedule_workload(arch, workload, options, policy=fusion, on_layer=on_layer, cache=cache).as_workload_result()
+    return schedule_workload(
+        arch, workload, options, policy=fusion, on_layer=on_layer, cache=cache
+    ).as_workload_result()
 
 
 @contextlib.contextmanager

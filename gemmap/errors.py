@@ -20,7 +20,5 @@ def check_choice(value: str, choices: Iterable[str], what: str) -> str:
     """Return ``value`` if it is one of ``choices``, else raise a GemmapError with a suggestion."""
     options = list(choices)
     if value not in options:
-        raise GemmapError(
-            f"unknown {what} '{value}'{did_you_mean(value, options)}; choose from {', '.join(options)}"
-        )
+        raise GemmapError(f"unknown {what} '{value}'{did_you_mean(value, options)}; choose from {', '.join(options)}")
     return value

@@ -75,7 +75,9 @@ class Mapping:
     def summary(self, arch: Arch) -> str:
         """A short one-line description for tables, e.g. ``ws 128x768x64 MNK db``."""
         Tm, Tk, Tn = self.local
-        db = "db" if self.db_spad and self.db_acc else ("db-sp" if self.db_spad else ("db-acc" if self.db_acc else "sb"))
+        db = (
+            "db" if self.db_spad and self.db_acc else ("db-sp" if self.db_spad else ("db-acc" if self.db_acc else "sb"))
+        )
         l2 = f" L2x{'x'.join(map(str, self.l2_factors))}/{self.l2_order}" if arch.l2 is not None else ""
         return f"{self.dataflow} {Tm}x{Tk}x{Tn} {self.dram_order}{l2} {db}"
 
@@ -167,10 +169,7 @@ class MappingBatch:
     @staticmethod
     def concat(batches: Sequence[MappingBatch]) -> MappingBatch:
         return MappingBatch(
-            **{
-                f.name: np.concatenate([getattr(b, f.name) for b in batches])
-                for f in dataclasses.fields(MappingBatch)
-            }
+            **{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in dataclasses.fields(MappingBatch)}
         )
 
 
@@ -242,6 +241,10 @@ def valid_mask(arch: Arch, problem: Problem, b: MappingBatch) -> np.ndarray:
     else:
         t = arch.datatypes
         T2 = np.minimum(b.l2_factors * T, D)
-        l2 = T2[:, 0] * T2[:, 1] * t.input_bytes + T2[:, 1] * T2[:, 2] * t.weight_bytes + T2[:, 0] * T2[:, 2] * t.acc_bytes
+        l2 = (
+            T2[:, 0] * T2[:, 1] * t.input_bytes
+            + T2[:, 1] * T2[:, 2] * t.weight_bytes
+            + T2[:, 0] * T2[:, 2] * t.acc_bytes
+        )
         ok &= l2 <= arch.l2.bytes
     return ok

@@ -170,7 +170,9 @@ def _loops(arch: Arch, m: Mapping, n1: list[int]) -> tuple[list[tuple[int, int, 
     return loops, [[a, b] for a, b in zip(n2, n1)]
 
 
-def visits(loops: list[tuple[int, int, int]], counts: list[list[int]], relevant: tuple[bool, ...], D: tuple[int, ...]) -> int:
+def visits(
+    loops: list[tuple[int, int, int]], counts: list[list[int]], relevant: tuple[bool, ...], D: tuple[int, ...]
+) -> int:
     """Tile elements of a tensor brought in below ``loops`` (the fills formula above)."""
     inner = -1
     for p, (d, _, bound) in enumerate(loops):
@@ -288,7 +290,14 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
 # --- the batched path --------------------------------------------------------------------
 
 
-def _visits_batch(dims: list[np.ndarray], levels: list[int], bounds: list[np.ndarray], counts: list[np.ndarray], relevant: tuple[bool, ...], D: np.ndarray) -> np.ndarray:
+def _visits_batch(
+    dims: list[np.ndarray],
+    levels: list[int],
+    bounds: list[np.ndarray],
+    counts: list[np.ndarray],
+    relevant: tuple[bool, ...],
+    D: np.ndarray,
+) -> np.ndarray:
     """Vectorised :func:`visits`: ``dims``/``bounds`` per loop position, ``counts`` per level (n, 3)."""
     rel = np.array(relevant)
     n = dims[0].shape[0]

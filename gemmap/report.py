@@ -47,7 +47,17 @@ def eng(x: float, unit: str = "") -> str:
     """Engineering notation: 1.23M, 45.6k."""
     if x == 0:
         return f"0{unit}"
-    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n")):
+    for scale, suffix in (
+        (1e15, "P"),
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "k"),
+        (1, ""),
+        (1e-3, "m"),
+        (1e-6, "µ"),
+        (1e-9, "n"),
+    ):
         if abs(x) >= scale:
             return f"{x / scale:.3g}{suffix}{unit}"
     return f"{x:.3g}{unit}"
@@ -122,7 +132,10 @@ def _dims_text(layer: LayerResult) -> str:
 
 
 def map_table(result: WorkloadResult, title: str | None = None) -> Table:
-    table = Table(title=title or f"{result.workload_name} on {result.arch.name} (objective {result.objective}, fusion {result.fusion})")
+    table = Table(
+        title=title
+        or f"{result.workload_name} on {result.arch.name} (objective {result.objective}, fusion {result.fusion})"
+    )
     for col, just in (("layer", "left"), ("op", "left"), ("dims", "left"), ("x", "right"), ("cycles", "right"),
                       ("energy", "right"), ("EDP", "right"), ("util", "right"), ("DRAM", "right"),
                       ("vs bound", "right"), ("mapping", "left"), ("search", "left")):  # fmt: skip
@@ -155,7 +168,9 @@ def loop_nests(result: WorkloadResult, names: Iterable[str] | None = None) -> st
     out = []
     for x in result.layers:
         if x.mapping and (wanted is None or x.name in wanted):
-            out.append(f"== {x.name} ({x.mapping.summary(result.arch)})\n{x.mapping.loop_nest(result.arch, _problem_of(x))}")
+            out.append(
+                f"== {x.name} ({x.mapping.summary(result.arch)})\n{x.mapping.loop_nest(result.arch, _problem_of(x))}"
+            )
     return "\n\n".join(out)
 
 

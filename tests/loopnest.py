@@ -34,7 +34,11 @@ def walk(dims: dict[str, int], m: Mapping, has_l2: bool) -> dict[tuple[str, str]
     if has_l2:
         f = {d: min(fi, n_local[d]) for d, fi in zip(DIMS, m.l2_factors)}
         nominal += [(d, f[d]) for d in m.l2_order]
-    depth = {(t, lvl): _load_depth(nominal if lvl == "local" else nominal[:3], rel) for t, rel in RELEVANT.items() for lvl in ("local", "l2")}
+    depth = {
+        (t, lvl): _load_depth(nominal if lvl == "local" else nominal[:3], rel)
+        for t, rel in RELEVANT.items()
+        for lvl in ("local", "l2")
+    }
     last: dict[tuple[str, str], tuple | None] = dict.fromkeys(depth)
     moved = dict.fromkeys(depth, 0)
     order_outer = list(m.dram_order)

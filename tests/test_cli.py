@@ -12,12 +12,16 @@ from tests.conftest import ROOT
 
 
 def gemmap(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gemmap.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gemmap.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_map_bert_heuristic_json(tmp_path):
     out = tmp_path / "bert.json"
-    r = gemmap("map", "workloads/bert.yaml", "--search", "heuristic", "--json", str(out), "--csv", str(tmp_path / "b.csv"))
+    r = gemmap(
+        "map", "workloads/bert.yaml", "--search", "heuristic", "--json", str(out), "--csv", str(tmp_path / "b.csv")
+    )
     assert r.returncode == 0, r.stderr
     data = json.loads(out.read_text())
     assert data["arch"]["pe_rows"] == 16 and data["arch"]["spad_kib"] == 256 and data["arch"]["acc_kib"] == 64
@@ -82,7 +86,9 @@ def test_sram_too_small_for_any_tile(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args", [["--spad-kib", "0"], ["--acc-kib", "-3"], ["--objective", "edpp"], ["--samples", "0"]])
+@pytest.mark.parametrize(
+    "args", [["--spad-kib", "0"], ["--acc-kib", "-3"], ["--objective", "edpp"], ["--samples", "0"]]
+)
 def test_bad_flags_exit_2(args):
     r = gemmap("map", "workloads/bert-tiny.yaml", *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gemmap.cli import cdf, map as map_cmd, schedule, sweep
+from gemmap.cli import cdf, schedule, sweep
+from gemmap.cli import map as map_cmd
 from gemmap.errors import GemmapError
 
 COMMANDS = (map_cmd, cdf, sweep, schedule)

@@ -45,7 +45,9 @@ def choice_list(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
         items = [t.strip() for t in text.split(",")]
         for t in items:
             if t not in choices:
-                raise argparse.ArgumentTypeError(f"unknown value '{t}'{did_you_mean(t, choices)}; choose from {', '.join(choices)}")
+                raise argparse.ArgumentTypeError(
+                    f"unknown value '{t}'{did_you_mean(t, choices)}; choose from {', '.join(choices)}"
+                )
         return items
 
     return parse
@@ -64,7 +66,11 @@ def add_search_args(p: argparse.ArgumentParser, default_method: str = "optimal")
     p.add_argument("--objective", choices=OBJECTIVES, default="edp", help="what to minimize (default: edp)")
     p.add_argument("--samples", type=positive_int, default=10_000, help="samples for --search random (default: 10000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--time-limit", type=positive_float, help="seconds per layer for --search optimal; best-so-far is reported as not proven")
+    p.add_argument(
+        "--time-limit",
+        type=positive_float,
+        help="seconds per layer for --search optimal; best-so-far is reported as not proven",
+    )
 
 
 def arch_from_args(args: argparse.Namespace) -> Arch:

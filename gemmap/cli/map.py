@@ -28,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion", default="none", help="fusion policy: none, all or auto (default: none)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per layer as CSV")
-    p.add_argument("--explain", metavar="LAYER", nargs="?", const="*", help="print the loop nest of LAYER (all layers if no name)")
+    p.add_argument(
+        "--explain", metavar="LAYER", nargs="?", const="*", help="print the loop nest of LAYER (all layers if no name)"
+    )
     p.set_defaults(run=run)
 
 

@@ -90,8 +90,18 @@ def find_mapping(arch: Arch, problem: Problem, options: SearchOptions, *, full_r
         mapping = heuristic_mapping(arch, problem, options.dataflow, full_rows=full_rows)
         reason = invalid_reason(arch, problem, mapping)
         if reason is not None:
-            raise GemmapError(f"{problem.name}: Gemmini's tiler picks {mapping.summary(arch)}, which does not fit: {reason}")
-        return SearchResult(mapping, evaluate(arch, problem, mapping), "heuristic", options.objective, 1, time.perf_counter() - start, False)
+            raise GemmapError(
+                f"{problem.name}: Gemmini's tiler picks {mapping.summary(arch)}, which does not fit: {reason}"
+            )
+        return SearchResult(
+            mapping,
+            evaluate(arch, problem, mapping),
+            "heuristic",
+            options.objective,
+            1,
+            time.perf_counter() - start,
+            False,
+        )
     if options.method == "random":
         from gemmap.search.random import random_search
 
