@@ -290,117 +290,149 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
 # --- the batched path --------------------------------------------------------------------
 
 
-def _visits_batch(
-    dims: list[np.ndarray],
-    levels: list[int],
-    bounds: list[np.ndarray],
-    counts: list[np.ndarray],
-    relevant: tuple[bool, ...],
-    D: np.ndarray,
-) -> np.ndarray:
-    """Vectorised :func:`visits`: ``dims``/``bounds`` per loop position, ``counts`` per level (n, 3)."""
-    rel = np.array(relevant)
-    n = dims[0].shape[0]
-    inner = np.full(n, -1)
-    for p, (d, b) in enumerate(zip(dims, bounds)):
-        inner = np.where(rel[d] & (b > 1), p, inner)
-    deepest = np.full((n, 3), -1)
-    for p, (d, lvl, b) in enumerate(zip(dims, levels, bounds)):
-        hit = (p <= inner) & (b > 1)
-        for j in range(3):
-            if not relevant[j]:
-                col = deepest[:, j]
-                deepest[:, j] = np.where(hit & (d == j), np.maximum(col, lvl), col)
-    total = np.ones(n, dtype=np.int64)
-    for j in range(3):
-        if relevant[j]:
-            total *= D[j]
-        else:
-            per_level = np.where(deepest[:, j] == 1, counts[1][:, j], counts[0][:, j])
-            total *= np.where(deepest[:, j] >= 0, per_level, 1)
-    return total
+def _fill_level_table() -> np.ndarray:
+    """FILL_LEVEL[t, od, ol, md, ml]: which tile count multiplies the fills of tensor t (A, B, C)
+    into the local level — 0: none (×1), 1: the DRAM-level count of t's unindexed dim, 2: its
+    L2-level count — for DRAM order ``od``, L2 order ``ol`` and the masks ``md``/``ml`` (bit j set
+    when dim j's loop has bound > 1 at that level). It is :func:`visits` run on every loop shape;
+    with ``ml = 0`` it also gives the fills of a single (DRAM) level."""
+    table = np.zeros((3, 6, 6, 8, 8), dtype=np.int8)
+    for od, ol, md, ml in np.ndindex(6, 6, 8, 8):
+        loops = [(int(d), 0, 2 if md >> int(d) & 1 else 1) for d in ORDER_DIMS[od]]
+        loops += [(int(d), 1, 2 if ml >> int(d) & 1 else 1) for d in ORDER_DIMS[ol]]
+        for t, name in enumerate(TENSORS):
+            # counts: 2 at the DRAM level, 3 at the L2 level, so visits() reveals the level
+            v = visits(loops, [[2, 3]] * 3, RELEVANT[name], (1, 1, 1))
+            table[t, od, ol, md, ml] = {1: 0, 2: 1, 3: 2}[v]
+    return table
 
 
-def _fold_cycles_batch(arch: Arch, ws: np.ndarray, em, ek, en) -> np.ndarray:
-    R, C = arch.dim_rows, arch.dim_cols
-    folds = np.where(ws, -(-ek // R) * -(-en // C), -(-em // R) * -(-en // C))
-    stream = np.where(ws, em, ek)
-    edge = np.where(ws, 2 * R + C - 2, R + C - 2)
-    if arch.pe_array.stationary_overlap:
-        return edge + folds * np.maximum(stream, R)
-    return folds * (edge + stream)
+#: see :func:`_fill_level_table`
+FILL_LEVEL = _fill_level_table()
+#: the dim each tensor does not index (A: N, B: M, C: K)
+UNINDEXED = tuple(RELEVANT[x].index(False) for x in TENSORS)
 
 
-def evaluate_batch(arch: Arch, problem: Problem, b: MappingBatch) -> BatchCost:
-    """Costs of many mappings at once (numpy); equal to :func:`evaluate` mapping by mapping."""
-    t, e = arch.datatypes, arch.energy
+def level_masks(counts: np.ndarray) -> np.ndarray:
+    """Bit j set where ``counts[:, j] > 1`` (the loop of dim j is not trivial)."""
+    return (counts[:, 0] > 1) + 2 * (counts[:, 1] > 1) + 4 * (counts[:, 2] > 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalTerms:
+    """The parts of a mapping's cost fixed by its dataflow, local tile and buffering alone
+    (not by the L2 tiling or the loop orders): array cycles, exposed first load / last store,
+    and the on-chip access counts that do not depend on traffic."""
+
+    compute: np.ndarray  # array cycles of all local tiles
+    prologue: np.ndarray  # first A+B load when the scratchpad is double-buffered (cycles)
+    epilogue: np.ndarray  # last C store when the accumulator is double-buffered (cycles)
+    stationary: np.ndarray  # bytes through the PEs' stationary registers
+    spad_reads: np.ndarray  # scratchpad bytes read into the array
+    accumulations: np.ndarray  # accumulator read-modify-writes (elements)
+    db_spad: np.ndarray
+    db_acc: np.ndarray
+
+
+def local_terms(
+    arch: Arch, problem: Problem, ws: np.ndarray, T: np.ndarray, db_spad: np.ndarray, db_acc: np.ndarray
+) -> LocalTerms:
+    """:class:`LocalTerms` of local tiles ``T`` (n, 3) with dataflow ``ws`` (True: WS, False: OS).
+
+    Array cycles are separable over dims: with per dim n1 tiles (n1 − 1 full, one of extent
+    ``last``), nb = Σ ceil(extent / DIM) blocks and S = Σ max(extent, R), a WS tile sum is
+    ``edge·n1m·n1k·n1n + Sm·nbk·nbn`` (OS: ``edge·Π n1 + nbm·nbn·Sk``), the sum over tiles of
+    :func:`fold_cycles`; without stationary overlap it is ``nb·nb·(edge·n1 + D)``.
+    """
+    t = arch.datatypes
     R, C = arch.dim_rows, arch.dim_cols
     D = np.array(problem.shape_key(), dtype=np.int64)
     M, K, N = (int(x) for x in D)
-    macs = M * K * N
-    T = b.local
     n1 = -(-D // T)
-    ws = b.dataflow == 0
-
-    dram_dims = ORDER_DIMS[b.dram_order].T  # (3, n): dim at each DRAM position
-    if arch.l2 is None:
-        n_dram = f = n1
-        dims = list(dram_dims)
-        levels = [0, 0, 0]
-    else:
-        f = np.minimum(b.l2_factors, n1)
-        n_dram = -(-n1 // f)
-        dims = list(dram_dims) + list(ORDER_DIMS[b.l2_order].T)
-        levels = [0, 0, 0, 1, 1, 1]
-    per_level = [n_dram, n1]  # tiles of each dim counted down to each level
-    loop_bounds = [n_dram, f]  # the bound of each dim's loop at each level
-    rows = np.arange(len(b))
-    bounds = [loop_bounds[lvl][rows, d] for d, lvl in zip(dims, levels)]
-
-    def boundary(npos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        v = [_visits_batch(dims[:npos], levels[:npos], bounds[:npos], per_level, RELEVANT[x], D) for x in TENSORS]
-        spill = v[2] - M * N
-        spad_in = v[0] * t.input_bytes + v[1] * t.weight_bytes
-        c_bytes = 2 * spill * t.acc_bytes + M * N * t.output_bytes
-        return spad_in, c_bytes, spad_in + c_bytes
-
-    spad_bytes, acc_bytes, local_total = boundary(len(dims))
-    if arch.l2 is None:
-        dram_bytes, l2_total = local_total, 0
-    else:
-        dram_bytes = boundary(3)[2]
-        l2_total = local_total + dram_bytes
-
     last = D - (n1 - 1) * T
-    compute = np.zeros(len(b), dtype=np.int64)
-    for sm in (0, 1):
-        for sk in (0, 1):
-            for sn in (0, 1):
-                ext = [np.where(s, last[:, j], T[:, j]) for j, s in enumerate((sm, sk, sn))]
-                cnt = [np.where(s, 1, n1[:, j] - 1) for j, s in enumerate((sm, sk, sn))]
-                compute += cnt[0] * cnt[1] * cnt[2] * _fold_cycles_batch(arch, ws, *ext)
+    nb = [(n1[:, j] - 1) * -(-T[:, j] // w) + -(-last[:, j] // w) for j, w in enumerate((R, R, C))]
+    n_all = n1[:, 0] * n1[:, 1] * n1[:, 2]
+    if arch.pe_array.stationary_overlap:
+        sm, sk = ((n1[:, j] - 1) * np.maximum(T[:, j], R) + np.maximum(last[:, j], R) for j in (0, 1))
+        compute = np.where(ws, (2 * R + C - 2) * n_all + sm * nb[1] * nb[2], (R + C - 2) * n_all + nb[0] * nb[2] * sk)
+    else:
+        compute = np.where(
+            ws, nb[1] * nb[2] * ((2 * R + C - 2) * n1[:, 0] + M), nb[0] * nb[2] * ((R + C - 2) * n1[:, 1] + K)
+        )
+    bw = arch.local_bytes_per_cycle
+    Tm, Tk, Tn = T[:, 0], T[:, 1], T[:, 2]
+    return LocalTerms(
+        compute=compute,
+        prologue=np.where(db_spad, (Tm * Tk * t.input_bytes + Tk * Tn * t.weight_bytes) / bw, 0.0),
+        epilogue=np.where(db_acc, last[:, 0] * last[:, 2] * t.output_bytes / bw, 0.0),
+        stationary=np.where(ws, n1[:, 0] * K * N * t.weight_bytes, n1[:, 1] * M * N * t.acc_bytes),
+        spad_reads=nb[2] * M * K * t.input_bytes + np.where(ws, n1[:, 0], nb[0]) * K * N * t.weight_bytes,
+        accumulations=np.where(ws, nb[1], n1[:, 1]) * M * N,
+        db_spad=db_spad,
+        db_acc=db_acc,
+    )
 
+
+def traffic_bytes(
+    arch: Arch, problem: Problem, va: np.ndarray, vb: np.ndarray, vc: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(A+B bytes in, C bytes in+out) across one boundary from the fills of A, B and C."""
+    t = arch.datatypes
+    M, _, N = problem.shape_key()
+    return va * t.input_bytes + vb * t.weight_bytes, 2 * (vc - M * N) * t.acc_bytes + M * N * t.output_bytes
+
+
+def combine(arch: Arch, problem: Problem, lt: LocalTerms, spad_bytes, acc_bytes, dram_bytes, l2_total) -> BatchCost:
+    """Cycles and energy from :class:`LocalTerms` and the bytes moved (module docstring, Time and
+    Energy); ``l2_total`` is every byte through the L2 (0 without one). Monotone in every byte count."""
+    t, e = arch.datatypes, arch.energy
+    macs = problem.macs
     bw = arch.local_bytes_per_cycle
     t_spad, t_acc = spad_bytes / bw, acc_bytes / bw
-    overlapped = np.where(b.db_spad, t_spad, 0.0) + np.where(b.db_acc, t_acc, 0.0)
-    serial = np.where(b.db_spad, 0.0, t_spad) + np.where(b.db_acc, 0.0, t_acc)
-    Tm, Tk, Tn = T[:, 0], T[:, 1], T[:, 2]
-    prologue = np.where(b.db_spad, (Tm * Tk * t.input_bytes + Tk * Tn * t.weight_bytes) / bw, 0.0)
-    epilogue = np.where(b.db_acc, last[:, 0] * last[:, 2] * t.output_bytes / bw, 0.0)
-    core = serial + np.maximum(compute.astype(np.float64), overlapped) + prologue + epilogue
+    overlapped = np.where(lt.db_spad, t_spad, 0.0) + np.where(lt.db_acc, t_acc, 0.0)
+    serial = np.where(lt.db_spad, 0.0, t_spad) + np.where(lt.db_acc, 0.0, t_acc)
+    core = serial + np.maximum(lt.compute.astype(np.float64), overlapped) + lt.prologue + lt.epilogue
     cycles = np.ceil(np.maximum(core, dram_bytes / arch.dram.bytes_per_cycle)).astype(np.int64)
-
-    nb = [(n1[:, j] - 1) * -(-T[:, j] // w) + -(-last[:, j] // w) for j, w in enumerate((R, R, C))]
-    stationary = np.where(ws, n1[:, 0] * K * N * t.weight_bytes, n1[:, 1] * M * N * t.acc_bytes)
-    spad_reads = nb[2] * M * K * t.input_bytes + np.where(ws, n1[:, 0], nb[0]) * K * N * t.weight_bytes
-    accumulations = np.where(ws, nb[1], n1[:, 1]) * M * N
     energy = (
         macs * e.mac_pj
-        + (macs * (t.input_bytes + t.weight_bytes + t.acc_bytes) + stationary) * e.reg_pj_per_byte
-        + (spad_reads + spad_bytes) * arch.spad_pj_per_byte()
-        + (2 * t.acc_bytes * accumulations + acc_bytes) * arch.acc_pj_per_byte()
+        + (macs * (t.input_bytes + t.weight_bytes + t.acc_bytes) + lt.stationary) * e.reg_pj_per_byte
+        + (lt.spad_reads + spad_bytes) * arch.spad_pj_per_byte()
+        + (2 * t.acc_bytes * lt.accumulations + acc_bytes) * arch.acc_pj_per_byte()
         + l2_total * arch.l2_pj_per_byte()
         + dram_bytes * arch.dram.pj_per_byte
         + cycles * e.leakage_pj_per_cycle
     )
-    return BatchCost(cycles=cycles, energy_pj=energy, dram_bytes=dram_bytes, compute_cycles=compute)
+    return BatchCost(cycles=cycles, energy_pj=energy, dram_bytes=dram_bytes, compute_cycles=lt.compute)
+
+
+def evaluate_batch(arch: Arch, problem: Problem, b: MappingBatch) -> BatchCost:
+    """Costs of many mappings at once (numpy); equal to :func:`evaluate` mapping by mapping."""
+    D = np.array(problem.shape_key(), dtype=np.int64)
+    sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])
+    T = b.local
+    n1 = -(-D // T)
+    zero = np.zeros(len(b), dtype=np.int64)
+    if arch.l2 is None:
+        n_dram, ol, ml = n1, zero, zero
+    else:
+        f = np.minimum(b.l2_factors, n1)
+        n_dram, ol, ml = -(-n1 // f), b.l2_order, level_masks(f)
+    md = level_masks(n_dram)
+
+    def fills(ol: np.ndarray, ml: np.ndarray) -> list[np.ndarray]:
+        """Fills of A, B, C below the loops (``ml = 0``: below the DRAM level only)."""
+        out = []
+        for x, g in enumerate(UNINDEXED):
+            code = FILL_LEVEL[x][b.dram_order, ol, md, ml]
+            out.append(sizes[x] * np.where(code == 2, n1[:, g], np.where(code == 1, n_dram[:, g], 1)))
+        return out
+
+    spad_bytes, acc_bytes = traffic_bytes(arch, problem, *fills(ol, ml))
+    if arch.l2 is None:
+        dram_bytes, l2_total = spad_bytes + acc_bytes, 0
+    else:
+        a2, c2 = traffic_bytes(arch, problem, *fills(zero, zero))
+        dram_bytes = a2 + c2
+        l2_total = spad_bytes + acc_bytes + dram_bytes
+    lt = local_terms(arch, problem, b.dataflow == 0, T, b.db_spad, b.db_acc)
+    return combine(arch, problem, lt, spad_bytes, acc_bytes, dram_bytes, l2_total)
