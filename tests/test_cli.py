@@ -37,7 +37,7 @@ def test_map_bert_heuristic_json(tmp_path):
         assert x["dram_bytes"] >= x["dram_bytes_lower_bound"] >= 0
         assert x["edp"] == pytest.approx(x["energy_pj"] * x["cycles"])
         assert 0 < x["utilization"] <= 1 or not x["macs"]
-        assert x["search"]["method"] == "heuristic"
+        assert not x["macs"] or x["search"]["method"] == "heuristic"  # non-linear ops: no search
     total = data["total"]
     assert total["cycles"] == sum(x["cycles"] * x["repeat"] for x in data["layers"])
     assert total["energy_pj"] == pytest.approx(sum(x["energy_pj"] * x["repeat"] for x in data["layers"]))

@@ -1,16 +1,212 @@
-"""``gemmap schedule``: not implemented yet (see the open issue)."""
+"""``gemmap schedule``: fused vs unfused schedules, site by site (DESIGN §7, §8).
+
+With one configuration: a table of the sites (unfused and fused cycles, energy, DRAM bytes, the
+time breakdown and the verdict) and the totals of the ``none``, ``all`` and ``auto`` policies;
+``--json`` writes the §8 record. With lists (``--seq-len``, ``--acc-kib``, ``--spad-kib``): one
+row per configuration with each site's verdict and margin, and ``--json`` writes
+``{"points": [{"seq_len", "acc_kib", "spad_kib", "sites", "total"}, ...]}``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 
+from rich.console import Console
+from rich.table import Table
+
+from gemmap import api
+from gemmap.arch import DEFAULT_ARCH, Arch, load_arch
+from gemmap.cli.common import add_search_args, int_list, search_options
 from gemmap.errors import GemmapError
+from gemmap.mapper import SearchCache
+from gemmap.report import eng, print_table, write_json
+from gemmap.schedule import POLICIES, ScheduleResult, fusion_sites, schedule_workload
+from gemmap.search import SearchOptions
+from gemmap.workload import load_workload
+
+EXAMPLES = """examples:
+  gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml
+  gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml --search heuristic --json out/s.json --plot out/s
+  gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml --acc-kib 64,128,256 --seq-len 128,512,2048
+  gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml --search heuristic --ratio-plot out/ratio
+"""
+
+RATIO_SEQ_LENS = (128, 256, 512, 1024, 2048, 4096)
+RATIO_ACC_KIB = (64, 128, 256)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("schedule", help="(not available yet)")
+    p = sub.add_parser("schedule", help="fused vs unfused schedules (matmul+Softmax/LayerNorm/GELU), site by site",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("workload", help="workload YAML (e.g. workloads/bert.yaml)")
+    p.add_argument("--arch", default=str(DEFAULT_ARCH), help="architecture YAML (default: arch/gemmini.yaml)")
+    p.add_argument("--spad-kib", type=int_list, help="scratchpad size(s) in KiB, comma-separated")
+    p.add_argument("--acc-kib", type=int_list, help="accumulator size(s) in KiB, comma-separated")
+    p.add_argument("--seq-len", type=int_list, help="BERT sequence length(s), comma-separated")
+    p.add_argument("--dataflow", choices=("ws", "os"), help="restrict to one dataflow (default: what the arch allows)")
+    add_search_args(p)
+    p.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    p.add_argument(
+        "--plot", metavar="FILE", help="write FILE.png and FILE.svg: per-site time breakdown and a one-layer Gantt"
+    )
+    p.add_argument("--ratio-plot", metavar="FILE", help="write FILE.png/.svg: fused/unfused latency per site vs sequence "
+                   f"length (--seq-len, default {','.join(map(str, RATIO_SEQ_LENS))}) for the --acc-kib sizes "
+                   f"(default {','.join(map(str, RATIO_ACC_KIB))})")  # fmt: skip
     p.set_defaults(run=run)
 
 
+class Runner:
+    """Schedules configurations, sharing one search cache per (spad, acc) arch."""
+
+    def __init__(self, base: Arch, workload_path: str, options: SearchOptions) -> None:
+        self.base, self.path, self.options = base, workload_path, options
+        self._caches: dict[tuple[int | None, int | None], tuple[Arch, SearchCache]] = {}
+        self._done: dict[tuple[int | None, int | None, int | None], ScheduleResult] = {}
+
+    def arch(self, spad: int | None, acc: int | None) -> tuple[Arch, SearchCache]:
+        if (spad, acc) not in self._caches:
+            arch = self.base.with_overrides(spad_kib=spad, acc_kib=acc)
+            self._caches[spad, acc] = (arch, SearchCache(arch, self.options))
+        return self._caches[spad, acc]
+
+    def run(self, seq: int | None, spad: int | None, acc: int | None, tick) -> ScheduleResult:
+        key = (seq, spad, acc)
+        if key not in self._done:
+            arch, cache = self.arch(spad, acc)
+            workload = load_workload(self.path, seq_len=seq)
+            self._done[key] = schedule_workload(arch, workload, self.options, "auto", on_layer=tick, cache=cache)
+        return self._done[key]
+
+
+def _verdict(ratio: float | None, fused: bool) -> str:
+    if ratio is None:
+        return "infeasible"
+    return f"{'fused' if fused else 'unfused'} {ratio - 1:+.1%}"
+
+
+def site_table(r: ScheduleResult) -> Table:
+    t = Table(title=f"{r.workload_name} on {r.arch.name} (acc {r.arch.accumulator.kib} KiB, spad {r.arch.scratchpad.kib} KiB, "
+                    f"objective {r.objective}): fused vs unfused per site, one instance")  # fmt: skip
+    cols = (
+        "site",
+        "x",
+        "schedule",
+        "cycles",
+        "compute",
+        "memory",
+        "norm",
+        "energy",
+        "DRAM",
+        "mapping",
+        "latency",
+        "chosen",
+    )
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("site", "schedule", "mapping", "chosen") else "right")
+    for s, fuse in zip(r.sites, r.auto_choice):
+        for name, sched in (("unfused", s.unfused), ("fused", s.fused)):
+            first = name == "unfused"
+            if sched is None:
+                t.add_row("", "", name, "-", "", "", "", "", "", s.reason, "", "")
+                continue
+            change = "" if first else f"{s.ratio('latency') - 1:+.1%}"  # type: ignore[operator]
+            t.add_row(
+                s.site.name if first else "", str(s.site.repeat) if first else "", name, eng(sched.cycles),
+                eng(sched.compute_cycles), eng(sched.memory_cycles), eng(sched.norm_cycles), eng(sched.energy_pj * 1e-12, "J"),
+                eng(sched.dram_bytes, "B"), sched.matmul.mapping.summary(r.arch), change,
+                ("<-" if sched.fused == fuse else ""),
+            )  # fmt: skip
+        t.add_section()
+    return t
+
+
+def totals_table(r: ScheduleResult) -> Table:
+    t = Table(title="whole workload")
+    for c in ("policy", "cycles", "energy", "EDP", "vs none"):
+        t.add_column(c, justify="left" if c == "policy" else "right")
+    none = r.total("none")
+    for p in POLICIES:
+        x = r.total(p)
+        t.add_row(
+            p,
+            eng(x.cycles),
+            eng(x.energy_pj * 1e-12, "J"),
+            eng(x.edp * 1e-12, "J·cyc"),
+            f"{x.cycles / none.cycles - 1:+.2%} cycles",
+        )
+    return t
+
+
+def sweep_table(points: list[tuple[tuple[int | None, int | None, int | None], ScheduleResult]]) -> Table:
+    first = points[0][1]
+    t = Table(
+        title=f"{first.workload_name} on {first.arch.name}: verdict per site (fused/unfused latency - 1, objective {first.objective})"
+    )
+    for c in ("seq", "acc KiB", "spad KiB"):
+        t.add_column(c, justify="right")
+    for s in first.sites:
+        t.add_column(s.site.name)
+    t.add_column("auto vs none", justify="right")
+    for (seq, _, _), r in points:
+        verdicts = {s.site.name: _verdict(s.ratio("latency"), f) for s, f in zip(r.sites, r.auto_choice)}
+        gain = r.total("auto").cycles / r.total("none").cycles - 1
+        t.add_row(str(seq or "-"), str(r.arch.accumulator.kib), str(r.arch.scratchpad.kib),
+                  *[verdicts.get(s.site.name, "-") for s in first.sites], f"{gain:+.2%}")  # fmt: skip
+    return t
+
+
 def run(args: argparse.Namespace) -> int:
-    raise GemmapError("'gemmap schedule' is not available yet")
+    base = load_arch(args.arch)
+    if args.dataflow and args.dataflow not in base.dataflows:
+        raise GemmapError(f"{args.arch}: {base.name} does not support dataflow {args.dataflow}")
+    options = search_options(args)
+    seqs: list[int | None] = list(args.seq_len or [None])
+    spads: list[int | None] = list(args.spad_kib or [None])
+    accs: list[int | None] = list(args.acc_kib or [None])
+    workload = load_workload(args.workload, seq_len=seqs[0])
+    if not fusion_sites(workload)[0]:
+        raise GemmapError(f"{args.workload}: workload '{workload.name}' has no fusion site (no Softmax, LayerNorm or GELU "
+                          "after a matmul); nothing to schedule — use 'gemmap map'")  # fmt: skip
+    runner = Runner(base, args.workload, options)
+    console = Console(stderr=True)
+    grid = list(itertools.product(seqs, spads, accs))
+    per_point = len(workload.problems)
+    with api.progress(console, total=len(grid) * per_point, what="scheduling") as tick:
+        points = [((seq, spad, acc), runner.run(seq, spad, acc, tick)) for seq, spad, acc in grid]
+    if len(points) == 1:
+        result = points[0][1]
+        print_table(site_table(result))
+        print_table(totals_table(result))
+        if args.json:
+            write_json(args.json, {**result.to_json(), "search": options.method, "seq_len": seqs[0]})
+    else:
+        print_table(sweep_table(points))
+        if args.json:
+            write_json(args.json, {"search": options.method, "objective": options.objective, "points": [
+                {"seq_len": seq, "acc_kib": r.arch.accumulator.kib, "spad_kib": r.arch.scratchpad.kib,
+                 "sites": r.to_json()["sites"], "total": r.to_json()["total"]} for (seq, _, _), r in points]})  # fmt: skip
+    if args.plot:
+        from gemmap.schedule_plots import plot_schedule
+
+        plot_schedule(points[0][1], args.plot)
+    if args.ratio_plot:
+        ratio_plot(runner, args, console)
+    return 0
+
+
+def ratio_plot(runner: Runner, args: argparse.Namespace, console: Console) -> None:
+    from gemmap.schedule_plots import plot_ratio
+
+    seqs = list(args.seq_len) if args.seq_len and len(args.seq_len) > 1 else list(RATIO_SEQ_LENS)
+    accs = list(args.acc_kib or RATIO_ACC_KIB)
+    spad = args.spad_kib[0] if args.spad_kib else None
+    series: dict[str, dict[int, list[tuple[int, float | None]]]] = {}
+    nproblems = len(load_workload(args.workload, seq_len=seqs[0]).problems)
+    with api.progress(console, total=len(seqs) * len(accs) * nproblems, what="ratio plot") as tick:
+        for acc, seq in itertools.product(accs, seqs):
+            r = runner.run(seq, spad, acc, tick)
+            for s in r.sites:
+                series.setdefault(s.site.name, {}).setdefault(acc, []).append((seq, s.ratio("latency")))
+    title = f"{runner.base.name}, search {runner.options.method}: fused / unfused latency per site"
+    plot_ratio(series, title, args.ratio_plot)
