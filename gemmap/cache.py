@@ -29,7 +29,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from gemmap.arch import Arch
@@ -137,17 +137,18 @@ class StoredResult:
 
 class SharedSearchCache(SearchCache):
     """A :class:`~gemmap.mapper.SearchCache` that can be seeded with stored results, that also
-    remembers "no mapping" answers (a GemmapError is raised again from the cache), and that
-    records which results it had to search itself (``drain_fresh``), so a sweep can store them.
+    remembers "no mapping" answers (a GemmapError is raised again from the cache), and that can
+    log which results one task used (:meth:`recording`), so a sweep can store those it lacks.
 
-    Thread-safe enough for Dask's threaded workers: a lost race only searches a shape twice.
+    Thread-safe enough for Dask's threaded workers (logs are per thread; a lost race only
+    searches a shape twice).
     """
 
     def __init__(self, arch: Arch, options: SearchOptions) -> None:
         super().__init__(arch, options)
         self._lock = threading.Lock()
         self._known: dict[tuple[Shape, bool], SearchResult | str] = {}
-        self._fresh: dict[tuple[Shape, bool], SearchResult | str] = {}
+        self._local = threading.local()
 
     def seed(self, stored: Iterable[StoredResult]) -> None:
         for s in stored:
@@ -159,6 +160,16 @@ class SharedSearchCache(SearchCache):
             with self._lock:
                 self._known.setdefault(key, result)
 
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[set[tuple[Shape, bool]]]:
+        """Log the (shape, full_rows) keys this thread asks for inside the block."""
+        log: set[tuple[Shape, bool]] = set()
+        self._local.log = log
+        try:
+            yield log
+        finally:
+            self._local.log = None
+
     def _lookup(self, key: tuple[Shape, bool]) -> SearchResult | None:
         with self._lock:
             hit = self._known.get(key)
@@ -168,6 +179,9 @@ class SharedSearchCache(SearchCache):
 
     def get(self, problem: Problem, full_rows: bool = False) -> SearchResult:
         key = (problem.shape_key(), full_rows)
+        log = getattr(self._local, "log", None)
+        if log is not None:
+            log.add(key)
         hit = self._lookup(key)
         if hit is not None:
             return hit
@@ -176,20 +190,15 @@ class SharedSearchCache(SearchCache):
         except GemmapError as exc:
             result = str(exc)
         with self._lock:
-            if key not in self._known:
-                self._known[key] = result
-                self._fresh[key] = result
+            self._known.setdefault(key, result)
         hit = self._lookup(key)
         assert hit is not None
         return hit
 
-    def drain_fresh(self) -> tuple[StoredResult, ...]:
-        """Results searched here since the last drain, as StoredResults (each returned once)."""
+    def export(self, keys: Iterable[tuple[Shape, bool]]) -> tuple[StoredResult, ...]:
+        """The results held for ``keys``, as StoredResults, in key order."""
         with self._lock:
-            fresh, self._fresh = self._fresh, {}
-        return tuple(
-            StoredResult.of(shape, full, r) for (shape, full), r in sorted(fresh.items(), key=lambda kv: kv[0])
-        )
+            return tuple(StoredResult.of(shape, full, self._known[(shape, full)]) for shape, full in sorted(keys))
 
     @property
     def size(self) -> int:
@@ -224,11 +233,14 @@ class SearchStore:
         return tuple(out)
 
     def store(self, key: str, results: Iterable[StoredResult]) -> int:
+        """Add ``results`` under ``key`` (ones already there are kept); returns how many were new."""
         rows = [(key, *r.shape, int(r.full_rows), r.mapping_json(), r.info_json()) for r in results]
-        if rows:
-            with self._db:
-                self._db.executemany("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-        return len(rows)
+        if not rows:
+            return 0
+        before = self._db.total_changes
+        with self._db:
+            self._db.executemany("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        return self._db.total_changes - before
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])

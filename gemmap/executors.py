@@ -12,8 +12,11 @@ import concurrent.futures as cf
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -50,9 +53,22 @@ class InlineExecutor:
         return fn(arg)
 
 
-def _ignore_sigint() -> None:
+def _worker_init(driver_pid: int) -> None:
     # the driver owns Ctrl-C: it stops the workers itself, after keeping what has finished
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    # a driver killed outright (SIGKILL) cannot stop its workers: they notice and leave
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(driver_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # pragma: no cover - the pid was reused by another user
+                os._exit(1)
+
+    threading.Thread(target=watch, name="gemmap-driver-watch", daemon=True).start()
 
 
 class ProcessExecutor:
@@ -64,7 +80,9 @@ class ProcessExecutor:
         if method == "forkserver" and preload:
             ctx.set_forkserver_preload(list(preload))
         self.slots = 2 * workers
-        self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+        )
         self._pending: set[cf.Future[Any]] = set()
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> None:

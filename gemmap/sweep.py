@@ -344,10 +344,13 @@ def run_point(task: Task, p: Point, cache: SharedSearchCache, arch: Arch, option
 
 
 def run_task(task: Task) -> TaskResult:
-    """Map every point of ``task`` (in a worker). Pure but for the per-process search caches."""
+    """Map every point of ``task`` (in a worker). Pure but for the per-process search caches.
+
+    Returns, with the points, every search result the task used that was not in its seeds (found
+    in this process's cache or searched), so the driver can store them."""
     seeds = dict(task.seeds)
     results = []
-    used: dict[str, SharedSearchCache] = {}
+    used: dict[str, tuple[SharedSearchCache, set[tuple[tuple[int, int, int], bool]]]] = {}
     for p in task.points:
         try:
             arch = point_arch(task.arch, p)
@@ -359,10 +362,16 @@ def run_task(task: Task) -> TaskResult:
         cache = process_cache(key, arch, options)
         if key not in used:
             cache.seed(seeds.get(key, ()))
-            used[key] = cache
-        results.append(run_point(task, p, cache, arch, options))
-    fresh = tuple((k, c.drain_fresh()) for k, c in used.items())
-    return TaskResult(tuple(results), tuple((k, f) for k, f in fresh if f))
+            used[key] = (cache, set())
+        with cache.recording() as log:
+            results.append(run_point(task, p, cache, arch, options))
+        used[key][1].update(log)
+    fresh = []
+    for key, (cache, log) in used.items():
+        have = {(s.shape, s.full_rows) for s in seeds.get(key, ())}
+        if log - have:
+            fresh.append((key, cache.export(log - have)))
+    return TaskResult(tuple(results), tuple(fresh))
 
 
 def make_tasks(points: Sequence[Point], max_points: int = MAX_TASK_POINTS) -> list[tuple[Point, ...]]:
