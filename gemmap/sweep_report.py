@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from gemmap.report import atomic_write, csv_text, eng
+from gemmap.report import atomic_write, csv_text
 from gemmap.sweep import FIELDS, FUSION_ORDER
 
 VARIANT_FIELDS = ("seq_len", "dataflow", "pe_dim", "layers", "hidden", "heads", "ffn", "batch")
@@ -101,17 +101,21 @@ def pareto_front(rows: Sequence[Row]) -> list[Row]:
 def _figure(nrows: int, ncols: int, w: float, h: float):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(w * ncols, h * nrows), layout="constrained")
+    fig = Figure(figsize=(w * ncols + 1.2, h * nrows + 0.6))
     axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig.subplots_adjust(left=0.08, right=0.86, bottom=0.12, top=0.86, wspace=0.35, hspace=0.5)
     return fig, axes
 
 
 def _save(fig, base: Path) -> list[Path]:
+    from matplotlib import rc_context
+
     paths = []
     for ext in ("png", "svg"):
         p = base.with_suffix(f".{ext}")
         tmp = p.with_name(f".{p.name}.tmp")
-        fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
+        with rc_context({"svg.fonttype": "none"}):  # text stays text: smaller, faster, searchable
+            fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
         tmp.replace(p)
         paths.append(p)
     return paths
@@ -131,7 +135,7 @@ def heatmaps(rows: Sequence[Row], out_dir: Path) -> list[Path]:
     variants = _sorted_variants(rows, fields)[:MAX_PANELS]
     paths: list[Path] = []
     for field, title, unit in METRICS:
-        fig, axes = _figure(len(variants), len(fusions), 0.9 * len(spads) + 2.6, 0.55 * len(accs) + 1.8)
+        fig, axes = _figure(len(variants), len(fusions), 0.62 * len(spads) + 1.6, 0.42 * len(accs) + 1.4)
         cells = {
             (variant(r, fields), r["fusion"], int(r["spad_kib"]), int(r["acc_kib"])): float(r[field]) for r in good
         }
@@ -150,19 +154,27 @@ def heatmaps(rows: Sequence[Row], out_dir: Path) -> list[Path]:
                 for a in range(len(accs)):
                     for s in range(len(spads)):
                         x = grid[a, s]
-                        text = "×" if math.isnan(x) else eng(x)
+                        text = "×" if math.isnan(x) else _cell(x)
                         mark = "*" if best is not None and x == best else ""
-                        ax.text(s, a, text + mark, ha="center", va="center", fontsize=7,
+                        ax.text(s, a, text + mark, ha="center", va="center", fontsize=6,
                                 color="white" if not math.isnan(x) and x > math.sqrt(lo * hi) else "black")  # fmt: skip
                 ax.set_xticks(range(len(spads)), [str(x) for x in spads])
                 ax.set_yticks(range(len(accs)), [str(x) for x in accs])
                 ax.set_xlabel("scratchpad (KiB)")
                 ax.set_ylabel("accumulator (KiB)")
                 ax.set_title(f"fusion {f}" + (f" · {variant_label(v)}" if variant_label(v) else ""), fontsize=9)
-        fig.colorbar(im, ax=axes, label=f"{title} ({unit})", shrink=0.8)
+        fig.colorbar(im, cax=fig.add_axes((0.89, 0.15, 0.015, 0.68)), label=f"{title} ({unit})")
         fig.suptitle(f"{title} over scratchpad × accumulator size (* best, × no valid mapping)", fontsize=10)
         paths += _save(fig, out_dir / f"heatmap_{title.lower()}")
     return paths
+
+
+def _cell(x: float) -> str:
+    """4 significant digits with an SI suffix (neighbouring cells often differ in the 4th)."""
+    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.4g}{suffix}"
+    return f"{x:.4g}"
 
 
 def _norm(lo: float, hi: float):
