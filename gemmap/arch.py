@@ -126,6 +126,9 @@ class Nonlinear:
     """
 
     norm_unit: bool = False
+    #: Gemmini's ``has_nonlinear_activations`` (true by default): I-BERT's integer GELU applied on
+    #: mvout by the accumulator's scale/activation path, so GELU fuses even without ``norm_unit``
+    activation_unit: bool = True
     unit_elems_per_cycle: PosInt = 16
     norm_passes: PosInt = 3
     unit_pj_per_elem: NonNegFloat = 0.5

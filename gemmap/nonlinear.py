@@ -106,8 +106,13 @@ def memory_energy(arch: Arch, nbytes: float) -> dict[str, float]:
 
 def fusion_blocker(arch: Arch, op: NonlinearOp, n: int) -> str | None:
     """Why ``op`` cannot be fused with a matmul whose output rows have ``n`` elements, or None."""
-    if not arch.nonlinear.norm_unit:
-        return "no normalization unit (nonlinear.norm_unit: false): the host CPU reads the matmul output through memory"
+    if not has_unit(arch, op.kind):
+        unit = (
+            "normalization unit (nonlinear.norm_unit"
+            if op.kind in ROW_WISE
+            else "activation unit (nonlinear.activation_unit"
+        )
+        return f"no {unit}: false): the host CPU reads the matmul output through memory"
     if op.kind in ROW_WISE and op.row_len != n:
         return f"{op.name} rows have {op.row_len} elements but the matmul's rows have {n}"
     if op.kind in ROW_WISE and row_acc_rows(arch, op.row_len) > arch.acc_rows:
@@ -115,9 +120,16 @@ def fusion_blocker(arch: Arch, op: NonlinearOp, n: int) -> str | None:
     return None
 
 
+def has_unit(arch: Arch, kind: str) -> bool:
+    """Is there accelerator hardware for ``kind``: the normalizer for Softmax/LayerNorm
+    (``has_normalizations``), the mvout activation path for GELU (``has_nonlinear_activations``)?"""
+    nl = arch.nonlinear
+    return nl.norm_unit if kind in ROW_WISE else nl.activation_unit
+
+
 def on_unit(arch: Arch, op: NonlinearOp) -> bool:
-    """Does the unfused op run on the normalization unit (else the CPU)? A row must fit the accumulator."""
-    return arch.nonlinear.norm_unit and row_acc_rows(arch, op.row_len) <= arch.acc_rows
+    """Does the unfused op run on the accelerator (else the CPU)? A row must fit the accumulator."""
+    return has_unit(arch, op.kind) and row_acc_rows(arch, op.row_len) <= arch.acc_rows
 
 
 def stream_cost(arch: Arch, op: NonlinearOp) -> OpCost:
@@ -149,7 +161,7 @@ def stream_cost(arch: Arch, op: NonlinearOp) -> OpCost:
         cycles = max(busy, moved / arch.dram.bytes_per_cycle)
         breakdown = {**mem, "cpu": elems * nl.cpu_pj_per_elem}
         where = "cpu"
-        how = "on the host CPU" + ("" if arch.nonlinear.norm_unit else " (no normalization unit)")
+        how = "on the host CPU" + ("" if has_unit(arch, op.kind) else " (no accelerator unit for it)")
     cyc = math.ceil(cycles)
     return OpCost(op.name, op.kind, where, cyc, min(float(busy), cyc), sum(breakdown.values()), breakdown, moved, how)
 
