@@ -163,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     failed = sum(1 for r in outcome.rows if r["status"] != "ok")
     console.print(
         f"{outcome.points} points ({outcome.skipped} finished before, {outcome.computed} computed, {failed} without a"
-        f" valid mapping) in {outcome.seconds:.1f} s; {outcome.stored_searches} new search results cached"
+        f" valid mapping) in {outcome.seconds:.1f} s; "
+        + (f"{outcome.stored_searches} new search results cached in {cache}" if cache else "persistent cache off")
     )
     console.print("wrote " + ", ".join(str(p) for p in written))
     return 0
