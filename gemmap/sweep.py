@@ -18,6 +18,14 @@ is the artefact users read and diff, and append + fsync is all the durability a 
 At the end the file is rewritten atomically with its rows in the point-key order
 (:meth:`Point.sort_key`), so an interrupted-and-resumed sweep and an uninterrupted one write the
 same table (but for the timing columns ``search_seconds`` and ``wall_seconds``).
+
+**Columns.** The point (:data:`KEY_FIELDS`; BERT ones empty for an op-list workload, ``dataflow``
+is the arch's own, e.g. ``both``, unless ``--dataflow`` restricts it), then whole-model
+``cycles``, ``energy_pj``, ``edp`` (pJ·cycle), ``area_mm2`` (:meth:`Arch.area_mm2`),
+``dram_bytes`` (Σ per-layer DRAM bytes × repeat), ``proven_optimal`` (every search behind the
+point proven), ``status`` (``ok`` or ``error: why`` — e.g. no valid mapping at that size — which
+counts as finished), ``search_seconds`` (what the searches behind the point took when they ran;
+a cached result keeps its original time) and ``wall_seconds`` (what the point took this time).
 """
 
 from __future__ import annotations
