@@ -98,13 +98,15 @@ class ProcessExecutor:
         if not interrupted:
             self._pool.shutdown(wait=True)
             return
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())  # shutdown forgets them
         terminate = getattr(self._pool, "terminate_workers", None)  # Python ≥ 3.14
         if terminate is not None:
             terminate()
             return
-        for proc in list(getattr(self._pool, "_processes", {}).values()):
-            proc.terminate()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.terminate()
 
 
 def check_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:

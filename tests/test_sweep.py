@@ -111,21 +111,24 @@ def test_stored_result_is_rescored_exactly(transformer_arch):
     )
 
 
-def _interrupt(tmp_path: Path, sig: int, workers: str, reference) -> None:
+def _interrupt(tmp_path: Path, sig: int, workers: str, reference, group: bool = False) -> None:
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "gemmap.cli", "sweep", TINY, "--arch", TRANSFORMER, *GRID, "--search", "heuristic",
            "--out", str(out), "--no-plots", "--no-cache", "--workers", workers]  # fmt: skip
     env = {**os.environ, TEST_DELAY_ENV: "0.25"}
     log = tmp_path / "stderr.txt"
     with open(log, "w") as fh:  # a file, not a pipe: orphaned workers may hold it open a moment
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=fh)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=fh, start_new_session=group)
     csv_path = out / "sweep.csv"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if csv_path.exists() and csv_path.read_text().count("\n") >= 1 + 3:
             break
         time.sleep(0.02)
-    proc.send_signal(sig)
+    if group:  # as Ctrl-C in a terminal: the driver and its workers all get the signal
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     proc.wait(timeout=60)
     err = log.read_text()
     assert proc.returncode != 0, "the sweep finished before it was interrupted"
@@ -142,6 +145,10 @@ def _interrupt(tmp_path: Path, sig: int, workers: str, reference) -> None:
 
 def test_sigint_then_resume(tmp_path, reference):
     _interrupt(tmp_path, signal.SIGINT, "1", reference)
+
+
+def test_ctrl_c_to_driver_and_workers_then_resume(tmp_path, reference):
+    _interrupt(tmp_path, signal.SIGINT, "2", reference, group=True)
 
 
 def test_sigkill_with_workers_then_resume(tmp_path, reference):
