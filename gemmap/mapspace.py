@@ -149,7 +149,7 @@ class MapSpace:
         return cm[:, None, None], ck[None, :, None], cn[None, None, :]
 
     @functools.cached_property
-    def _factor_sets(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    def factor_sets(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
         """Per dim, the L2 factor candidates of each local-tile candidate: (padded (nt, w), lengths)."""
         out = []
         for size, cand in zip(self.problem.shape_key(), self.cands):
@@ -166,13 +166,24 @@ class MapSpace:
         return tuple(out)
 
     @functools.cached_property
-    def counts(self) -> _Counts:
-        arch = self.arch
+    def tile_ok(self) -> np.ndarray:
+        """(4, nm, nk, nn): the local tile fits its SRAMs with buffering DB_CHOICES[i], and the L2
+        (if any) holds at least the local tile itself (so some L2 factors are feasible)."""
+        arch, t = self.arch, self.arch.datatypes
         Tm, Tk, Tn = self._grid
         c = arch.dim_cols
         spad = Tm * -(-Tk // c) + Tk * -(-Tn // c)
         acc = Tm * -(-Tn // c)
         ok = np.stack([(spad * (1 + s) <= arch.spad_rows) & (acc * (1 + a) <= arch.acc_rows) for s, a in DB_CHOICES])
+        if arch.l2 is not None:
+            ok &= (Tm * Tk * t.input_bytes + Tk * Tn * t.weight_bytes + Tm * Tn * t.acc_bytes <= arch.l2.bytes)[None]
+        _readonly(ok)
+        return ok
+
+    @functools.cached_property
+    def counts(self) -> _Counts:
+        arch = self.arch
+        ok = self.tile_ok
         lc = ok.sum(axis=0).reshape(-1).astype(np.int64)
         if arch.l2 is None:
             D = np.array(self.problem.shape_key())
@@ -182,16 +193,16 @@ class MapSpace:
             factors = np.ones_like(weight)
         else:
             factors, weight = self._l2_counts(lc.reshape(ok.shape[1:]) > 0)
-        _readonly(ok, lc, factors, weight)
+        _readonly(lc, factors, weight)
         return _Counts(lc=lc, ok=ok, factors=factors, weight=weight)
 
-    def _l2_rows(self, im: int, ik: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def l2_rows(self, im: int, ik: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For local tiles (cm[im], ck[ik], any Tn): every (fm, fk) pair as flat arrays of fm, fk,
         their mask bits (bit 0: DRAM loop > 1, bit 1: L2 loop > 1) and the largest L2 N-tile X
         that still fits (−1: none)."""
         arch, (M, K, _) = self.arch, self.problem.shape_key()
         t = arch.datatypes
-        (fmp, fml), (fkp, fkl) = self._factor_sets[0], self._factor_sets[1]
+        (fmp, fml), (fkp, fkl) = self.factor_sets[0], self.factor_sets[1]
         tm, tk = int(self.cands[0][im]), int(self.cands[1][ik])
         fm, fk = np.meshgrid(fmp[im, : fml[im]], fkp[ik, : fkl[ik]], indexing="ij")
         fm, fk = fm.reshape(-1), fk.reshape(-1)
@@ -203,7 +214,7 @@ class MapSpace:
     @functools.cached_property
     def _n_prefix(self) -> np.ndarray:
         """PRE[c, y] = how many L2 factors of N-tile candidate c are ≤ y (y up to the largest n1)."""
-        pad, lens = self._factor_sets[2]
+        pad, lens = self.factor_sets[2]
         ymax = int(pad.max())
         y = np.arange(ymax + 1)
         pre = np.stack([np.searchsorted(pad[c, : lens[c]], y, side="right") for c in range(len(lens))])
@@ -213,12 +224,12 @@ class MapSpace:
     @functools.cached_property
     def _n_last(self) -> np.ndarray:
         """n1 of every N-tile candidate (its largest L2 factor)."""
-        pad, lens = self._factor_sets[2]
+        pad, lens = self.factor_sets[2]
         out = pad[np.arange(len(lens)), lens - 1]
         _readonly(out)
         return out
 
-    def _cats(self, bm: np.ndarray, bk: np.ndarray, X: np.ndarray, c: np.ndarray) -> list[tuple]:
+    def fn_categories(self, bm: np.ndarray, bk: np.ndarray, X: np.ndarray, c: np.ndarray) -> list[tuple]:
         """Feasible fn of N-tile candidate ``c`` under L2 N-tile bound ``X`` (arrays broadcast
         together), split in the categories fn = 1, 1 < fn < n1, fn = n1 > 1, each as (count,
         order pairs per factor, DRAM mask, L2 mask) for rows with M/K mask bits ``bm``/``bk``."""
@@ -252,7 +263,7 @@ class MapSpace:
         for im, ik in itertools.product(range(nm), range(nk)):
             if not any_ok[im, ik].any():
                 continue
-            _, _, bm, bk, X = self._l2_rows(im, ik)
+            _, _, bm, bk, X = self.l2_rows(im, ik)
             Xc = X[:, None]
             y = np.where(Xc >= N, n1, np.clip(Xc // self.cands[2][None, :], 0, n1))
             k = self._n_prefix[cols, y]
@@ -281,7 +292,7 @@ class MapSpace:
     # --- (d) why empty -----------------------------------------------------------------------
     def why_empty(self) -> str | None:
         """Why no valid mapping exists (None if one does): the smallest mapping and what it overflows."""
-        if self.size().total > 0:
+        if self.tile_ok.any():
             return None
         arch, (M, K, N) = self.arch, self.problem.shape_key()
         tn = N if self.full_rows else 1
@@ -310,7 +321,7 @@ class MapSpace:
     def local_configs(self) -> tuple[MappingBatch, np.ndarray]:
         """Every valid (dataflow, local tile, buffering) as a batch with L2 factors 1 and the
         canonical all-trivial orders, and the flat tile-triple index of each row."""
-        ok = self.counts.ok.reshape(4, -1)
+        ok = self.tile_ok.reshape(4, -1)
         db, tri = np.nonzero(ok)
         ndf = len(self.arch.dataflows)
         db, tri = np.tile(db, ndf), np.tile(tri, ndf)
@@ -369,9 +380,9 @@ class MapSpace:
         im_all, ik_all, in_all = np.unravel_index(triples, shape)
         for im, ik in sorted(set(zip(im_all.tolist(), ik_all.tolist()))):
             ns = in_all[(im_all == im) & (ik_all == ik)]
-            fm, fk, bm, bk, X = self._l2_rows(im, ik)
-            cats = self._cats(bm[:, None], bk[:, None], X[:, None], np.arange(len(self.cands[2]))[None, :])
-            fn_pad, fn_len = self._factor_sets[2]
+            fm, fk, bm, bk, X = self.l2_rows(im, ik)
+            cats = self.fn_categories(bm[:, None], bk[:, None], X[:, None], np.arange(len(self.cands[2]))[None, :])
+            fn_pad, fn_len = self.factor_sets[2]
             for c in ns:
                 out_f, out_p = [], []
                 for cat, (cnt, pc, md, ml) in enumerate(cats):
@@ -434,7 +445,7 @@ class MapSpace:
             p = PAIRS[fr, md, 0, (rng.random(m) * PAIR_COUNT[fr, md, 0]).astype(np.int64)]
             return np.ones((m, 3), dtype=np.int64), p[:, 0], p[:, 1], np.ones(m, dtype=bool)
         im, ik, c = np.unravel_index(tri, shape)
-        (fmp, fml), (fkp, fkl), (fnp, fnl) = self._factor_sets
+        (fmp, fml), (fkp, fkl), (fnp, fnl) = self.factor_sets
         a = (rng.random(m) * fml[im]).astype(np.int64)
         b = (rng.random(m) * fkl[ik]).astype(np.int64)
         fm, fk = fmp[im, a], fkp[ik, b]
@@ -444,7 +455,7 @@ class MapSpace:
         t2m, t2k = np.minimum(fm * self.cands[0][im], M), np.minimum(fk * self.cands[1][ik], K)
         room = self.arch.l2.bytes - t2m * t2k * t.input_bytes  # type: ignore[union-attr]
         X = np.where(room >= 0, room // (t2k * t.weight_bytes + t2m * t.acc_bytes), -1)
-        cats = self._cats(bm, bk, X, c)
+        cats = self.fn_categories(bm, bk, X, c)
         rows = np.arange(m)
         cnt = np.stack([x[0] for x in cats])  # (3, m)
         pc = np.stack([x[1] for x in cats])

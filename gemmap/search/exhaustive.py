@@ -1,0 +1,37 @@
+"""``exhaustive``: every mapping of the pruned valid mapspace, batched through the vectorised model.
+
+Refuses spaces larger than ``options.max_exhaustive`` (counted first, without enumerating).
+"""
+
+from __future__ import annotations
+
+import time
+
+from gemmap.arch import Arch
+from gemmap.errors import GemmapError
+from gemmap.mapspace import MapSpace
+from gemmap.model import evaluate
+from gemmap.search import SearchOptions, SearchResult
+from gemmap.search.random import best_of_batch
+from gemmap.workload import Problem
+
+
+def exhaustive_search(arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False) -> SearchResult:
+    """The best mapping of the whole pruned space (proven: every mapping was evaluated)."""
+    start = time.perf_counter()
+    space = MapSpace(arch, problem, full_rows)
+    space.require_nonempty()
+    size = space.size().total
+    if size > options.max_exhaustive:
+        raise GemmapError(
+            f"{problem.name}: the mapspace has {size:,} mappings, more than the exhaustive limit of "
+            f"{options.max_exhaustive:,}; use --search optimal (proven optimal) or --search random"
+        )
+    best, best_value, seen = None, float("inf"), 0
+    for batch in space.enumerate():
+        i, value = best_of_batch(arch, problem, batch, options.objective)
+        seen += len(batch)
+        if value < best_value:
+            best, best_value = batch[i], value
+    assert best is not None
+    return SearchResult(best, evaluate(arch, problem, best), "exhaustive", options.objective, seen, time.perf_counter() - start, True)

@@ -1,0 +1,227 @@
+"""``optimal``: the best mapping for latency, energy or EDP, with a proof (DESIGN §6).
+
+**Formulation** — a decomposition whose master problem is solved by OR-Tools CP-SAT and whose
+sub-problems are solved exactly by the vectorised model:
+
+* The mapping is split into a *local configuration* (dataflow, local tile, buffering; tabulated by
+  :meth:`MapSpace.local_configs`) and a *tiling above it* (L2 factors and loop orders). For a
+  local configuration the cost is ``model.combine(local_terms, bytes moved)`` and is monotone in
+  every fill count (model.py).
+* **Lower bound per local configuration.** Whatever the orders and L2 factors, the fills into the
+  local level are at least those of a flat loop nest whose innermost non-trivial loop is some dim
+  e: the tensor not indexed by e is filled once, the other two n1 times their unindexed dim (for
+  the L2 nest, e is the innermost non-trivial L2 loop, its two tensors see exactly n1, the third
+  at least 1). DRAM fills are at least compulsory (without an L2 they equal the local fills).
+  ``LB = min over e of cost(those fills)`` — exact arithmetic of the model, vectorised.
+* **Exact sub-problem per tile triple.** Fills are |X| × {1, n2, n1} of X's unindexed dim, chosen
+  by :data:`model.FILL_LEVEL` from the orders and the masks of non-trivial loops; per mask pair
+  only the Pareto-minimal fill patterns over the pruned order pairs can be optimal. Within a
+  category of fn (1, between, n1) a larger fn only lowers n2, so only the largest L2-feasible fn
+  per (fm, fk) and category is costed. All (fm, fk) rows are costed.
+* **Master (CP-SAT).** One Boolean per candidate — every tile triple not yet solved whose bound
+  is below the incumbent, plus the incumbent — exactly one chosen, minimising its value (the
+  bound for open triples, the exact optimum for solved ones; values enter as their rank, an
+  order-preserving integer map, so nothing is rounded). When the chosen candidate is solved,
+  its value is a global minimum (every other candidate is ≥ it by a valid bound) and CP-SAT's
+  OPTIMAL status is the proof; otherwise the cheapest-bound open triples are solved (batches
+  doubling) and the master is re-solved.
+
+The returned mapping is re-scored by :func:`model.evaluate`. ``options.time_limit`` (seconds per
+layer) stops the loop with the best mapping so far, ``proven_optimal=False``. ``evaluated``
+counts model evaluations: bounds and costed (tile, factors, order-class) points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from gemmap.arch import Arch
+from gemmap.mapping import ORDERS, MappingBatch
+from gemmap.mapspace import PAIR_COUNT, PAIRS, MapSpace
+from gemmap.model import FILL_LEVEL, UNINDEXED, BatchCost, LocalTerms, combine, evaluate, local_terms, traffic_bytes
+from gemmap.search import SearchOptions, SearchResult, objective_value
+from gemmap.workload import Problem
+
+
+def _class_table() -> tuple[np.ndarray, np.ndarray]:
+    """CLASSES[fr, md, ml, i] = (6 fill codes: local A, B, C then DRAM A, B, C; dram order; l2
+    order) of the Pareto-minimal fill patterns among the pruned order pairs; NCLASS their count."""
+    classes = np.zeros((2, 8, 8, 36, 8), dtype=np.int64)
+    count = np.zeros((2, 8, 8), dtype=np.int64)
+    for fr, md, ml in np.ndindex(2, 8, 8):
+        seen: dict[tuple[int, ...], tuple[int, int]] = {}
+        for od, ol in PAIRS[fr, md, ml, : PAIR_COUNT[fr, md, ml]]:
+            code = tuple(int(FILL_LEVEL[x, od, ol, md, ml]) for x in range(3))
+            code += tuple(int(FILL_LEVEL[x, od, 0, md, 0]) for x in range(3))
+            seen.setdefault(code, (int(od), int(ol)))
+        keep = [c for c in seen if not any(o != c and all(a <= b for a, b in zip(o, c)) for o in seen)]
+        count[fr, md, ml] = len(keep)
+        for i, c in enumerate(keep):
+            classes[fr, md, ml, i] = (*c, *seen[c])
+    return classes, count
+
+
+CLASSES, NCLASS = _class_table()
+
+
+def _take(lt: LocalTerms, idx: np.ndarray) -> LocalTerms:
+    return LocalTerms(**{f.name: getattr(lt, f.name)[idx] for f in dataclasses.fields(LocalTerms)})
+
+
+def _value(cost: BatchCost, objective: str) -> np.ndarray:
+    return cost.metric(objective).astype(np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """The local configurations of a space with their model terms and lower bounds."""
+
+    space: MapSpace
+    lcs: MappingBatch
+    tri: np.ndarray
+    terms: LocalTerms
+    lb: np.ndarray
+
+
+def _cost(arch: Arch, problem: Problem, lt: LocalTerms, local_fills, dram_fills) -> BatchCost:
+    spad, acc = traffic_bytes(arch, problem, *local_fills)
+    if arch.l2 is None:
+        return combine(arch, problem, lt, spad, acc, spad + acc, 0)
+    a2, c2 = traffic_bytes(arch, problem, *dram_fills)
+    return combine(arch, problem, lt, spad, acc, a2 + c2, spad + acc + a2 + c2)
+
+
+def _setup(space: MapSpace, objective: str) -> _Setup:
+    arch, problem = space.arch, space.problem
+    lcs, tri = space.local_configs()
+    lt = local_terms(arch, problem, lcs.dataflow == 0, lcs.local, lcs.db_spad, lcs.db_acc)
+    D = np.array(problem.shape_key(), dtype=np.int64)
+    n1 = -(-D // lcs.local)
+    sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])
+    lb = np.full(len(lcs), np.inf)
+    for e in range(3):
+        fills = [sizes[x] * (1 if g == e else n1[:, g]) for x, g in enumerate(UNINDEXED)]
+        compulsory = list(sizes)
+        lb = np.minimum(lb, _value(_cost(arch, problem, lt, fills, compulsory), objective))
+    return _Setup(space, lcs, tri, lt, lb)
+
+
+def _solve_triple(st: _Setup, t: int, rows: np.ndarray, objective: str) -> tuple[float, int, np.ndarray, int]:
+    """Exact best over the tilings above tile triple ``t`` for local configurations ``rows``:
+    (value, row, (factors, dram order, l2 order) as 5 ints, points costed)."""
+    space = st.space
+    arch, problem = space.arch, space.problem
+    fr = int(space.full_rows)
+    D = np.array(problem.shape_key(), dtype=np.int64)
+    T = st.lcs.local[rows[0]]
+    n1 = -(-D // T)
+    if arch.l2 is None:
+        f = np.ones((1, 3), dtype=np.int64)
+        md = np.array([int((n1[0] > 1) + 2 * (n1[1] > 1) + 4 * (n1[2] > 1))])
+        ml = np.zeros(1, dtype=np.int64)
+    else:
+        im, ik, c = np.unravel_index(t, tuple(len(x) for x in space.cands))
+        fm, fk, bm, bk, X = space.l2_rows(int(im), int(ik))
+        cats = space.fn_categories(bm, bk, X, np.full(len(X), c))
+        fn_pad, fn_len = space.factor_sets[2]
+        fs, mds, mls = [], [], []
+        for cat, (cnt, _, mdc, mlc) in enumerate(cats):
+            r = np.flatnonzero(cnt > 0)
+            fn = {0: np.ones(len(r), dtype=np.int64), 1: fn_pad[c, cnt[r]], 2: np.full(len(r), fn_pad[c, fn_len[c] - 1])}[cat]
+            fs.append(np.stack([fm[r], fk[r], fn], axis=1))
+            mds.append(mdc[r])
+            mls.append(mlc[r])
+        f, md, ml = np.concatenate(fs), np.concatenate(mds), np.concatenate(mls)
+    n2 = -(-n1[None, :] // f)
+    k = NCLASS[fr, md, ml]
+    p = np.repeat(np.arange(len(f)), k)
+    cls = CLASSES[fr, md[p], ml[p], np.arange(len(p)) - np.repeat(np.cumsum(k) - k, k)]
+    # every (point, class) against every local configuration of the triple
+    P, R = len(p), len(rows)
+    pp, rr = np.repeat(np.arange(P), R), np.tile(rows, P)
+    sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])
+    n2p = n2[p][pp]
+    local, dram = [], []
+    for x, g in enumerate(UNINDEXED):
+        code = cls[pp, x]
+        local.append(sizes[x] * np.where(code == 2, n1[g], np.where(code == 1, n2p[:, g], 1)))
+        dram.append(sizes[x] * np.where(cls[pp, 3 + x] == 1, n2p[:, g], 1))
+    values = _value(_cost(arch, problem, _take(st.terms, rr), local, dram), objective)
+    i = int(np.argmin(values))
+    choice = np.concatenate([f[p[pp[i]]], cls[pp[i], 6:8]])
+    return float(values[i]), int(rr[i]), choice, len(values)
+
+
+def _master(values: np.ndarray, solved: np.ndarray, time_left: float) -> tuple[int, bool]:
+    """CP-SAT: exactly one candidate, minimising its value (by rank). Returns (index, proven)."""
+    ranks = np.unique(values, return_inverse=True)[1].reshape(-1)
+    model = cp_model.CpModel()
+    x = [model.NewBoolVar(f"x{i}") for i in range(len(values))]
+    model.AddExactlyOne(x)
+    model.Minimize(sum(int(r) * xi for r, xi in zip(ranks, x)))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(time_left, 0.01)
+    solver.parameters.num_workers = 1
+    status = solver.Solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return int(np.argmin(values)), False
+    i = next(i for i, xi in enumerate(x) if solver.Value(xi))
+    return i, status == cp_model.OPTIMAL and bool(solved[i])
+
+
+def optimal_search(arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False) -> SearchResult:
+    """Proven-optimal mapping by the decomposition in the module docstring."""
+    start = time.perf_counter()
+    deadline = start + options.time_limit if options.time_limit is not None else float("inf")
+    space = MapSpace(arch, problem, full_rows)
+    space.require_nonempty()
+    st = _setup(space, options.objective)
+    evaluated = len(st.lb) * 3
+    # triples by their best bound
+    order = np.argsort(st.tri, kind="stable")
+    tri_sorted = st.tri[order]
+    uniq, first = np.unique(tri_sorted, return_index=True)
+    groups = np.split(order, first[1:])
+    tri_lb = np.minimum.reduceat(st.lb[order], first)
+    by_lb = np.argsort(tri_lb, kind="stable")
+    best = (np.inf, -1, np.zeros(5, dtype=np.int64))
+    pos, batch, proven = 0, 8, False
+    while True:
+        # solve the next batch of open triples (cheapest bound first)
+        for j in by_lb[pos : pos + batch]:
+            if tri_lb[j] >= best[0] or (best[1] >= 0 and time.perf_counter() > deadline):
+                break
+            rows = groups[j][st.lb[groups[j]] < best[0]]
+            value, row, choice, n = _solve_triple(st, int(uniq[j]), rows, options.objective)
+            evaluated += n
+            if value < best[0]:
+                best = (value, row, choice)
+        pos += batch
+        batch *= 2
+        open_ = by_lb[pos:]
+        open_ = open_[tri_lb[open_] < best[0]]
+        values = np.concatenate([[best[0]], tri_lb[open_]])
+        solved = np.zeros(len(values), dtype=bool)
+        solved[0] = np.isfinite(best[0])
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            break
+        i, proven = _master(values, solved, left)
+        if proven or pos >= len(by_lb):
+            proven = proven or (len(open_) == 0 and solved[0])
+            break
+    value, row, choice = best
+    lc = st.lcs[row]
+    m = dataclasses.replace(
+        lc,
+        l2_factors=tuple(int(v) for v in choice[:3]),
+        dram_order=ORDERS[int(choice[3])],
+        l2_order=ORDERS[int(choice[4])],
+    )
+    cost = evaluate(arch, problem, m)
+    assert np.isclose(objective_value(cost, options.objective), value, rtol=1e-9), (m, value)
+    return SearchResult(m, cost, "optimal", options.objective, evaluated, time.perf_counter() - start, proven)
