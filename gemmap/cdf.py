@@ -51,6 +51,23 @@ class LayerSamples:
         return self.values(metric) / self.best[metric]
 
 
+def sample_shape(
+    arch: Arch, workload: str, group: tuple[Problem, ...], samples: int, seed: int, time_limit: float | None
+) -> LayerSamples:
+    """Sample one layer shape (shared by the layers in ``group``) and find each metric's optimum."""
+    problem = group[0]
+    batch = MapSpace(arch, problem).sample(samples, seed)
+    cost = evaluate_batch(arch, problem, batch)
+    best, proven = {}, {}
+    for metric in METRICS:
+        r = find_mapping(arch, problem, SearchOptions(method="optimal", objective=metric, time_limit=time_limit))
+        best[metric] = {"latency": float(r.cost.cycles), "energy": r.cost.energy_pj, "edp": r.cost.edp}[metric]
+        proven[metric] = r.proven_optimal
+    return LayerSamples(
+        workload, tuple(p.name for p in group), problem.shape_key(), cost.cycles, cost.energy_pj, best, proven
+    )
+
+
 def sample_workload(
     arch: Arch,
     workload: Workload,
@@ -59,29 +76,36 @@ def sample_workload(
     seed: int,
     layers: Sequence[str] | None = None,
     time_limit: float | None = None,
+    workers: int = 1,
     on_layer: Callable[[str], None] | None = None,
 ) -> list[LayerSamples]:
-    """Sample every (selected) layer shape of ``workload`` and find each metric's optimum."""
+    """Sample every (selected) layer shape of ``workload``, shapes in parallel over ``workers``
+    processes; results come back in the workload's layer order whatever the worker count."""
     problems = [workload.problem(n) for n in layers] if layers else list(workload.problems)
     by_shape: dict[tuple[int, int, int], list[Problem]] = {}
     for p in problems:
         by_shape.setdefault(p.shape_key(), []).append(p)
-    out = []
-    for shape, group in by_shape.items():
-        problem = group[0]
-        if on_layer:
-            on_layer("/".join(p.name for p in group))
-        batch = MapSpace(arch, problem).sample(samples, seed)
-        cost = evaluate_batch(arch, problem, batch)
-        best, proven = {}, {}
-        for metric in METRICS:
-            r = find_mapping(arch, problem, SearchOptions(method="optimal", objective=metric, time_limit=time_limit))
-            best[metric] = {"latency": float(r.cost.cycles), "energy": r.cost.energy_pj, "edp": r.cost.edp}[metric]
-            proven[metric] = r.proven_optimal
-        out.append(
-            LayerSamples(workload.name, tuple(p.name for p in group), shape, cost.cycles, cost.energy_pj, best, proven)
-        )
-    return out
+    groups = [tuple(g) for g in by_shape.values()]
+    if workers <= 1 or len(groups) <= 1:
+        out = []
+        for g in groups:
+            if on_layer:
+                on_layer("/".join(p.name for p in g))
+            out.append(sample_shape(arch, workload.name, g, samples, seed, time_limit))
+        return out
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(groups))) as pool:
+        futures = {
+            pool.submit(sample_shape, arch, workload.name, g, samples, seed, time_limit): i
+            for i, g in enumerate(groups)
+        }
+        results: dict[int, LayerSamples] = {}
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            if on_layer:
+                on_layer(results[futures[fut]].label)
+    return [results[i] for i in range(len(groups))]
 
 
 def percentile_rows(samples: Sequence[LayerSamples]) -> list[dict[str, object]]:
@@ -162,21 +186,27 @@ def plot_cdf(samples: Sequence[LayerSamples], out_stem: str | Path, title: str =
 
     workloads = list(dict.fromkeys(s.workload for s in samples))
     styles = ["-", "--", ":", "-."]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), sharey=True)
-    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2), sharey=True)
+    first = [s for s in samples if s.workload == workloads[0]]
+    others = [s for s in samples if s.workload != workloads[0]]
+    colours = {id(s): plt.get_cmap("tab10")(i % 10) for i, s in enumerate(first)}
+    colours.update({id(s): plt.get_cmap("Greys")(0.35 + 0.5 * i / max(len(others), 1)) for i, s in enumerate(others)})
     for ax, metric in zip(axes, METRICS):
-        for i, s in enumerate(samples):
+        for s in first + others:
             x = np.sort(s.normalized(metric))
             y = np.arange(1, x.size + 1) / x.size
             style = styles[workloads.index(s.workload) % len(styles)]
             label = s.label if len(workloads) == 1 else f"{s.workload}: {s.label}"
-            ax.plot(x, y, style, color=cmap(i % 10), lw=1.4, label=label)
+            lw = 1.6 if s.workload == workloads[0] else 0.9
+            ax.plot(x, y, style, color=colours[id(s)], lw=lw, label=label)
         ax.set_xscale("log")
         ax.set_xlabel(f"{'EDP' if metric == 'edp' else metric} / optimum")
         ax.grid(True, which="both", alpha=0.3)
         ax.set_title({"latency": "Latency", "energy": "Energy", "edp": "Energy-delay product"}[metric])
     axes[0].set_ylabel("fraction of random valid mappings")
-    axes[-1].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    ncol = 1 if len(labels) <= 12 else 2
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), ncol=ncol, frameon=False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -185,7 +215,7 @@ def plot_cdf(samples: Sequence[LayerSamples], out_stem: str | Path, title: str =
         import io
 
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=130)
+        fig.savefig(buf, format=ext, dpi=130, bbox_inches="tight")
         path = Path(f"{out_stem}.{ext}")
         atomic_write(path, buf.getvalue())
         out.append(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -34,6 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", help="comma-separated layer names (default: all)")
     p.add_argument("--compare", metavar="WORKLOAD", help="overlay a second workload, e.g. workloads/resnet50.yaml")
     p.add_argument("--time-limit", type=positive_float, help="seconds per optimum search (default: none)")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="processes, one layer shape each (default: all cores)",
+    )
     p.add_argument("--out", metavar="DIR", help="output folder: cdf.csv, cdf.png, cdf.svg, samples.npz")
     p.add_argument("--replot", metavar="DIR", help="redraw the plots of an earlier run from DIR/samples.npz")
     p.set_defaults(run=run)
@@ -66,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         )
         with api.progress(console, total=len(shapes), what=f"sampling {w.name}") as tick:
             samples += cdf.sample_workload(arch, w, samples=args.samples, seed=args.seed,
-                                           layers=layers if i == 0 else None, time_limit=args.time_limit, on_layer=tick)  # fmt: skip
+                                           layers=layers if i == 0 else None, time_limit=args.time_limit, workers=args.workers, on_layer=tick)  # fmt: skip
     rows = cdf.percentile_rows(samples)
     cdf.save_samples(out / "samples.npz", samples)
     atomic_write(out / "cdf.csv", csv_text(rows, cdf.CSV_FIELDS))

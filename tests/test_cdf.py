@@ -1,0 +1,65 @@
+"""``gemmap cdf`` end to end on a small workload, redraw from kept samples, and bad input."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from gemmap.cdf import load_samples, percentile_rows, sample_workload
+from gemmap.workload import load_workload
+from tests.conftest import ROOT
+from tests.test_cli import gemmap
+
+
+def test_cdf_normalizes_to_the_proven_optimum(gemmini):
+    w = load_workload(ROOT / "workloads" / "bert-tiny.yaml")
+    samples = sample_workload(gemmini, w, samples=3000, seed=1, layers=["ffn1", "attn_qk"])
+    assert [s.layers for s in samples] == [("ffn1",), ("attn_qk",)]
+    for s in samples:
+        assert all(s.proven.values())
+        for metric in ("latency", "energy", "edp"):
+            # no random sample beats the proven optimum
+            assert s.normalized(metric).min() >= 1.0 - 1e-12
+    rows = percentile_rows(samples)
+    assert len(rows) == 2 * 3
+    for r in rows:
+        assert 1.0 - 1e-12 <= r["min"] <= r["p1"] <= r["p10"] <= r["p50"] <= r["p90"] <= r["p99"] <= r["max"]
+
+
+def test_cdf_same_seed_same_samples_any_worker_count(gemmini):
+    w = load_workload(ROOT / "workloads" / "bert-tiny.yaml")
+    a = sample_workload(gemmini, w, samples=500, seed=5, layers=["ffn1", "ffn2"], workers=1)
+    b = sample_workload(gemmini, w, samples=500, seed=5, layers=["ffn1", "ffn2"], workers=2)
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x.cycles, y.cycles) and np.array_equal(x.energy_pj, y.energy_pj)
+
+
+def test_cdf_cli_writes_table_plots_and_samples(tmp_path):
+    out = tmp_path / "cdf"
+    r = gemmap("cdf", "workloads/bert-tiny.yaml", "--compare", "workloads/bert-tiny.yaml", "--layers", "ffn1,attn_av",
+               "--samples", "2000", "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for name in ("cdf.csv", "cdf.png", "cdf.svg", "samples.npz"):
+        assert (out / name).stat().st_size > 0
+    rows = list(csv.DictReader((out / "cdf.csv").open()))
+    assert {r["metric"] for r in rows} == {"latency", "energy", "edp"}
+    assert {"ffn1", "attn_av"} <= {r["layer"] for r in rows}
+    assert all(int(r["samples"]) == 2000 and float(r["min"]) >= 1 - 1e-9 for r in rows)
+    assert len(load_samples(out / "samples.npz")) >= 2
+    (out / "cdf.png").unlink()
+    r = gemmap("cdf", "--replot", str(out))
+    assert r.returncode == 0, r.stderr
+    assert (out / "cdf.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [(["--samples", "0"], "positive whole number"), (["--layers", "atn_qk"], "did you mean 'attn_qk'"), ([], "--out")],
+)
+def test_cdf_bad_input(tmp_path, args, message):
+    out = [] if args == [] else ["--out", str(tmp_path / "o")]
+    r = gemmap("cdf", "workloads/bert-tiny.yaml", *args, *out)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
