@@ -418,10 +418,15 @@ class MapSpace:
         parts: list[MappingBatch] = []
         need = n
         while need > 0:
-            m = max(need, 1024) if self.arch.l2 is None else max(2 * need, 4096)
+            m = max(need, 1024) if self.arch.l2 is None else need
             tri = tri_ids[np.searchsorted(cum, rng.integers(0, int(cum[-1]), m), side="right")]
             f, od, ol, keep = self._draw_tilings(tri, rng)
-            tri, f, od, ol = tri[keep][:need], f[keep][:need], od[keep][:need], ol[keep][:need]
+            # a rejected draw is redrawn for the same tile triple, so triples keep their weights
+            while not keep.all():
+                redo = np.flatnonzero(~keep)
+                f2, od2, ol2, keep2 = self._draw_tilings(tri[redo], rng)
+                f[redo], od[redo], ol[redo], keep[redo] = f2, od2, ol2, keep2
+            tri, f, od, ol = tri[:need], f[:need], od[:need], ol[:need]
             k = len(tri)
             # (dataflow, buffering) uniformly among the valid ones of the tile
             okt = c.ok.reshape(4, -1)[:, tri]

@@ -34,4 +34,6 @@ def exhaustive_search(arch: Arch, problem: Problem, options: SearchOptions, full
         if value < best_value:
             best, best_value = batch[i], value
     assert best is not None
-    return SearchResult(best, evaluate(arch, problem, best), "exhaustive", options.objective, seen, time.perf_counter() - start, True)
+    return SearchResult(
+        best, evaluate(arch, problem, best), "exhaustive", options.objective, seen, time.perf_counter() - start, True
+    )

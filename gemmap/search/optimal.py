@@ -131,7 +131,12 @@ def _solve_triple(st: _Setup, t: int, rows: np.ndarray, objective: str) -> tuple
         fs, mds, mls = [], [], []
         for cat, (cnt, _, mdc, mlc) in enumerate(cats):
             r = np.flatnonzero(cnt > 0)
-            fn = {0: np.ones(len(r), dtype=np.int64), 1: fn_pad[c, cnt[r]], 2: np.full(len(r), fn_pad[c, fn_len[c] - 1])}[cat]
+            if cat == 0:
+                fn = np.ones(len(r), dtype=np.int64)
+            elif cat == 1:  # the largest feasible middle factor (index = its count)
+                fn = fn_pad[c, cnt[r]]
+            else:
+                fn = np.full(len(r), fn_pad[c, fn_len[c] - 1])
             fs.append(np.stack([fm[r], fk[r], fn], axis=1))
             mds.append(mdc[r])
             mls.append(mlc[r])
@@ -185,7 +190,7 @@ def optimal_search(arch: Arch, problem: Problem, options: SearchOptions, full_ro
     order = np.argsort(st.tri, kind="stable")
     tri_sorted = st.tri[order]
     uniq, first = np.unique(tri_sorted, return_index=True)
-    groups = np.split(order, first[1:])
+    ends = np.append(first[1:], len(order))
     tri_lb = np.minimum.reduceat(st.lb[order], first)
     by_lb = np.argsort(tri_lb, kind="stable")
     best = (np.inf, -1, np.zeros(5, dtype=np.int64))
@@ -195,7 +200,8 @@ def optimal_search(arch: Arch, problem: Problem, options: SearchOptions, full_ro
         for j in by_lb[pos : pos + batch]:
             if tri_lb[j] >= best[0] or (best[1] >= 0 and time.perf_counter() > deadline):
                 break
-            rows = groups[j][st.lb[groups[j]] < best[0]]
+            group = order[first[j] : ends[j]]
+            rows = group[st.lb[group] < best[0]]
             value, row, choice, n = _solve_triple(st, int(uniq[j]), rows, options.objective)
             evaluated += n
             if value < best[0]:

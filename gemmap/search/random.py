@@ -30,4 +30,6 @@ def random_search(arch: Arch, problem: Problem, options: SearchOptions, full_row
     batch = space.sample(options.samples, options.seed)
     i, _ = best_of_batch(arch, problem, batch, options.objective)
     m = batch[i]
-    return SearchResult(m, evaluate(arch, problem, m), "random", options.objective, len(batch), time.perf_counter() - start, False)
+    return SearchResult(
+        m, evaluate(arch, problem, m), "random", options.objective, len(batch), time.perf_counter() - start, False
+    )
