@@ -27,8 +27,9 @@ indices; per tile triple the weight S = Σ over L2-feasible factors of the numbe
 pairs, where for fixed (fm, fk) the feasible fn form a prefix of the sorted candidates (the L2
 bytes grow with every tile), counted from prefix tables; × dataflows. Sampling draws a tile
 triple with probability ∝ its exact count, then (dataflow, buffering) uniformly, then (factors,
-orders) by rejection from a box whose rows are accepted ∝ their exact weight — uniform over the
-valid pruned space.
+orders) uniformly within the triple: (fm, fk) from the box of candidates, accepted with probability
+(its exact weight) / (an upper bound), a rejected draw redrawn for the same triple, then fn and
+the order pair decoded from one uniform integer — uniform over the valid pruned space.
 """
 
 from __future__ import annotations
