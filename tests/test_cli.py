@@ -92,6 +92,12 @@ def test_sram_too_small_for_any_tile(tmp_path):
 def test_bad_flags_exit_2(args):
     r = gemmap("map", "workloads/bert-tiny.yaml", *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_choice_typo_suggests_the_close_match():
+    r = gemmap("map", "workloads/bert-tiny.yaml", "--objective", "edpp")
+    assert r.returncode == 2 and "did you mean 'edp'?" in r.stderr
 
 
 def test_missing_workload_file():

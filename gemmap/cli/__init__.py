@@ -7,17 +7,29 @@ Errors in the user's input print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from typing import NoReturn
 
 from gemmap.cli import cdf, schedule, sweep
 from gemmap.cli import map as map_cmd
-from gemmap.errors import GemmapError
+from gemmap.errors import GemmapError, did_you_mean
 
 COMMANDS = (map_cmd, cdf, sweep, schedule)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``gemmap <cmd>: error: …`` on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:
+            message += did_you_mean(bad.group(1), re.findall(r"'([^']*)'", bad.group(2)))
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gemmap",
         description="Mapping and scheduling simulator for Gemmini-like systolic-array accelerators.",
         epilog="examples:\n  gemmap map workloads/bert.yaml\n  gemmap cdf workloads/bert.yaml --out out/cdf\n"
