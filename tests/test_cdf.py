@@ -38,7 +38,9 @@ def test_cdf_same_seed_same_samples_any_worker_count(gemmini):
 
 def test_cdf_cli_writes_table_plots_and_samples(tmp_path):
     out = tmp_path / "cdf"
-    r = gemmap("cdf", "workloads/bert-tiny.yaml", "--compare", "workloads/bert-tiny.yaml", "--layers", "ffn1,attn_av",
+    other = tmp_path / "cnn.yaml"
+    other.write_text("name: cnn\nops:\n  - {name: c1, op: conv, C: 16, K: 32, P: 14, Q: 14, R: 3, S: 3}\n")
+    r = gemmap("cdf", "workloads/bert-tiny.yaml", "--compare", str(other), "--layers", "ffn1,attn_av",
                "--samples", "2000", "--out", str(out))  # fmt: skip
     assert r.returncode == 0, r.stderr
     for name in ("cdf.csv", "cdf.png", "cdf.svg", "samples.npz"):
@@ -47,7 +49,8 @@ def test_cdf_cli_writes_table_plots_and_samples(tmp_path):
     assert {r["metric"] for r in rows} == {"latency", "energy", "edp"}
     assert {"ffn1", "attn_av"} <= {r["layer"] for r in rows}
     assert all(int(r["samples"]) == 2000 and float(r["min"]) >= 1 - 1e-9 for r in rows)
-    assert len(load_samples(out / "samples.npz")) >= 2
+    kept = load_samples(out / "samples.npz")
+    assert [x.workload for x in kept] == ["bert-tiny", "bert-tiny", "cnn"]
     (out / "cdf.png").unlink()
     r = gemmap("cdf", "--replot", str(out))
     assert r.returncode == 0, r.stderr
