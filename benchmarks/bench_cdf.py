@@ -13,27 +13,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from docsection import machine, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_cdf:start -->", "<!-- bench_cdf:end -->"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed(args: list[str]) -> float:
@@ -64,29 +52,20 @@ def main() -> None:
             ]
             rows.append((workers, timed(cmd), " ".join(["gemmap", *cmd[:-2], "--out", "DIR"])))
     lines = [
-        START,
         "## CDF (benchmarks/bench_cdf.py)",
         "",
-        f"Command: `python benchmarks/bench_cdf.py --samples {args.samples}` — {datetime.date.today()}, {cpu_model()}, "
-        f"nproc {os.cpu_count()}, Python {platform.python_version()}. Wall time of the whole command: 5 BERT-base layer "
-        "shapes, each sampled and searched to 3 proven optima (latency, energy, EDP), plots and files written. Target ≤ 30 s on 2 cores.",
+        f"Command: `python benchmarks/bench_cdf.py --samples {args.samples}` — {datetime.date.today()}, {machine()}. "
+        "Wall time of the whole command: 5 BERT-base layer shapes, each sampled and searched to 3 proven optima "
+        "(latency, energy, EDP), plots and files written. Target ≤ 30 s on 2 cores.",
         "",
         "| command | workers | seconds |",
         "|---|---|---|",
         *(f"| `{cmd}` | {w} | {s:.1f} |" for w, s, cmd in rows),
-        END,
     ]
     section = "\n".join(lines) + "\n"
     print(section)
-    if args.no_write:
-        return
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + section.rstrip("\n") + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text)
-    print(f"wrote {DOC}")
+    if not args.no_write:
+        write_section("bench_cdf", section)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +19,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from docsection import machine, write_section  # noqa: E402
 
 from gemmap.arch import load_arch  # noqa: E402
 from gemmap.mapspace import MapSpace  # noqa: E402
@@ -38,17 +37,6 @@ LAYERS = {
     "ffn2": (512, 3072, 768),
 }
 SECTION = "## Search (benchmarks/bench_search.py)"
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return f"{cpu}, nproc {nproc}, Python {platform.python_version()}"
 
 
 def throughput() -> list[str]:
@@ -93,6 +81,11 @@ def optimum_table() -> list[str]:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = ap.parse_args()
     body = [
         SECTION,
         "",
@@ -110,11 +103,8 @@ def main() -> None:
     ]
     text = "\n".join(body)
     print(text)
-    doc = ROOT / "docs" / "benchmarks.md"
-    old = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(SECTION) + r".*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text + "\n"
-    doc.write_text(new)
+    if not args.no_write:
+        write_section("bench_search", text)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import re
 import subprocess
 import sys
@@ -28,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from docsection import machine, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_sweep:start -->", "<!-- bench_sweep:end -->"
 SPAD = "16,32,64,128,256,512,1024,2048"
 ACC = "8,16,32,64,128,256,512,1024"
 FUSION = "none,all,auto"
@@ -52,18 +50,6 @@ def run(args: list[str], cwd: Path) -> tuple[float, int, str]:
     out = Path(args[args.index("--out") + 1])
     points = (out / "sweep.csv").read_text().count("\n") - 1
     return dt, points, r.stderr.strip().splitlines()[-2] if r.stderr.strip() else ""
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.release()}"
 
 
 def main() -> None:
@@ -99,7 +85,6 @@ def main() -> None:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
     lines = [
-        START,
         "## Sweep throughput (`benchmarks/bench_sweep.py`)",
         "",
         f"Run `python benchmarks/bench_sweep.py --search {args.search}` on {datetime.date.today().isoformat()}"
@@ -114,19 +99,11 @@ def main() -> None:
     lines += [f"| {label} | {n} | {dt:.1f} | {n / dt:.2f} |" for label, _, dt, n in rows]
     lines += ["", "Commands (`--cache FILE` and `--out DIR` point into a temporary directory):", ""]
     lines += [f"- {label}: `{re.sub(r'/tmp/[^ ]+/', 'DIR/', cmd)}`" for label, cmd, _, _ in rows]
-    lines += ["", END]
     section = "\n".join(lines) + "\n"
     print(section)
     if args.no_write:
         return
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + section.rstrip("\n") + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text)
-    print(f"wrote {DOC}")
+    write_section("bench_sweep", section)
 
 
 if __name__ == "__main__":
