@@ -382,26 +382,43 @@ def traffic_bytes(
     return va * t.input_bytes + vb * t.weight_bytes, 2 * (vc - M * N) * t.acc_bytes + M * N * t.output_bytes
 
 
-def combine(arch: Arch, problem: Problem, lt: LocalTerms, spad_bytes, acc_bytes, dram_bytes, l2_total) -> BatchCost:
-    """Cycles and energy from :class:`LocalTerms` and the bytes moved (module docstring, Time and
-    Energy); ``l2_total`` is every byte through the L2 (0 without one). Monotone in every byte count."""
-    t, e = arch.datatypes, arch.energy
-    macs = problem.macs
+def combine_cycles(arch: Arch, lt: LocalTerms, spad_bytes, acc_bytes, dram_bytes) -> np.ndarray:
+    """Cycles (module docstring, Time): double-buffered transfers overlap compute, the rest
+    serialize, plus the exposed first load / last store; DRAM bandwidth bounds the whole. The
+    arguments broadcast together (any shapes), so callers may pass factored grids."""
     bw = arch.local_bytes_per_cycle
     t_spad, t_acc = spad_bytes / bw, acc_bytes / bw
     overlapped = np.where(lt.db_spad, t_spad, 0.0) + np.where(lt.db_acc, t_acc, 0.0)
     serial = np.where(lt.db_spad, 0.0, t_spad) + np.where(lt.db_acc, 0.0, t_acc)
     core = serial + np.maximum(lt.compute.astype(np.float64), overlapped) + lt.prologue + lt.epilogue
-    cycles = np.ceil(np.maximum(core, dram_bytes / arch.dram.bytes_per_cycle)).astype(np.int64)
-    energy = (
+    return np.ceil(np.maximum(core, dram_bytes / arch.dram.bytes_per_cycle)).astype(np.int64)
+
+
+def dynamic_energy(arch: Arch, problem: Problem, lt: LocalTerms, spad_bytes, acc_bytes, dram_bytes, l2_total):
+    """Energy (module docstring, Energy) without leakage: MACs, PE registers, scratchpad,
+    accumulator, L2 and DRAM accesses. Only this part depends on the SRAM capacities (through
+    their per-byte energies); :func:`combine` adds ``cycles × leakage`` to it. Broadcasts."""
+    t, e = arch.datatypes, arch.energy
+    macs = problem.macs
+    return (
         macs * e.mac_pj
         + (macs * (t.input_bytes + t.weight_bytes + t.acc_bytes) + lt.stationary) * e.reg_pj_per_byte
         + (lt.spad_reads + spad_bytes) * arch.spad_pj_per_byte()
         + (2 * t.acc_bytes * lt.accumulations + acc_bytes) * arch.acc_pj_per_byte()
         + l2_total * arch.l2_pj_per_byte()
         + dram_bytes * arch.dram.pj_per_byte
-        + cycles * e.leakage_pj_per_cycle
     )
+
+
+def combine(arch: Arch, problem: Problem, lt: LocalTerms, spad_bytes, acc_bytes, dram_bytes, l2_total) -> BatchCost:
+    """Cycles and energy from :class:`LocalTerms` and the bytes moved (module docstring, Time and
+    Energy); ``l2_total`` is every byte through the L2 (0 without one). Monotone in every byte count.
+
+    The energy sum is ``dynamic_energy + cycles × leakage`` — the same left-to-right order of
+    floating-point additions as one flat sum, so callers that cache the parts get equal bits."""
+    cycles = combine_cycles(arch, lt, spad_bytes, acc_bytes, dram_bytes)
+    energy = dynamic_energy(arch, problem, lt, spad_bytes, acc_bytes, dram_bytes, l2_total)
+    energy = energy + cycles * arch.energy.leakage_pj_per_cycle
     return BatchCost(cycles=cycles, energy_pj=energy, dram_bytes=dram_bytes, compute_cycles=lt.compute)
 
 

@@ -35,16 +35,29 @@ counts model evaluations: bounds and costed (tile, factors, order-class) points.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import time
 
 import numpy as np
 from ortools.sat.python import cp_model
 
-from gemmap.arch import Arch
-from gemmap.mapping import ORDERS, MappingBatch
-from gemmap.mapspace import PAIR_COUNT, PAIRS, MapSpace
-from gemmap.model import FILL_LEVEL, UNINDEXED, BatchCost, LocalTerms, combine, evaluate, local_terms, traffic_bytes
+from gemmap.arch import Arch, Sram
+from gemmap.mapping import ORDERS, Mapping
+from gemmap.mapspace import DB_CHOICES, PAIR_COUNT, PAIRS, MapSpace
+from gemmap.model import (
+    FILL_LEVEL,
+    UNINDEXED,
+    BatchCost,
+    LocalTerms,
+    combine,
+    combine_cycles,
+    dynamic_energy,
+    evaluate,
+    local_terms,
+    traffic_bytes,
+)
 from gemmap.search import SearchOptions, SearchResult, objective_value
 from gemmap.workload import Problem
 
@@ -78,48 +91,147 @@ def _value(cost: BatchCost, objective: str) -> np.ndarray:
     return cost.metric(objective).astype(np.float64)
 
 
+def _bytes(arch: Arch, problem: Problem, local_fills, dram_fills) -> tuple:
+    """(spad, acc, dram, l2 total) bytes of :func:`model.combine` from the fills into the local
+    level and into the L2 (the latter unused without an L2: DRAM then feeds the local level)."""
+    spad, acc = traffic_bytes(arch, problem, *local_fills)
+    if arch.l2 is None:
+        return spad, acc, spad + acc, 0
+    a2, c2 = traffic_bytes(arch, problem, *dram_fills)
+    return spad, acc, a2 + c2, spad + acc + a2 + c2
+
+
+@dataclasses.dataclass(frozen=True)
+class _BoundGrid:
+    """The capacity-independent part of the bound pass over the full local-configuration grid.
+
+    Rows are (tile triple, dataflow, buffering) in that order — the flat index is
+    ``(triple · ndf + dataflow) · 4 + DB_CHOICES index`` — whether or not the tile fits: SRAM
+    capacity only decides which rows are valid (:attr:`MapSpace.tile_ok`) and the per-byte SRAM
+    energies, which :func:`model.dynamic_energy` applies to the cached byte counts. Arrays are
+    factored for broadcasting to (ntri, ndf, 4): ``terms`` has per-(triple, dataflow) fields of
+    shape (ntri, ndf, 1) and per-(triple, buffering) ones of (ntri, 1, 4); ``moved[e]`` are the
+    (spad, acc, dram, l2 total) bytes of bound variant e (innermost non-trivial loop e), each
+    (ntri, 1, 1) or a scalar, and ``cycles[e]`` their cycles (ntri, ndf, 4). All read-only.
+    """
+
+    cands: tuple[np.ndarray, np.ndarray, np.ndarray]
+    terms: LocalTerms
+    moved: tuple[tuple, ...]
+    cycles: tuple[np.ndarray, ...]
+
+
+def _grid_key(arch: Arch, problem: Problem, full_rows: bool) -> tuple[str, tuple[int, int, int], bool]:
+    """What a :class:`_BoundGrid` depends on: the arch with its SRAM sizes (and name) normalised."""
+    norm = dataclasses.replace(arch, name="", scratchpad=Sram(kib=1), accumulator=Sram(kib=1))
+    return repr(norm), problem.shape_key(), full_rows
+
+
+def _compute_bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _BoundGrid:
+    """The :class:`_BoundGrid` of (arch, problem, full_rows), computed afresh."""
+    space = MapSpace(arch, problem, full_rows)
+    D = np.array(problem.shape_key(), dtype=np.int64)
+    Tm, Tk, Tn = np.meshgrid(*space.cands, indexing="ij")
+    T = np.stack([Tm.reshape(-1), Tk.reshape(-1), Tn.reshape(-1)], axis=1)
+    dbc = np.array(DB_CHOICES)
+    # one local_terms call per dataflow over the triples, buffering as a broadcast (4, 1) axis
+    per_df = [local_terms(arch, problem, np.bool_(d == "ws"), T, dbc[:, :1], dbc[:, 1:]) for d in arch.dataflows]
+
+    def by_df(name: str) -> np.ndarray:
+        return np.stack([getattr(lt, name) for lt in per_df], axis=1)[:, :, None]
+
+    def by_db(name: str) -> np.ndarray:  # independent of the dataflow
+        return np.ascontiguousarray(getattr(per_df[0], name).T)[:, None, :]
+
+    terms = LocalTerms(
+        compute=by_df("compute"),
+        prologue=by_db("prologue"),
+        epilogue=by_db("epilogue"),
+        stationary=by_df("stationary"),
+        spad_reads=by_df("spad_reads"),
+        accumulations=by_df("accumulations"),
+        db_spad=dbc[None, None, :, 0],
+        db_acc=dbc[None, None, :, 1],
+    )
+    n1 = -(-D // T)
+    sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])
+    moved, cycles = [], []
+    for e in range(3):
+        fills = [sizes[x] * (1 if g == e else n1[:, g, None, None]) for x, g in enumerate(UNINDEXED)]
+        b = _bytes(arch, problem, fills, list(sizes))
+        moved.append(b)
+        cycles.append(combine_cycles(arch, terms, b[0], b[1], b[2]))
+    for a in (*dataclasses.astuple(terms), *(x for b in moved for x in b), *cycles):
+        if isinstance(a, np.ndarray):
+            a.setflags(write=False)
+    return _BoundGrid(space.cands, terms, tuple(moved), tuple(cycles))
+
+
+#: process-level LRU of bound grids by :func:`_grid_key` (immutable values; least recent dropped)
+_GRIDS: collections.OrderedDict[tuple[str, tuple[int, int, int], bool], _BoundGrid] = collections.OrderedDict()
+_MAX_GRIDS = 12
+
+
+def _bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _BoundGrid:
+    """The :class:`_BoundGrid` of (arch, problem, full_rows), shared across SRAM capacities
+    through a small process-level LRU cache of read-only arrays (a race between threads at
+    worst computes a grid twice; both copies are equal)."""
+    key = _grid_key(arch, problem, full_rows)
+    grid = _GRIDS.get(key)
+    if grid is None:
+        grid = _GRIDS[key] = _compute_bound_grid(arch, problem, full_rows)
+        while len(_GRIDS) > _MAX_GRIDS:
+            with contextlib.suppress(KeyError):
+                _GRIDS.popitem(last=False)
+    else:
+        with contextlib.suppress(KeyError):
+            _GRIDS.move_to_end(key)
+    return grid
+
+
 @dataclasses.dataclass(frozen=True)
 class _Setup:
-    """The local configurations of a space with their model terms and lower bounds."""
+    """The valid local configurations of a space with their lower bounds.
+
+    ``rows`` are flat indices into the :class:`_BoundGrid` (ascending, so grouped by triple
+    ``tri`` and, within a triple, ordered by dataflow then buffering); ``lb`` their bounds."""
 
     space: MapSpace
-    lcs: MappingBatch
+    rows: np.ndarray
     tri: np.ndarray
-    terms: LocalTerms
     lb: np.ndarray
 
 
-def _cost(arch: Arch, problem: Problem, lt: LocalTerms, local_fills, dram_fills) -> BatchCost:
-    spad, acc = traffic_bytes(arch, problem, *local_fills)
-    if arch.l2 is None:
-        return combine(arch, problem, lt, spad, acc, spad + acc, 0)
-    a2, c2 = traffic_bytes(arch, problem, *dram_fills)
-    return combine(arch, problem, lt, spad, acc, a2 + c2, spad + acc + a2 + c2)
-
-
 def _setup(space: MapSpace, objective: str) -> _Setup:
+    """Bound every valid local configuration: ``LB = min over e of cost(fills of variant e)``
+    with the cached capacity-independent cycles and byte counts, and this arch's SRAM energies
+    applied by the model's own :func:`dynamic_energy` (so the values equal ``combine``'s bits)."""
     arch, problem = space.arch, space.problem
-    lcs, tri = space.local_configs()
-    lt = local_terms(arch, problem, lcs.dataflow == 0, lcs.local, lcs.db_spad, lcs.db_acc)
-    D = np.array(problem.shape_key(), dtype=np.int64)
-    n1 = -(-D // lcs.local)
-    sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])
-    lb = np.full(len(lcs), np.inf)
-    for e in range(3):
-        fills = [sizes[x] * (1 if g == e else n1[:, g]) for x, g in enumerate(UNINDEXED)]
-        compulsory = list(sizes)
-        lb = np.minimum(lb, _value(_cost(arch, problem, lt, fills, compulsory), objective))
-    return _Setup(space, lcs, tri, lt, lb)
+    grid = _bound_grid(arch, problem, space.full_rows)
+    ndf = len(arch.dataflows)
+    lb = None
+    for (spad, acc, dram, l2_total), cycles in zip(grid.moved, grid.cycles):
+        energy = dynamic_energy(arch, problem, grid.terms, spad, acc, dram, l2_total)
+        energy = energy + cycles * arch.energy.leakage_pj_per_cycle
+        v = _value(BatchCost(cycles, energy, dram, grid.terms.compute), objective)
+        lb = v if lb is None else np.minimum(lb, v)
+    ok = space.tile_ok.reshape(4, -1).T  # (ntri, 4)
+    rows = np.flatnonzero(np.broadcast_to(ok[:, None, :], (ok.shape[0], ndf, 4)))
+    return _Setup(space, rows, rows // (ndf * 4), np.broadcast_to(lb, (ok.shape[0], ndf, 4)).reshape(-1)[rows])
 
 
 def _solve_triple(st: _Setup, t: int, rows: np.ndarray, objective: str) -> tuple[float, int, np.ndarray, int]:
-    """Exact best over the tilings above tile triple ``t`` for local configurations ``rows``:
-    (value, row, (factors, dram order, l2 order) as 5 ints, points costed)."""
+    """Exact best over the tilings above tile triple ``t`` for local configurations ``rows``
+    (grid rows of that triple): (value, row, (factors, dram order, l2 order) as 5 ints, points costed)."""
     space = st.space
     arch, problem = space.arch, space.problem
     fr = int(space.full_rows)
     D = np.array(problem.shape_key(), dtype=np.int64)
-    T = st.lcs.local[rows[0]]
+    T = space._tiles(np.array([t]))[0]
+    ndf = len(arch.dataflows)
+    dbc = np.array(DB_CHOICES)[rows % 4]
+    ws = np.array([d == "ws" for d in arch.dataflows])[rows // 4 % ndf]
+    terms = local_terms(arch, problem, ws, np.broadcast_to(T, (len(rows), 3)), dbc[:, 0], dbc[:, 1])
     n1 = -(-D // T)
     if arch.l2 is None:
         f = np.ones((1, 3), dtype=np.int64)
@@ -149,7 +261,7 @@ def _solve_triple(st: _Setup, t: int, rows: np.ndarray, objective: str) -> tuple
     cls = CLASSES[fr, md[p], ml[p], np.arange(len(p)) - np.repeat(np.cumsum(k) - k, k)]
     # every (point, class) against every local configuration of the triple
     P, R = len(p), len(rows)
-    pp, rr = np.repeat(np.arange(P), R), np.tile(rows, P)
+    pp, rr = np.repeat(np.arange(P), R), np.tile(np.arange(R), P)
     sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])
     n2p = n2[p][pp]
     local, dram = [], []
@@ -157,10 +269,10 @@ def _solve_triple(st: _Setup, t: int, rows: np.ndarray, objective: str) -> tuple
         code = cls[pp, x]
         local.append(sizes[x] * np.where(code == 2, n1[g], np.where(code == 1, n2p[:, g], 1)))
         dram.append(sizes[x] * np.where(cls[pp, 3 + x] == 1, n2p[:, g], 1))
-    values = _value(_cost(arch, problem, _take(st.terms, rr), local, dram), objective)
+    values = _value(combine(arch, problem, _take(terms, rr), *_bytes(arch, problem, local, dram)), objective)
     i = int(np.argmin(values))
     choice = np.concatenate([f[p[pp[i]]], cls[pp[i], 6:8]])
-    return float(values[i]), int(rr[i]), choice, len(values)
+    return float(values[i]), int(rows[rr[i]]), choice, len(values)
 
 
 def _master(values: np.ndarray, solved: np.ndarray, time_left: float) -> tuple[int, bool]:
@@ -188,12 +300,11 @@ def optimal_search(arch: Arch, problem: Problem, options: SearchOptions, full_ro
     space.require_nonempty()
     st = _setup(space, options.objective)
     evaluated = len(st.lb) * 3
-    # triples by their best bound
-    order = np.argsort(st.tri, kind="stable")
-    tri_sorted = st.tri[order]
-    uniq, first = np.unique(tri_sorted, return_index=True)
-    ends = np.append(first[1:], len(order))
-    tri_lb = np.minimum.reduceat(st.lb[order], first)
+    # triples by their best bound (st.rows ascending: each triple's rows are contiguous)
+    first = np.flatnonzero(np.diff(st.tri, prepend=-1))
+    uniq = st.tri[first]
+    ends = np.append(first[1:], len(st.tri))
+    tri_lb = np.minimum.reduceat(st.lb, first)
     by_lb = np.argsort(tri_lb, kind="stable")
     best = (np.inf, -1, np.zeros(5, dtype=np.int64))
     pos, batch, proven = 0, 8, False
@@ -202,8 +313,8 @@ def optimal_search(arch: Arch, problem: Problem, options: SearchOptions, full_ro
         for j in by_lb[pos : pos + batch]:
             if tri_lb[j] >= best[0] or (best[1] >= 0 and time.perf_counter() > deadline):
                 break
-            group = order[first[j] : ends[j]]
-            rows = group[st.lb[group] < best[0]]
+            group = slice(first[j], ends[j])
+            rows = st.rows[group][st.lb[group] < best[0]]
             value, row, choice, n = _solve_triple(st, int(uniq[j]), rows, options.objective)
             evaluated += n
             if value < best[0]:
@@ -223,12 +334,16 @@ def optimal_search(arch: Arch, problem: Problem, options: SearchOptions, full_ro
             proven = proven or (len(open_) == 0 and solved[0])
             break
     value, row, choice = best
-    lc = st.lcs[row]
-    m = dataclasses.replace(
-        lc,
-        l2_factors=tuple(int(v) for v in choice[:3]),
+    ndf = len(arch.dataflows)
+    db_spad, db_acc = DB_CHOICES[row % 4]
+    m = Mapping(
+        dataflow=arch.dataflows[row // 4 % ndf],
+        local=tuple(int(v) for v in space._tiles(np.array([row // (ndf * 4)]))[0]),  # type: ignore[arg-type]
+        l2_factors=tuple(int(v) for v in choice[:3]),  # type: ignore[arg-type]
         dram_order=ORDERS[int(choice[3])],
         l2_order=ORDERS[int(choice[4])],
+        db_spad=db_spad,
+        db_acc=db_acc,
     )
     cost = evaluate(arch, problem, m)
     assert np.isclose(objective_value(cost, options.objective), value, rtol=1e-9), (m, value)
