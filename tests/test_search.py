@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+
 import pytest
 
+from gemmap.arch import L2
 from gemmap.errors import GemmapError
 from gemmap.search import OBJECTIVES, SearchOptions, find_mapping, objective_value
 from gemmap.workload import Problem
@@ -99,3 +103,26 @@ def test_cli_bad_input_one_line_exit_2(args, message):
     lines = r.stderr.strip().splitlines()
     assert message in lines[-1] and "Traceback" not in r.stderr
     assert len(lines) == 1
+
+
+@pytest.mark.parametrize(
+    "shape,l2,full_rows", [((300, 200, 130), None, False), ((96, 64, 160), None, True), ((40, 24, 36), 8, False)]
+)
+def test_optimal_shared_bound_grid_equals_fresh(gemmini, monkeypatch, shape, l2, full_rows):
+    """The bound grid cached across SRAM capacities gives the same search as a fresh one."""
+    from gemmap.search import optimal
+
+    base = dataclasses.replace(gemmini, l2=L2(kib=l2)) if l2 else gemmini
+    base = dataclasses.replace(base, energy=dataclasses.replace(base.energy, leakage_pj_per_cycle=0.25))
+    p = Problem("t", *shape)
+    monkeypatch.setattr(optimal, "_GRIDS", collections.OrderedDict())
+    for spad, acc in ((256, 64), (16, 8), (64, 256), (1024, 16)):
+        arch = base.with_overrides(spad_kib=spad, acc_kib=acc)
+        for objective in OBJECTIVES:
+            options = SearchOptions(objective=objective)
+            shared = find_mapping(arch, p, options, full_rows=full_rows)
+            assert len(optimal._GRIDS) == 1  # one grid serves every capacity and objective
+            optimal._GRIDS.clear()
+            fresh = find_mapping(arch, p, options, full_rows=full_rows)
+            assert shared.mapping == fresh.mapping and shared.cost == fresh.cost
+            assert shared.evaluated == fresh.evaluated and shared.proven_optimal and fresh.proven_optimal
