@@ -88,7 +88,7 @@ def _take(lt: LocalTerms, idx: np.ndarray) -> LocalTerms:
 
 
 def _value(cost: BatchCost, objective: str) -> np.ndarray:
-    return cost.metric(objective).astype(np.float64)
+    return np.asarray(cost.metric(objective), dtype=np.float64)
 
 
 def _bytes(arch: Arch, problem: Problem, local_fills, dram_fills) -> tuple:
@@ -112,7 +112,9 @@ class _BoundGrid:
     factored for broadcasting to (ntri, ndf, 4): ``terms`` has per-(triple, dataflow) fields of
     shape (ntri, ndf, 1) and per-(triple, buffering) ones of (ntri, 1, 4); ``moved[e]`` are the
     (spad, acc, dram, l2 total) bytes of bound variant e (innermost non-trivial loop e), each
-    (ntri, 1, 1) or a scalar, and ``cycles[e]`` their cycles (ntri, ndf, 4). All read-only.
+    (ntri, 1, 1) or a scalar, and ``cycles[e]`` their cycles (ntri, ndf, 4), as float64 (exact:
+    integers below 2**53; the model converts them to float64 anyway when it multiplies them with
+    energies, so the products are the same). All read-only.
     """
 
     cands: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -160,8 +162,11 @@ def _compute_bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _Bound
         fills = [sizes[x] * (1 if g == e else n1[:, g, None, None]) for x, g in enumerate(UNINDEXED)]
         b = _bytes(arch, problem, fills, list(sizes))
         moved.append(b)
-        cycles.append(combine_cycles(arch, terms, b[0], b[1], b[2]))
-    for a in (*dataclasses.astuple(terms), *(x for b in moved for x in b), *cycles):
+        c = combine_cycles(arch, terms, b[0], b[1], b[2])
+        assert int(c.max()) < 2**53  # so the float64 copy below is exact
+        cycles.append(c.astype(np.float64))
+    fields = [getattr(terms, f.name) for f in dataclasses.fields(LocalTerms)]
+    for a in (*fields, *(x for b in moved for x in b), *cycles):
         if isinstance(a, np.ndarray):
             a.setflags(write=False)
     return _BoundGrid(space.cands, terms, tuple(moved), tuple(cycles))
@@ -209,11 +214,16 @@ def _setup(space: MapSpace, objective: str) -> _Setup:
     arch, problem = space.arch, space.problem
     grid = _bound_grid(arch, problem, space.full_rows)
     ndf = len(arch.dataflows)
+    leakage = arch.energy.leakage_pj_per_cycle
     lb = None
     for (spad, acc, dram, l2_total), cycles in zip(grid.moved, grid.cycles):
-        energy = dynamic_energy(arch, problem, grid.terms, spad, acc, dram, l2_total)
-        energy = energy + cycles * arch.energy.leakage_pj_per_cycle
-        v = _value(BatchCost(cycles, energy, dram, grid.terms.compute), objective)
+        if objective == "latency":
+            v = cycles
+        else:
+            energy = dynamic_energy(arch, problem, grid.terms, spad, acc, dram, l2_total)
+            if leakage:  # else combine adds cycles × 0.0 = +0.0, which leaves every energy ≥ 0 as is
+                energy = energy + cycles * leakage
+            v = _value(BatchCost(cycles, energy, dram, grid.terms.compute), objective)
         lb = v if lb is None else np.minimum(lb, v)
     ok = space.tile_ok.reshape(4, -1).T  # (ntri, 4)
     rows = np.flatnonzero(np.broadcast_to(ok[:, None, :], (ok.shape[0], ndf, 4)))
