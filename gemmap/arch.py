@@ -23,9 +23,9 @@ from gemmap.errors import GemmapError
 from gemmap.specio import build, load_yaml
 
 _SPEC = ConfigDict(extra="forbid", frozen=True)
-PosInt = Annotated[int, Field(gt=0, strict=False)]
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+PosInt = Annotated[int, Field(gt=0, strict=True)]
+PosFloat = Annotated[float, Field(gt=0, strict=True)]
+NonNegFloat = Annotated[float, Field(ge=0, strict=True)]
 
 DEFAULT_ARCH = Path(__file__).resolve().parent.parent / "arch" / "gemmini.yaml"
 
@@ -116,6 +116,19 @@ class Area:
 
 
 @dataclass(config=_SPEC)
+class CpuCosts:
+    """Host-CPU cost of each non-linear op kind, in accelerator cycles per element."""
+
+    softmax: NonNegFloat = 40.0
+    layernorm: NonNegFloat = 30.0
+    gelu: NonNegFloat = 30.0
+    add: NonNegFloat = 2.0
+
+    def of(self, kind: str) -> float:
+        return float(getattr(self, kind))
+
+
+@dataclass(config=_SPEC)
 class Nonlinear:
     """Where Softmax / LayerNorm / GELU run and what they cost.
 
@@ -132,9 +145,7 @@ class Nonlinear:
     unit_elems_per_cycle: PosInt = 16
     norm_passes: PosInt = 3
     unit_pj_per_elem: NonNegFloat = 0.5
-    cpu_cycles_per_elem: dict[str, NonNegFloat] = dataclasses.field(
-        default_factory=lambda: {"softmax": 40.0, "layernorm": 30.0, "gelu": 30.0, "add": 2.0}
-    )
+    cpu_cycles_per_elem: CpuCosts = dataclasses.field(default_factory=lambda: CpuCosts())
     cpu_pj_per_elem: NonNegFloat = 20.0
 
 

@@ -12,7 +12,7 @@ Where an op runs is the arch's choice (``arch.nonlinear``):
   i-GELU; Softmax's exponent is I-BERT's i-exp, LayerNorm's square root I-BERT's integer
   Newton iteration — all run at the unit's rate, which is what matters here).
   One pass over ``rows`` rows of ``row_len`` elements takes ``rows · ⌈row_len / w⌉`` cycles.
-* **Host CPU** otherwise: ``cpu_cycles_per_elem[kind]`` accelerator cycles and
+* **Host CPU** otherwise: ``cpu_cycles_per_elem.<kind>`` accelerator cycles and
   ``cpu_pj_per_elem`` pJ per element (arch YAML; an assumption stated there).
 
 A residual add (``add``) is run the way Gemmini runs it: as the matmul's bias ``D``, preloaded
@@ -157,7 +157,7 @@ def stream_cost(arch: Arch, op: NonlinearOp) -> OpCost:
         }
         where = "norm-unit"
     else:
-        busy = elems * nl.cpu_cycles_per_elem.get(op.kind, 0.0)
+        busy = elems * nl.cpu_cycles_per_elem.of(op.kind)
         cycles = max(busy, moved / arch.dram.bytes_per_cycle)
         breakdown = {**mem, "cpu": elems * nl.cpu_pj_per_elem}
         where = "cpu"

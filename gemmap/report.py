@@ -14,21 +14,31 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from gemmap.errors import GemmapError
 from gemmap.mapper import LayerResult, WorkloadResult
 
 
 def atomic_write(path: str | Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename, so a reader never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise GemmapError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, mode) as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise GemmapError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -76,7 +86,7 @@ def layer_record(layer: LayerResult, result: WorkloadResult) -> dict[str, Any]:
         "cycles": layer.cycles,
         "energy_pj": layer.energy_pj,
         "edp": layer.edp,
-        "utilization": layer.utilization,
+        "utilization": layer.utilization if layer.macs else None,
         "dram_bytes": layer.dram_bytes,
         "dram_bytes_lower_bound": layer.dram_bytes_lower_bound,
         "mapping": layer.mapping.to_dict(result.arch, _problem_of(layer)) if layer.mapping else {},

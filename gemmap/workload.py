@@ -19,7 +19,7 @@ from gemmap.errors import GemmapError
 from gemmap.specio import build, load_yaml
 
 _SPEC = ConfigDict(extra="forbid", frozen=True)
-PosInt = Annotated[int, Field(gt=0)]
+PosInt = Annotated[int, Field(gt=0, strict=True)]
 
 NONLINEAR_KINDS = ("softmax", "layernorm", "gelu", "add")
 
@@ -179,6 +179,23 @@ def _need(op: OpSpec, fields: tuple[str, ...], source: str) -> list[int]:
     return [getattr(op, f) for f in fields]
 
 
+#: the fields of :class:`OpSpec` each kind of op takes (besides name, op, repeat)
+OP_FIELDS = {
+    "matmul": {"M", "K", "N"},
+    "conv": {"B", "C", "K", "P", "Q", "R", "S", "stride"},
+    **{kind: {"rows", "row_len", "after"} for kind in NONLINEAR_KINDS},
+}
+
+
+def _check_fields(op: OpSpec, source: str) -> None:
+    """Refuse fields that do not apply to the op's kind (they would be silently ignored)."""
+    optional = (OP_FIELDS["conv"] | OP_FIELDS["matmul"] | OP_FIELDS["add"]) - {"stride"}
+    given = {f for f in optional if getattr(op, f) is not None} | ({"stride"} if op.stride != 1 else set())
+    extra = sorted(given - OP_FIELDS[op.op])
+    if extra:
+        raise GemmapError(f"{source}: op '{op.name}' ({op.op}) does not take {', '.join(extra)}")
+
+
 def explicit_workload(spec: ExplicitSpec, source: str) -> Workload:
     """Build a workload from an explicit op list (matmul, conv, and non-linear ops)."""
     problems: list[Problem] = []
@@ -188,6 +205,7 @@ def explicit_workload(spec: ExplicitSpec, source: str) -> Workload:
         if op.name in names:
             raise GemmapError(f"{source}: duplicate op name '{op.name}'")
         names.add(op.name)
+        _check_fields(op, source)
         if op.op == "matmul":
             M, K, N = _need(op, ("M", "K", "N"), source)
             problems.append(Problem(op.name, M, K, N, op.repeat))
@@ -199,8 +217,14 @@ def explicit_workload(spec: ExplicitSpec, source: str) -> Workload:
             problems.append(Problem(op.name, Bn * P * Q, C * R * S, Ko, op.repeat, "conv", einsum, dims))
         else:
             rows, row_len = _need(op, ("rows", "row_len"), source)
-            if op.after is not None and op.after not in {p.name for p in problems}:
+            producers = {p.name: p for p in problems}
+            if op.after is not None and op.after not in producers:
                 raise GemmapError(f"{source}: op '{op.name}' comes after unknown matmul '{op.after}'")
+            if op.after is not None and (rows, row_len) != (producers[op.after].M, producers[op.after].N):
+                p = producers[op.after]
+                raise GemmapError(
+                    f"{source}: op '{op.name}' has {rows} rows of {row_len} but '{p.name}' produces {p.M} rows of {p.N}"
+                )
             nonlinear.append(NonlinearOp(op.name, op.op, rows, row_len, op.repeat, op.after))
     if not problems:
         raise GemmapError(f"{source}: the workload has no matmul or conv op")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -36,7 +37,7 @@ def test_map_bert_heuristic_json(tmp_path):
         assert x["cycles"] >= x["macs"] / 256 if x["macs"] else True
         assert x["dram_bytes"] >= x["dram_bytes_lower_bound"] >= 0
         assert x["edp"] == pytest.approx(x["energy_pj"] * x["cycles"])
-        assert 0 < x["utilization"] <= 1 or not x["macs"]
+        assert (0 < x["utilization"] <= 1) if x["macs"] else x["utilization"] is None
         assert not x["macs"] or x["search"]["method"] == "heuristic"  # non-linear ops: no search
     total = data["total"]
     assert total["cycles"] == sum(x["cycles"] * x["repeat"] for x in data["layers"])
@@ -62,6 +63,16 @@ BAD = [
     ("workload", "name: b\nmodel: bert\nhidden: 768\nheads: 7\n", "heads (7) must divide hidden (768)"),
     ("workload", "name: b\nmodel: bert\nhiden: 768\n", "did you mean 'hidden'"),
     ("workload", "name: b\nmodel: bert\nseq_len: 0\n", "'seq_len'"),
+    ("workload", "name: b\nmodel: bert\nseq_len: true\n", "'seq_len'"),
+    ("workload", "name: b\nmodel: bert\nlayers: 2\nlayers: 12\n", "key 'layers' is given twice"),
+    ("workload", "name: t\nops:\n  - {name: mm, op: matmul, M: 4, K: 4, N: 4, C: 9}\n", "does not take C"),
+    (
+        "workload",
+        "name: t\nops:\n  - {name: mm, op: matmul, M: 4, K: 4, N: 8}\n  - {name: ln, op: layernorm, rows: 9, row_len: 7, after: mm}\n",
+        "produces 4 rows of 8",
+    ),
+    ("arch", "name: x\nscratchpad: {kib: true}\n", "'scratchpad.kib'"),
+    ("arch", "name: x\nnonlinear: {cpu_cycles_per_elem: {softmx: 1}}\n", "did you mean 'softmax'?"),
 ]
 
 
@@ -103,3 +114,40 @@ def test_choice_typo_suggests_the_close_match():
 def test_missing_workload_file():
     r = gemmap("map", "workloads/nope.yaml", "--search", "heuristic")
     assert r.returncode == 2 and "cannot read file" in r.stderr
+
+
+def test_not_utf8_is_one_line(tmp_path):
+    f = tmp_path / "b.yaml"
+    f.write_bytes(b"\xff\xfe bad")
+    r = gemmap("map", str(f), "--search", "heuristic")
+    assert r.returncode == 2 and "not UTF-8" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--search", "random", "--seed", "-5"], "whole number ≥ 0"),
+        (["--search", "heuristic", "--samples", "10"], "--samples applies to --search random"),
+        (["--search", "heuristic", "--time-limit", "1"], "--time-limit applies to --search optimal"),
+        (["--search", "heuristic", "--explain", "nope"], "no layer 'nope'"),
+    ],
+)
+def test_flags_that_cannot_apply_are_refused(args, message):
+    r = gemmap("map", "workloads/bert-tiny.yaml", *args)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_output_path_problems_are_one_line(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    for args in (["--json", str(tmp_path)], ["--csv", str(blocker / "x.csv")]):
+        r = gemmap("map", "workloads/bert-tiny.yaml", "--search", "heuristic", *args)
+        assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_outputs_are_readable_by_others(tmp_path):
+    out = tmp_path / "m.json"
+    r = gemmap("map", "workloads/bert-tiny.yaml", "--search", "heuristic", "--json", str(out))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert r.returncode == 0 and out.stat().st_mode & 0o777 == 0o666 & ~umask

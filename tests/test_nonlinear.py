@@ -43,7 +43,7 @@ def test_unfused_softmax_on_the_unit(transformer_arch):
 def test_unfused_on_the_cpu(gemmini):
     c = stream_cost(gemmini, LN)
     assert c.where == "cpu"
-    assert c.cycles == 512 * 768 * gemmini.nonlinear.cpu_cycles_per_elem["layernorm"]
+    assert c.cycles == 512 * 768 * gemmini.nonlinear.cpu_cycles_per_elem.layernorm
     assert c.dram_bytes == 2 * 512 * 768
     assert c.energy_pj == pytest.approx(512 * 768 * (gemmini.nonlinear.cpu_pj_per_elem + 2 * gemmini.dram.pj_per_byte))
 

@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except GemmapError as exc:
         print(f"gemmap: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path the user gave: a directory, an unwritable or missing place
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"gemmap: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("gemmap: interrupted; finished results are on disk", file=sys.stderr)
         return 130

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gemmap import api
-from gemmap.cli.common import add_arch_args, arch_from_args, positive_float, positive_int
+from gemmap.cli.common import add_arch_args, arch_from_args, nonnegative_int, positive_float, positive_int
 from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, csv_text, print_table
 from gemmap.workload import load_workload
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--samples", type=positive_int, default=100_000, help="random valid mappings per layer (default: 100000)"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     p.add_argument("--layers", help="comma-separated layer names (default: all)")
     p.add_argument("--compare", metavar="WORKLOAD", help="overlay a second workload, e.g. workloads/resnet50.yaml")
     p.add_argument("--time-limit", type=positive_float, help="seconds per optimum search (default: none)")
@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from gemmap import cdf
 
     if args.replot:
+        if args.workload:
+            raise GemmapError("--replot redraws an earlier run; give no WORKLOAD with it")
         samples = cdf.load_samples(Path(args.replot) / "samples.npz")
         for path in cdf.plot_cdf(samples, Path(args.replot) / "cdf"):
             print(f"wrote {path}")
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     workloads = [load_workload(args.workload)]
     if args.compare:
         workloads.append(load_workload(args.compare))
-    layers = [x.strip() for x in args.layers.split(",")] if args.layers else None
+    layers = list(dict.fromkeys(x.strip() for x in args.layers.split(","))) if args.layers else None
     if layers:
         for name in layers:
             workloads[0].problem(name)  # a clear error for an unknown layer, before any work

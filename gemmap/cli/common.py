@@ -20,6 +20,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got '{text}'")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -64,8 +74,8 @@ def add_arch_args(p: argparse.ArgumentParser, sizes: bool = True) -> None:
 def add_search_args(p: argparse.ArgumentParser, default_method: str = "optimal") -> None:
     p.add_argument("--search", choices=METHODS, default=default_method, help=f"mapper (default: {default_method})")
     p.add_argument("--objective", choices=OBJECTIVES, default="edp", help="what to minimize (default: edp)")
-    p.add_argument("--samples", type=positive_int, default=10_000, help="samples for --search random (default: 10000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--samples", type=positive_int, help="samples for --search random (default: 10000)")
+    p.add_argument("--seed", type=nonnegative_int, help="random seed for --search random (default: 0)")
     p.add_argument(
         "--time-limit",
         type=positive_float,
@@ -78,15 +88,20 @@ def arch_from_args(args: argparse.Namespace) -> Arch:
     arch = arch.with_overrides(spad_kib=getattr(args, "spad_kib", None), acc_kib=getattr(args, "acc_kib", None))
     if args.dataflow and args.dataflow not in arch.dataflows:
         raise GemmapError(f"{args.arch}: {arch.name} does not support dataflow {args.dataflow}")
-    return arch
+    return arch.with_overrides(dataflow=args.dataflow) if args.dataflow else arch
 
 
-def search_options(args: argparse.Namespace) -> SearchOptions:
+def search_options(args: argparse.Namespace, dataflow: str | None = None) -> SearchOptions:
+    """SearchOptions from the flags; a flag the chosen method does not use is an error, not ignored."""
+    used_by = {"samples": "random", "seed": "random", "time_limit": "optimal"}
+    for flag, method in used_by.items():
+        if getattr(args, flag) is not None and args.search != method:
+            raise GemmapError(f"--{flag.replace('_', '-')} applies to --search {method}, not --search {args.search}")
     return SearchOptions(
         method=args.search,
         objective=args.objective,
-        samples=args.samples,
-        seed=args.seed,
+        samples=10_000 if args.samples is None else args.samples,
+        seed=0 if args.seed is None else args.seed,
         time_limit=args.time_limit,
-        dataflow=args.dataflow,
+        dataflow=dataflow,
     )

@@ -36,8 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     arch = arch_from_args(args)
-    options = search_options(args)
+    options = search_options(args, args.dataflow)
     workload = load_workload(args.workload)
+    if args.explain and args.explain != "*":
+        workload.problem(args.explain)  # an unknown layer is an error before any work
     console = Console(stderr=True)
     with api.progress(console, total=len(workload.problems), what="mapping layers") as tick:
         result = api.map_workload(arch, workload, options, fusion=args.fusion, on_layer=tick)

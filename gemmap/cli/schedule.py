@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     base = load_arch(args.arch)
     if args.dataflow and args.dataflow not in base.dataflows:
         raise GemmapError(f"{args.arch}: {base.name} does not support dataflow {args.dataflow}")
-    options = search_options(args)
+    options = search_options(args, args.dataflow)
     seqs: list[int | None] = list(args.seq_len or [None])
     spads: list[int | None] = list(args.spad_kib or [None])
     accs: list[int | None] = list(args.acc_kib or [None])

@@ -13,10 +13,9 @@ from rich.table import Table
 
 from gemmap.arch import DEFAULT_ARCH, load_arch
 from gemmap.cache import default_cache_path
-from gemmap.cli.common import add_search_args
+from gemmap.cli.common import add_search_args, search_options
 from gemmap.errors import GemmapError
 from gemmap.report import eng, print_table
-from gemmap.search import SearchOptions
 
 EXAMPLES = """examples:
   gemmap sweep workloads/bert.yaml --spad-kib 32,64,128,256 --acc-kib 32,64,128,256 --fusion none,auto --out out/sweep
@@ -128,9 +127,7 @@ def run(args: argparse.Namespace) -> int:
     tolerance = float(_positive(args.tolerance, "--tolerance", float))
     if args.scheduler is not None and workers != 1:
         raise GemmapError("--workers and --scheduler exclude each other (the cluster has its own workers)")
-    options = SearchOptions(
-        method=args.search, objective=args.objective, samples=args.samples, seed=args.seed, time_limit=args.time_limit
-    )
+    options = search_options(args)
     cache = None if args.no_cache else Path(args.cache) if args.cache else default_cache_path()
     sweep = Sweep(
         workload_path=args.workload, arch=load_arch(args.arch), options=options, grid=grid, out_dir=Path(args.out),

@@ -37,6 +37,8 @@ class SearchOptions:
         check_choice(self.objective, OBJECTIVES, "objective")
         if self.dataflow is not None:
             check_choice(self.dataflow, ("ws", "os"), "dataflow")
+        if self.seed < 0:
+            raise GemmapError(f"--seed must be a whole number ≥ 0, got {self.seed}")
         if self.samples <= 0:
             raise GemmapError(f"--samples must be a positive number of mappings, got {self.samples}")
         if self.time_limit is not None and self.time_limit <= 0:
