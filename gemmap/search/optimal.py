@@ -294,6 +294,13 @@ def _solve_triple(st: _Setup, t: int, rows: np.ndarray, objective: str) -> tuple
     return float(values[i]), int(rows[rr[i]]), choice, len(values)
 
 
+def _ordered_below(values: np.ndarray, limit: float, inclusive: bool) -> np.ndarray:
+    """Indices of ``values`` below ``limit`` (or equal, if ``inclusive``) in (value, index) order:
+    exactly the prefix of ``np.argsort(values, kind="stable")`` that holds them."""
+    idx = np.flatnonzero(values <= limit if inclusive else values < limit)
+    return idx[np.argsort(values[idx], kind="stable")]
+
+
 def _master(values: np.ndarray, solved: np.ndarray, time_left: float) -> tuple[int, bool]:
     """CP-SAT: exactly one candidate, minimising its value (by rank). Returns (index, proven)."""
     ranks = np.unique(values, return_inverse=True)[1].reshape(-1)
@@ -324,7 +331,11 @@ def optimal_search(arch: Arch, problem: Problem, options: SearchOptions, full_ro
     uniq = st.tri[first]
     ends = np.append(first[1:], len(st.tri))
     tri_lb = np.minimum.reduceat(st.lb, first)
-    by_lb = np.argsort(tri_lb, kind="stable")
+    # by_lb: the triples in (bound, index) order, only as far as it is read — the cheapest 8
+    # (with ties) for the first batch, then every triple whose bound is below the incumbent
+    # (the rest is never solved nor open); ntri stands for the length of the full order
+    ntri = len(tri_lb)
+    by_lb = _ordered_below(tri_lb, np.partition(tri_lb, min(8, ntri) - 1)[min(8, ntri) - 1], inclusive=True)
     best = (np.inf, -1, np.zeros(5, dtype=np.int64))
     pos, batch, proven = 0, 8, False
     while True:
@@ -338,6 +349,8 @@ def optimal_search(arch: Arch, problem: Problem, options: SearchOptions, full_ro
             evaluated += n
             if value < best[0]:
                 best = (value, row, choice)
+        if pos == 0:  # after the first batch: the prefix of the order below the incumbent
+            by_lb = _ordered_below(tri_lb, best[0], inclusive=False)
         pos += batch
         batch *= 2
         open_ = by_lb[pos:]
@@ -349,7 +362,7 @@ def optimal_search(arch: Arch, problem: Problem, options: SearchOptions, full_ro
         if left <= 0:
             break
         i, proven = _master(values, solved, left)
-        if proven or pos >= len(by_lb):
+        if proven or pos >= ntri:
             proven = proven or (len(open_) == 0 and solved[0])
             break
     value, row, choice = best
