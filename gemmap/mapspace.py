@@ -4,11 +4,14 @@ A point is a :class:`~gemmap.mapping.Mapping`: dataflow × local tile (Tm, Tk, T
 (fm, fk, fn) × DRAM and L2 loop orders × double buffering of the scratchpad and accumulator.
 Spatial unrolling is not a choice: Gemmini wires it per dataflow (mapping.py).
 
-**Tile candidates.** A dim of size D cut into n tiles needs tiles of at least ceil(D/n); the
-candidates are the distinct values ``{ceil(D/n) : n = 1..D}`` (about 2√D of them), one per
-distinct tile count — the smallest tile for that count, which needs the least SRAM. L2 factors
-per dim are the same set over the local tile count n1 = ceil(D/T): ``{ceil(n1/n2)}``, one per
-distinct DRAM-level count n2.
+**Tile candidates.** A dim of size D cut into n tiles needs tiles of at least ceil(D/n). For
+each distinct count n the candidates are that smallest tile, which needs the least SRAM, and the
+smallest multiple of the array width (DIM) at least as large that still gives n tiles: a
+DIM-aligned tile fills whole folds and leaves the waste to the last tile, which can save a fold
+(D = 40, DIM 16, two tiles: 20 + 20 is 4 folds, 32 + 8 is 3), and it is how Gemmini's own tiler
+cuts (tiles of whole DIM blocks). About 2√D values (:func:`tile_candidates`). L2 factors per dim
+are the ceil set over the local tile count n1 = ceil(D/T): ``{ceil(n1/n2)}`` (:func:`candidates`),
+one per distinct DRAM-level count n2.
 
 **Pruning.** A loop of bound 1 is order-free, so two orders of one level that agree on the
 relative order of the loops with bound > 1 are the same mapping. The representative of such a
@@ -54,8 +57,17 @@ DB_CHOICES = ((False, False), (False, True), (True, False), (True, True))
 
 
 def candidates(size: int) -> np.ndarray:
-    """Tile-size candidates of a dim of ``size``: the distinct ceil(size/n), n = 1..size, ascending."""
+    """The distinct ceil(size/n), n = 1..size, ascending: the smallest tile for each tile count."""
     return np.unique(-(-size // np.arange(1, size + 1, dtype=np.int64)))
+
+
+def tile_candidates(size: int, dim: int) -> np.ndarray:
+    """Local-tile candidates of a dim of ``size`` on an array ``dim`` wide, ascending: per tile count
+    n, ceil(size/n) and the smallest multiple of ``dim`` above it that still gives n tiles."""
+    smallest = candidates(size)
+    aligned = -(-smallest // dim) * dim
+    keep = (aligned <= size) & (-(-size // aligned) == -(-size // smallest))
+    return np.unique(np.concatenate([smallest, aligned[keep]]))
 
 
 def canonical_order(order: int, mask: int) -> int:
@@ -138,8 +150,9 @@ class MapSpace:
     def cands(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Local-tile candidates per dim (N only N itself under full_rows)."""
         M, K, N = self.problem.shape_key()
-        cn = np.array([N], dtype=np.int64) if self.full_rows else candidates(N)
-        out = (candidates(M), candidates(K), cn)
+        rows, cols = self.arch.dim_rows, self.arch.dim_cols
+        cn = np.array([N], dtype=np.int64) if self.full_rows else tile_candidates(N, cols)
+        out = (tile_candidates(M, rows), tile_candidates(K, rows), cn)
         _readonly(*out)
         return out
 
