@@ -179,10 +179,14 @@ def print_table(table: Table, console: Console | None = None) -> None:
 def loop_nests(result: WorkloadResult, names: Iterable[str] | None = None) -> str:
     wanted = set(names) if names else None
     out = []
+    dim = result.arch.dim_cols
     for x in result.layers:
         if x.mapping and (wanted is None or x.name in wanted):
+            Tm, Tk, Tn = x.mapping.local
+            blocks = f"in DIM blocks, as tiled_matmul_auto counts them: tile_I={-(-Tm // dim)} tile_J={-(-Tn // dim)} tile_K={-(-Tk // dim)}"
             out.append(
-                f"== {x.name} ({x.mapping.summary(result.arch)})\n{x.mapping.loop_nest(result.arch, _problem_of(x))}"
+                f"== {x.name} ({x.mapping.summary(result.arch)}; {blocks})\n"
+                f"{x.mapping.loop_nest(result.arch, _problem_of(x))}"
             )
     return "\n\n".join(out)
 

@@ -51,6 +51,10 @@ def test_map_explain_prints_loop_nest():
     r = gemmap("map", "workloads/bert-tiny.yaml", "--search", "heuristic", "--explain", "ffn1")
     assert r.returncode == 0, r.stderr
     assert "spatial_for ks in [0:16)" in r.stdout and "== ffn1" in r.stdout
+    # bert-tiny ffn1 is 128x128x512 (8x8x32 blocks). WS is double-buffered: 512 accumulator rows,
+    # start I = J = isqrt(512/16) = 5, K = min(8, (4096/16)/5) = 8; J grows to 6 (5·6·16 = 480 ≤ 512),
+    # then neither I (6·6·16 = 576) nor J (5·7·16 = 560) fits, and K is already all of K.
+    assert "tile_I=5 tile_J=6 tile_K=8" in r.stdout
 
 
 BAD = [
