@@ -12,7 +12,6 @@ Per-access SRAM energy scales with the capacity of one bank by a power law
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -270,7 +269,3 @@ def load_arch(path: str | Path = DEFAULT_ARCH) -> Arch:
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def is_pow2(x: int) -> bool:
-    return x > 0 and (x & (x - 1)) == 0 and math.log2(x).is_integer()

@@ -30,10 +30,12 @@ class LayerResult:
     energy_pj: float
     dram_bytes: int
     dram_bytes_lower_bound: int
-    utilization: float
+    utilization: float | None  # None for a non-linear op (no MACs)
     mapping: Mapping | None = None
     search: SearchResult | None = None
     note: str = ""
+    #: the matmul this row maps (None for a non-linear op)
+    problem: Problem | None = None
 
     @property
     def edp(self) -> float:
@@ -56,6 +58,7 @@ class LayerResult:
             mapping=result.mapping,
             search=result,
             note=note,
+            problem=problem,
         )
 
 

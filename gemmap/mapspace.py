@@ -508,8 +508,3 @@ def _bits(f: np.ndarray, n1: np.ndarray) -> np.ndarray:
     """Mask bits of an L2 factor f of a dim with n1 local tiles: bit 0 when the DRAM loop
     ceil(n1/f) > 1 (f < n1), bit 1 when the L2 loop f > 1."""
     return (f < n1).astype(np.int64) + 2 * (f > 1)
-
-
-def space_size(arch: Arch, problem: Problem, full_rows: bool = False) -> int:
-    """Shorthand for ``MapSpace(arch, problem, full_rows).size().total``."""
-    return MapSpace(arch, problem, full_rows).size().total

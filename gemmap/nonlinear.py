@@ -52,7 +52,6 @@ from gemmap.arch import Arch, ceil_div
 from gemmap.workload import NonlinearOp
 
 ROW_WISE = ("softmax", "layernorm")
-ELEMENT_WISE = ("gelu", "add")
 
 
 @dataclasses.dataclass(frozen=True)

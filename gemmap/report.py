@@ -86,10 +86,10 @@ def layer_record(layer: LayerResult, result: WorkloadResult) -> dict[str, Any]:
         "cycles": layer.cycles,
         "energy_pj": layer.energy_pj,
         "edp": layer.edp,
-        "utilization": layer.utilization if layer.macs else None,
+        "utilization": layer.utilization,
         "dram_bytes": layer.dram_bytes,
         "dram_bytes_lower_bound": layer.dram_bytes_lower_bound,
-        "mapping": layer.mapping.to_dict(result.arch, _problem_of(layer)) if layer.mapping else {},
+        "mapping": layer.mapping.to_dict(result.arch, layer.problem) if layer.mapping and layer.problem else {},
         "search": layer.search.info() if layer.search else {},
     }
     if layer.search:
@@ -98,13 +98,6 @@ def layer_record(layer: LayerResult, result: WorkloadResult) -> dict[str, Any]:
     if layer.note:
         rec["note"] = layer.note
     return rec
-
-
-def _problem_of(layer: LayerResult):
-    from gemmap.workload import Problem
-
-    d = layer.dims
-    return Problem(layer.name, d["M"], d["K"], d["N"], layer.repeat, layer.op)
 
 
 def map_json(result: WorkloadResult) -> dict[str, Any]:
@@ -158,7 +151,7 @@ def map_table(result: WorkloadResult, title: str | None = None) -> Table:
             search = f"{s.method} {eng(s.evaluated)} {s.seconds:.2f}s" + (" ✓" if s.proven_optimal else "")
         table.add_row(
             x.name, x.op, _dims_text(x), str(x.repeat), eng(x.cycles), eng(x.energy_pj * 1e-12, "J"),
-            eng(x.edp * 1e-12, "J·cyc"), f"{x.utilization:.0%}" if x.macs else "-", eng(x.dram_bytes, "B"), bound,
+            eng(x.edp * 1e-12, "J·cyc"), f"{x.utilization:.0%}" if x.utilization is not None else "-", eng(x.dram_bytes, "B"), bound,
             x.mapping.summary(result.arch) if x.mapping else x.note, search,
         )  # fmt: skip
     t = result.total
@@ -181,12 +174,12 @@ def loop_nests(result: WorkloadResult, names: Iterable[str] | None = None) -> st
     out = []
     dim = result.arch.dim_cols
     for x in result.layers:
-        if x.mapping and (wanted is None or x.name in wanted):
+        if x.mapping and x.problem and (wanted is None or x.name in wanted):
             Tm, Tk, Tn = x.mapping.local
             blocks = f"in DIM blocks, as tiled_matmul_auto counts them: tile_I={-(-Tm // dim)} tile_J={-(-Tn // dim)} tile_K={-(-Tk // dim)}"
             out.append(
                 f"== {x.name} ({x.mapping.summary(result.arch)}; {blocks})\n"
-                f"{x.mapping.loop_nest(result.arch, _problem_of(x))}"
+                f"{x.mapping.loop_nest(result.arch, x.problem)}"
             )
     return "\n\n".join(out)
 

@@ -240,7 +240,7 @@ def op_row(op: NonlinearOp, cost: OpCost) -> LayerResult:
     return LayerResult(
         name=op.name, op=op.kind, dims={"rows": op.rows, "row_len": op.row_len}, repeat=op.repeat, macs=0,
         cycles=cost.cycles, energy_pj=cost.energy_pj, dram_bytes=cost.dram_bytes, dram_bytes_lower_bound=lower,
-        utilization=0.0, mapping=None, search=None, note=cost.note,
+        utilization=None, mapping=None, search=None, note=cost.note,
     )  # fmt: skip
 
 

@@ -3,41 +3,33 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from gemmap.arch import DEFAULT_ARCH, Arch, load_arch
 from gemmap.errors import GemmapError
 from gemmap.search import METHODS, OBJECTIVES, SearchOptions
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, kind: type[int] | type[float], ok, what: str) -> int | float:
+    """Parse ``text`` as ``kind`` and require ``ok(value)``, else an argparse error naming ``what``."""
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'")
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
     return value
+
+
+def positive_int(text: str) -> int:
+    return int(_number(text, int, lambda v: v > 0, "a positive whole number"))
 
 
 def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got '{text}'")
-    return value
+    return int(_number(text, int, lambda v: v >= 0, "a whole number ≥ 0"))
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
-    return value
+    return float(_number(text, float, lambda v: v > 0, "a positive number"))
 
 
 def int_list(text: str) -> list[int]:
@@ -46,21 +38,6 @@ def int_list(text: str) -> list[int]:
     if not text.strip() or any(not t for t in items):
         raise argparse.ArgumentTypeError(f"expected a comma-separated list of positive whole numbers, got '{text}'")
     return [positive_int(t) for t in items]
-
-
-def choice_list(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        from gemmap.errors import did_you_mean
-
-        items = [t.strip() for t in text.split(",")]
-        for t in items:
-            if t not in choices:
-                raise argparse.ArgumentTypeError(
-                    f"unknown value '{t}'{did_you_mean(t, choices)}; choose from {', '.join(choices)}"
-                )
-        return items
-
-    return parse
 
 
 def add_arch_args(p: argparse.ArgumentParser, sizes: bool = True) -> None:
