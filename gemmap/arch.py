@@ -80,16 +80,29 @@ class L2:
 
 @dataclass(config=_SPEC)
 class Dma:
-    """Gemmini's DMA between the next level out and the scratchpad/accumulator."""
+    """Gemmini's DMA between the next level out and the scratchpad/accumulator (gemmap/dma.py).
+
+    ``bytes_per_cycle``: the bus (``dma_buswidth`` bits / 8); ``beat_bytes``: one TileLink beat;
+    ``request_bytes``: the largest request (``dma_maxbytes``), also the widest mvin row chunk;
+    ``max_in_flight``: requests the tracker holds (``max_in_flight_mem_reqs``); ``write_gather``:
+    the StreamWriter gathers a chunk's beats before sending them (2b − 1 cycles per chunk).
+    """
 
     bytes_per_cycle: PosFloat = 16.0
     request_bytes: PosInt = 64
+    beat_bytes: PosInt = 16
+    max_in_flight: PosInt = 16
+    write_gather: bool = True
 
 
 @dataclass(config=_SPEC)
 class Dram:
+    """The memory behind the DMA: sustained bandwidth, per-byte energy, and the round-trip latency of
+    one request as the DMA sees it (which, with ``dma.max_in_flight``, bounds the DMA's throughput)."""
+
     bytes_per_cycle: PosFloat = 16.0
     pj_per_byte: NonNegFloat = 64.0
+    latency_cycles: NonNegFloat = 0.0
 
 
 @dataclass(config=_SPEC)
@@ -149,6 +162,21 @@ class Nonlinear:
 
 
 @dataclass(config=_SPEC)
+class Software:
+    """How Gemmini's software drives the tiles (docs/model.md, "Gemmini's execution").
+
+    ``reload_operands``: every iteration of the software tile loop issues one hardware loop
+    (``gemmini_loop_ws``, gemmini-rocc-tests ``include/gemmini.h`` ``tiled_matmul_outer``), and
+    ``LoopMatmul``'s ``LdA``/``LdB`` units move in the call's whole A and B tiles each time: an
+    operand tile is not kept across calls, whatever the loop order. ``False`` is Timeloop's
+    residency (a tile stays while the loops inside it do not index it), for software that skips
+    redundant moves. Partial sums stay in the accumulator across consecutive k0 calls either way.
+    """
+
+    reload_operands: bool = True
+
+
+@dataclass(config=_SPEC)
 class Arch:
     """A complete Gemmini-like accelerator configuration."""
 
@@ -163,6 +191,7 @@ class Arch:
     energy: Energy = dataclasses.field(default_factory=Energy)
     area: Area = dataclasses.field(default_factory=Area)
     nonlinear: Nonlinear = dataclasses.field(default_factory=Nonlinear)
+    software: Software = dataclasses.field(default_factory=Software)
     frequency_mhz: PosFloat = 1000.0
 
     # --- derived quantities -------------------------------------------------------------

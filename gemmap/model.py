@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from gemmap import dma
 from gemmap.arch import Arch, ceil_div
 from gemmap.mapping import DIMS, ORDER_DIMS, RELEVANT, Mapping, MappingBatch
 from gemmap.workload import Problem
@@ -171,12 +172,17 @@ def _loops(arch: Arch, m: Mapping, n1: list[int]) -> tuple[list[tuple[int, int, 
 
 
 def visits(
-    loops: list[tuple[int, int, int]], counts: list[list[int]], relevant: tuple[bool, ...], D: tuple[int, ...]
+    loops: list[tuple[int, int, int]],
+    counts: list[list[int]],
+    relevant: tuple[bool, ...],
+    D: tuple[int, ...],
+    reload: bool = False,
 ) -> int:
-    """Tile elements of a tensor brought in below ``loops`` (the fills formula above)."""
+    """Tile elements of a tensor brought in below ``loops`` (the fills formula above); with
+    ``reload`` the tile is brought in at every iteration of every loop (Gemmini's per-call mvins)."""
     inner = -1
     for p, (d, _, bound) in enumerate(loops):
-        if relevant[d] and bound > 1:
+        if (relevant[d] or reload) and bound > 1:
             inner = p
     deepest = [-1, -1, -1]
     for d, level, bound in loops[: inner + 1]:
@@ -189,13 +195,15 @@ def visits(
 
 
 def _boundary(arch: Arch, problem: Problem, level: str, loops, counts) -> list[Traffic]:
-    """Traffic of A, B, C into the level below ``loops``."""
+    """Traffic of A, B, C into the level below ``loops`` (A and B reloaded per tile call into the
+    local level when ``arch.software.reload_operands``)."""
     t = arch.datatypes
     D = problem.shape_key()
     MN = D[0] * D[2]
+    reload = level == "local" and arch.software.reload_operands
     out: list[Traffic] = []
     for name, elem in (("A", t.input_bytes), ("B", t.weight_bytes)):
-        v = visits(loops, counts, RELEVANT[name], D)
+        v = visits(loops, counts, RELEVANT[name], D, reload)
         out.append(Traffic(name, level, v, v * elem, 0))
     v = visits(loops, counts, RELEVANT["C"], D)
     spill = v - MN
@@ -236,16 +244,19 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
                     compute += cm * ck * cn * fold_cycles(arch, m.dataflow, em, ek, en)
 
     # time: overlap double-buffered transfers, serialize the rest, DRAM bandwidth bound
-    bw = arch.local_bytes_per_cycle
+    rate = dma_rates(arch, problem, np.array([m.local]))
+    a_cpb, b_cpb, out_cpb, psum_cpb = (float(x[0]) for x in rate)
     spad_bytes = local[0].bytes_in + local[1].bytes_in
     acc_bytes = local[2].bytes_in + local[2].bytes_out
-    t_spad, t_acc = spad_bytes / bw, acc_bytes / bw
+    psum = local[2].bytes_in
+    t_spad = local[0].bytes_in * a_cpb + local[1].bytes_in * b_cpb
+    t_acc = (acc_bytes - 2 * psum) * out_cpb + psum * psum_cpb
     overlapped = (t_spad if m.db_spad else 0.0) + (t_acc if m.db_acc else 0.0)
     serial = (0.0 if m.db_spad else t_spad) + (0.0 if m.db_acc else t_acc)
     Tm, Tk, Tn = m.local
-    prologue = (Tm * Tk * t.input_bytes + Tk * Tn * t.weight_bytes) / bw if m.db_spad else 0.0
+    prologue = Tm * Tk * t.input_bytes * a_cpb + Tk * Tn * t.weight_bytes * b_cpb if m.db_spad else 0.0
     last_m, last_n = M - (n1[0] - 1) * Tm, N - (n1[2] - 1) * Tn
-    epilogue = last_m * last_n * t.output_bytes / bw if m.db_acc else 0.0
+    epilogue = last_m * last_n * t.output_bytes * out_cpb if m.db_acc else 0.0
     core = serial + max(float(compute), overlapped) + prologue + epilogue
     dram_cycles = dram_bytes / arch.dram.bytes_per_cycle
     cycles = math.ceil(max(core, dram_cycles))
@@ -309,8 +320,19 @@ def _fill_level_table() -> np.ndarray:
 
 #: see :func:`_fill_level_table`
 FILL_LEVEL = _fill_level_table()
+#: FILL_LEVEL when A and B are reloaded by every tile call (``software.reload_operands``): their
+#: fills into the local level are |X| times the local tile count of their unindexed dim, always
+FILL_LEVEL_RELOAD = FILL_LEVEL.copy()
+FILL_LEVEL_RELOAD[:2] = 2
+FILL_LEVEL.setflags(write=False)
+FILL_LEVEL_RELOAD.setflags(write=False)
 #: the dim each tensor does not index (A: N, B: M, C: K)
 UNINDEXED = tuple(RELEVANT[x].index(False) for x in TENSORS)
+
+
+def local_fill_level(arch: Arch) -> np.ndarray:
+    """The fill-code table of the local level for this arch's software (see FILL_LEVEL_RELOAD)."""
+    return FILL_LEVEL_RELOAD if arch.software.reload_operands else FILL_LEVEL
 
 
 def level_masks(counts: np.ndarray) -> np.ndarray:
@@ -318,11 +340,46 @@ def level_masks(counts: np.ndarray) -> np.ndarray:
     return (counts[:, 0] > 1) + 2 * (counts[:, 1] > 1) + 4 * (counts[:, 2] > 1)
 
 
+def dma_rates(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """DMA cycles per useful byte (gemmap/dma.py) of local tiles ``T`` (n, 3): A in (rows of Tk
+    elements, DRAM stride K), B in (rows of Tn, stride N), C out (rows of Tn outputs, stride N) and a
+    partial sum out and back in (rows of Tn int32, stride N) — the last as the sum of both ways."""
+    t = arch.datatypes
+    _, K, N = problem.shape_key()
+    Tk, Tn = T[:, 1], T[:, 2]
+    a = dma.read_cycles_per_byte(arch, Tk * t.input_bytes, K * t.input_bytes)
+    b = dma.read_cycles_per_byte(arch, Tn * t.weight_bytes, N * t.weight_bytes)
+    out = dma.write_cycles_per_byte(arch, Tn * t.output_bytes, N * t.output_bytes)
+    psum = dma.write_cycles_per_byte(arch, Tn * t.acc_bytes, N * t.acc_bytes) + dma.read_cycles_per_byte(
+        arch, Tn * t.acc_bytes, N * t.acc_bytes
+    )
+    return a, b, out, psum
+
+
+@dataclasses.dataclass(frozen=True)
+class Moved:
+    """Bytes moved across the local level's boundary, by kind: A in, B in, C's final outputs out, and
+    partial sums (each spilled byte goes out and comes back: ``psum`` counts one way)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    out: np.ndarray
+    psum: np.ndarray
+
+    @property
+    def spad(self):
+        return self.a + self.b
+
+    @property
+    def acc(self):
+        return self.out + 2 * self.psum
+
+
 @dataclasses.dataclass(frozen=True)
 class LocalTerms:
     """The parts of a mapping's cost fixed by its dataflow, local tile and buffering alone
     (not by the L2 tiling or the loop orders): array cycles, exposed first load / last store,
-    and the on-chip access counts that do not depend on traffic."""
+    the on-chip access counts that do not depend on traffic, and the DMA's cycles per byte."""
 
     compute: np.ndarray  # array cycles of all local tiles
     prologue: np.ndarray  # first A+B load when the scratchpad is double-buffered (cycles)
@@ -332,6 +389,10 @@ class LocalTerms:
     accumulations: np.ndarray  # accumulator read-modify-writes (elements)
     db_spad: np.ndarray
     db_acc: np.ndarray
+    a_cpb: np.ndarray  # DMA cycles per byte of A moved in
+    b_cpb: np.ndarray  # of B moved in
+    out_cpb: np.ndarray  # of C's outputs moved out
+    psum_cpb: np.ndarray  # of a partial sum moved out and back in
 
 
 def local_terms(
@@ -359,42 +420,44 @@ def local_terms(
         compute = np.where(
             ws, nb[1] * nb[2] * ((2 * R + C - 2) * n1[:, 0] + M), nb[0] * nb[2] * ((R + C - 2) * n1[:, 1] + K)
         )
-    bw = arch.local_bytes_per_cycle
+    a_cpb, b_cpb, out_cpb, psum_cpb = dma_rates(arch, problem, T)
     Tm, Tk, Tn = T[:, 0], T[:, 1], T[:, 2]
     return LocalTerms(
         compute=compute,
-        prologue=np.where(db_spad, (Tm * Tk * t.input_bytes + Tk * Tn * t.weight_bytes) / bw, 0.0),
-        epilogue=np.where(db_acc, last[:, 0] * last[:, 2] * t.output_bytes / bw, 0.0),
+        prologue=np.where(db_spad, Tm * Tk * t.input_bytes * a_cpb + Tk * Tn * t.weight_bytes * b_cpb, 0.0),
+        epilogue=np.where(db_acc, last[:, 0] * last[:, 2] * t.output_bytes * out_cpb, 0.0),
         stationary=np.where(ws, n1[:, 0] * K * N * t.weight_bytes, n1[:, 1] * M * N * t.acc_bytes),
         spad_reads=nb[2] * M * K * t.input_bytes + np.where(ws, n1[:, 0], nb[0]) * K * N * t.weight_bytes,
         accumulations=np.where(ws, nb[1], n1[:, 1]) * M * N,
         db_spad=db_spad,
         db_acc=db_acc,
+        a_cpb=a_cpb,
+        b_cpb=b_cpb,
+        out_cpb=out_cpb,
+        psum_cpb=psum_cpb,
     )
 
 
-def traffic_bytes(
-    arch: Arch, problem: Problem, va: np.ndarray, vb: np.ndarray, vc: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(A+B bytes in, C bytes in+out) across one boundary from the fills of A, B and C."""
+def traffic_bytes(arch: Arch, problem: Problem, va: np.ndarray, vb: np.ndarray, vc: np.ndarray) -> Moved:
+    """Bytes across one boundary from the fills of A, B and C (C's fills beyond M·N are spills)."""
     t = arch.datatypes
     M, _, N = problem.shape_key()
-    return va * t.input_bytes + vb * t.weight_bytes, 2 * (vc - M * N) * t.acc_bytes + M * N * t.output_bytes
+    return Moved(va * t.input_bytes, vb * t.weight_bytes, M * N * t.output_bytes, (vc - M * N) * t.acc_bytes)
 
 
-def combine_cycles(arch: Arch, lt: LocalTerms, spad_bytes, acc_bytes, dram_bytes) -> np.ndarray:
+def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.ndarray:
     """Cycles (module docstring, Time): double-buffered transfers overlap compute, the rest
     serialize, plus the exposed first load / last store; DRAM bandwidth bounds the whole. The
     arguments broadcast together (any shapes), so callers may pass factored grids."""
-    bw = arch.local_bytes_per_cycle
-    t_spad, t_acc = spad_bytes / bw, acc_bytes / bw
+    t_spad = moved.a * lt.a_cpb + moved.b * lt.b_cpb
+    t_acc = moved.out * lt.out_cpb + moved.psum * lt.psum_cpb
     overlapped = np.where(lt.db_spad, t_spad, 0.0) + np.where(lt.db_acc, t_acc, 0.0)
     serial = np.where(lt.db_spad, 0.0, t_spad) + np.where(lt.db_acc, 0.0, t_acc)
     core = serial + np.maximum(lt.compute.astype(np.float64), overlapped) + lt.prologue + lt.epilogue
     return np.ceil(np.maximum(core, dram_bytes / arch.dram.bytes_per_cycle)).astype(np.int64)
 
 
-def dynamic_energy(arch: Arch, problem: Problem, lt: LocalTerms, spad_bytes, acc_bytes, dram_bytes, l2_total):
+def dynamic_energy(arch: Arch, problem: Problem, lt: LocalTerms, moved: Moved, dram_bytes, l2_total):
     """Energy (module docstring, Energy) without leakage: MACs, PE registers, scratchpad,
     accumulator, L2 and DRAM accesses. Only this part depends on the SRAM capacities (through
     their per-byte energies); :func:`combine` adds ``cycles × leakage`` to it. Broadcasts."""
@@ -403,21 +466,21 @@ def dynamic_energy(arch: Arch, problem: Problem, lt: LocalTerms, spad_bytes, acc
     return (
         macs * e.mac_pj
         + (macs * (t.input_bytes + t.weight_bytes + t.acc_bytes) + lt.stationary) * e.reg_pj_per_byte
-        + (lt.spad_reads + spad_bytes) * arch.spad_pj_per_byte()
-        + (2 * t.acc_bytes * lt.accumulations + acc_bytes) * arch.acc_pj_per_byte()
+        + (lt.spad_reads + moved.spad) * arch.spad_pj_per_byte()
+        + (2 * t.acc_bytes * lt.accumulations + moved.acc) * arch.acc_pj_per_byte()
         + l2_total * arch.l2_pj_per_byte()
         + dram_bytes * arch.dram.pj_per_byte
     )
 
 
-def combine(arch: Arch, problem: Problem, lt: LocalTerms, spad_bytes, acc_bytes, dram_bytes, l2_total) -> BatchCost:
+def combine(arch: Arch, problem: Problem, lt: LocalTerms, moved: Moved, dram_bytes, l2_total) -> BatchCost:
     """Cycles and energy from :class:`LocalTerms` and the bytes moved (module docstring, Time and
     Energy); ``l2_total`` is every byte through the L2 (0 without one). Monotone in every byte count.
 
     The energy sum is ``dynamic_energy + cycles × leakage`` — the same left-to-right order of
     floating-point additions as one flat sum, so callers that cache the parts get equal bits."""
-    cycles = combine_cycles(arch, lt, spad_bytes, acc_bytes, dram_bytes)
-    energy = dynamic_energy(arch, problem, lt, spad_bytes, acc_bytes, dram_bytes, l2_total)
+    cycles = combine_cycles(arch, lt, moved, dram_bytes)
+    energy = dynamic_energy(arch, problem, lt, moved, dram_bytes, l2_total)
     energy = energy + cycles * arch.energy.leakage_pj_per_cycle
     return BatchCost(cycles=cycles, energy_pj=energy, dram_bytes=dram_bytes, compute_cycles=lt.compute)
 
@@ -436,20 +499,20 @@ def evaluate_batch(arch: Arch, problem: Problem, b: MappingBatch) -> BatchCost:
         n_dram, ol, ml = -(-n1 // f), b.l2_order, level_masks(f)
     md = level_masks(n_dram)
 
-    def fills(ol: np.ndarray, ml: np.ndarray) -> list[np.ndarray]:
+    def fills(table: np.ndarray, ol: np.ndarray, ml: np.ndarray) -> list[np.ndarray]:
         """Fills of A, B, C below the loops (``ml = 0``: below the DRAM level only)."""
         out = []
         for x, g in enumerate(UNINDEXED):
-            code = FILL_LEVEL[x][b.dram_order, ol, md, ml]
+            code = table[x][b.dram_order, ol, md, ml]
             out.append(sizes[x] * np.where(code == 2, n1[:, g], np.where(code == 1, n_dram[:, g], 1)))
         return out
 
-    spad_bytes, acc_bytes = traffic_bytes(arch, problem, *fills(ol, ml))
+    moved = traffic_bytes(arch, problem, *fills(local_fill_level(arch), ol, ml))
     if arch.l2 is None:
-        dram_bytes, l2_total = spad_bytes + acc_bytes, 0
+        dram_bytes, l2_total = moved.spad + moved.acc, 0
     else:
-        a2, c2 = traffic_bytes(arch, problem, *fills(zero, zero))
-        dram_bytes = a2 + c2
-        l2_total = spad_bytes + acc_bytes + dram_bytes
+        m2 = traffic_bytes(arch, problem, *fills(FILL_LEVEL, zero, zero))
+        dram_bytes = m2.spad + m2.acc
+        l2_total = moved.spad + moved.acc + dram_bytes
     lt = local_terms(arch, problem, b.dataflow == 0, T, b.db_spad, b.db_acc)
-    return combine(arch, problem, lt, spad_bytes, acc_bytes, dram_bytes, l2_total)
+    return combine(arch, problem, lt, moved, dram_bytes, l2_total)

@@ -24,8 +24,9 @@ def _load_depth(nominal: list[tuple[str, int]], rel: tuple[str, str]) -> int:
     return max((p for p, (d, b) in enumerate(nominal) if d in rel and b > 1), default=-1)
 
 
-def walk(dims: dict[str, int], m: Mapping, has_l2: bool) -> dict[tuple[str, str], int]:
-    """Elements brought into each level per tensor: {(tensor, 'local'|'l2'): elements}."""
+def walk(dims: dict[str, int], m: Mapping, has_l2: bool, reload: bool = False) -> dict[tuple[str, str], int]:
+    """Elements brought into each level per tensor: {(tensor, 'local'|'l2'): elements}. With
+    ``reload`` the local loads of A and B sit inside the innermost loop of all (one per tile call)."""
     local = dict(zip(DIMS, m.local))
     l2 = {d: min(f * local[d], dims[d]) for d, f in zip(DIMS, m.l2_factors)} if has_l2 else dict(local)
     outer = {d: _tiles(dims[d], l2[d]) for d in DIMS}  # DRAM loop: over L2 tiles (or local tiles)
@@ -35,9 +36,10 @@ def walk(dims: dict[str, int], m: Mapping, has_l2: bool) -> dict[tuple[str, str]
         f = {d: min(fi, n_local[d]) for d, fi in zip(DIMS, m.l2_factors)}
         nominal += [(d, f[d]) for d in m.l2_order]
     depth = {
-        (t, lvl): _load_depth(nominal if lvl == "local" else nominal[:3], rel)
+        (t, lvl): _load_depth(nominal if lvl == "local" else nominal[:3], DIMS if reload_here else rel)
         for t, rel in RELEVANT.items()
         for lvl in ("local", "l2")
+        for reload_here in [reload and lvl == "local" and t != "C"]
     }
     last: dict[tuple[str, str], tuple | None] = dict.fromkeys(depth)
     moved = dict.fromkeys(depth, 0)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gemmap.mapping import MappingBatch
+from gemmap.arch import Software
 from gemmap.model import compulsory_dram_bytes, evaluate, evaluate_batch
 from tests.loopnest import walk
 from tests.strategies import problems, valid_mappings
@@ -46,9 +49,11 @@ def test_invariants_with_l2(transformer_arch, data, problem):
 def test_traffic_equals_brute_force_loop_walk(gemmini, transformer_arch, data, problem):
     """The closed-form fills equal a literal walk of the loop nest that counts tile changes."""
     arch = data.draw(st.sampled_from([gemmini, transformer_arch]))
+    reload = data.draw(st.booleans())
+    arch = dataclasses.replace(arch, software=Software(reload_operands=reload))
     m = data.draw(valid_mappings(arch, problem))
     c = evaluate(arch, problem, m)
-    moved = walk(problem.dims, m, arch.l2 is not None)
+    moved = walk(problem.dims, m, arch.l2 is not None, reload)
     for tr in c.traffic:
         assert tr.visits == moved[(tr.tensor, tr.level)], (tr, m)
 

@@ -57,6 +57,7 @@ from gemmap.mapping import ORDERS, Mapping
 from gemmap.mapspace import DB_CHOICES, PAIR_COUNT, PAIRS, MapSpace
 from gemmap.model import (
     FILL_LEVEL,
+    FILL_LEVEL_RELOAD,
     UNINDEXED,
     BatchCost,
     LocalTerms,
@@ -71,15 +72,16 @@ from gemmap.search import SearchOptions, SearchResult, objective_value
 from gemmap.workload import Problem
 
 
-def _class_table() -> tuple[np.ndarray, np.ndarray]:
+def _class_table(local_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CLASSES[fr, md, ml, i] = (6 fill codes: local A, B, C then DRAM A, B, C; dram order; l2
-    order) of the Pareto-minimal fill patterns among the pruned order pairs; NCLASS their count."""
+    order) of the Pareto-minimal fill patterns among the pruned order pairs; NCLASS their count.
+    ``local_table`` codes the local level's fills (model.local_fill_level), FILL_LEVEL the DRAM's."""
     classes = np.zeros((2, 8, 8, 36, 8), dtype=np.int64)
     count = np.zeros((2, 8, 8), dtype=np.int64)
     for fr, md, ml in np.ndindex(2, 8, 8):
         seen: dict[tuple[int, ...], tuple[int, int]] = {}
         for od, ol in PAIRS[fr, md, ml, : PAIR_COUNT[fr, md, ml]]:
-            code = tuple(int(FILL_LEVEL[x, od, ol, md, ml]) for x in range(3))
+            code = tuple(int(local_table[x, od, ol, md, ml]) for x in range(3))
             code += tuple(int(FILL_LEVEL[x, od, 0, md, 0]) for x in range(3))
             seen.setdefault(code, (int(od), int(ol)))
         keep = [c for c in seen if not any(o != c and all(a <= b for a, b in zip(o, c)) for o in seen)]
@@ -89,7 +91,8 @@ def _class_table() -> tuple[np.ndarray, np.ndarray]:
     return classes, count
 
 
-CLASSES, NCLASS = _class_table()
+#: CLASS_TABLES[reload] = (CLASSES, NCLASS) for Timeloop residency (False) or per-call reloads (True)
+CLASS_TABLES = {False: _class_table(FILL_LEVEL), True: _class_table(FILL_LEVEL_RELOAD)}
 
 
 def _take(lt: LocalTerms, idx: np.ndarray) -> LocalTerms:
@@ -101,13 +104,14 @@ def _value(cost: BatchCost, objective: str) -> np.ndarray:
 
 
 def _bytes(arch: Arch, problem: Problem, local_fills, dram_fills) -> tuple:
-    """(spad, acc, dram, l2 total) bytes of :func:`model.combine` from the fills into the local
-    level and into the L2 (the latter unused without an L2: DRAM then feeds the local level)."""
-    spad, acc = traffic_bytes(arch, problem, *local_fills)
+    """(moved, dram, l2 total) bytes of :func:`model.combine` from the fills into the local level
+    and into the L2 (the latter unused without an L2: DRAM then feeds the local level)."""
+    moved = traffic_bytes(arch, problem, *local_fills)
     if arch.l2 is None:
-        return spad, acc, spad + acc, 0
-    a2, c2 = traffic_bytes(arch, problem, *dram_fills)
-    return spad, acc, a2 + c2, spad + acc + a2 + c2
+        return moved, moved.spad + moved.acc, 0
+    m2 = traffic_bytes(arch, problem, *dram_fills)
+    dram = m2.spad + m2.acc
+    return moved, dram, moved.spad + moved.acc + dram
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +158,9 @@ def _compute_bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _Bound
     def by_db(name: str) -> np.ndarray:  # independent of the dataflow
         return np.ascontiguousarray(getattr(per_df[0], name).T)[:, None, :]
 
+    def by_tile(name: str) -> np.ndarray:  # independent of dataflow and buffering
+        return getattr(per_df[0], name)[:, None, None]
+
     terms = LocalTerms(
         compute=by_df("compute"),
         prologue=by_db("prologue"),
@@ -163,19 +170,29 @@ def _compute_bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _Bound
         accumulations=by_df("accumulations"),
         db_spad=dbc[None, None, :, 0],
         db_acc=dbc[None, None, :, 1],
+        a_cpb=by_tile("a_cpb"),
+        b_cpb=by_tile("b_cpb"),
+        out_cpb=by_tile("out_cpb"),
+        psum_cpb=by_tile("psum_cpb"),
     )
     n1 = -(-D // T)
     sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])
+    reload = arch.software.reload_operands
     moved, cycles = [], []
     for e in range(3):
-        fills = [sizes[x] * (1 if g == e else n1[:, g, None, None]) for x, g in enumerate(UNINDEXED)]
+        # A and B reloaded per call: exactly n1 of their unindexed dim, whatever the order
+        fills = [
+            sizes[x] * (1 if g == e and not (reload and x < 2) else n1[:, g, None, None])
+            for x, g in enumerate(UNINDEXED)
+        ]
         b = _bytes(arch, problem, fills, list(sizes))
         moved.append(b)
-        c = combine_cycles(arch, terms, b[0], b[1], b[2])
+        c = combine_cycles(arch, terms, b[0], b[1])
         assert int(c.max()) < 2**53  # so the float64 copy below is exact
         cycles.append(c.astype(np.float64))
     fields = [getattr(terms, f.name) for f in dataclasses.fields(LocalTerms)]
-    for a in (*fields, *(x for b in moved for x in b), *cycles):
+    arrays = [getattr(b[0], f.name) for b in moved for f in dataclasses.fields(b[0])] + [x for b in moved for x in b[1:]]
+    for a in (*fields, *arrays, *cycles):
         if isinstance(a, np.ndarray):
             a.setflags(write=False)
     return _BoundGrid(space.cands, terms, tuple(moved), tuple(cycles))
@@ -225,11 +242,11 @@ def _setup(space: MapSpace, objective: str) -> _Setup:
     ndf = len(arch.dataflows)
     leakage = arch.energy.leakage_pj_per_cycle
     lb = None
-    for (spad, acc, dram, l2_total), cycles in zip(grid.moved, grid.cycles):
+    for (moved, dram, l2_total), cycles in zip(grid.moved, grid.cycles):
         if objective == "latency":
             v = cycles
         else:
-            energy = dynamic_energy(arch, problem, grid.terms, spad, acc, dram, l2_total)
+            energy = dynamic_energy(arch, problem, grid.terms, moved, dram, l2_total)
             if leakage:  # else combine adds cycles × 0.0 = +0.0, which leaves every energy ≥ 0 as is
                 energy = energy + cycles * leakage
             v = _value(BatchCost(cycles, energy, dram, grid.terms.compute), objective)
@@ -275,6 +292,7 @@ def _solve_triple(st: _Setup, t: int, rows: np.ndarray, objective: str) -> tuple
             mls.append(mlc[r])
         f, md, ml = np.concatenate(fs), np.concatenate(mds), np.concatenate(mls)
     n2 = -(-n1[None, :] // f)
+    CLASSES, NCLASS = CLASS_TABLES[arch.software.reload_operands]
     k = NCLASS[fr, md, ml]
     p = np.repeat(np.arange(len(f)), k)
     cls = CLASSES[fr, md[p], ml[p], np.arange(len(p)) - np.repeat(np.cumsum(k) - k, k)]

@@ -1,0 +1,102 @@
+"""``gemmap calibrate``: fit named physical arch parameters to measured runs; report held-out error."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from gemmap import api
+from gemmap.arch import DEFAULT_ARCH, load_arch
+from gemmap.cli.common import nonnegative_int, positive_int
+from gemmap.errors import GemmapError
+from gemmap.report import atomic_write, print_table
+
+EXAMPLES = """examples:
+  gemmap calibrate my-runs.csv --out arch/my-gemmini.yaml
+  gemmap calibrate my-runs.csv --params dram.latency_cycles,dram.bytes_per_cycle --folds 10 --out fitted.yaml
+  gemmap calibrate my-runs.csv --arch arch/gemmini-transformer.yaml --out fitted.yaml
+
+DATA.csv has the columns of ../shared/validation (mapping.mapping, prob.*, arch.*, target.gemmini_cycle).
+The shipped arch defaults come from cited sources and are not fitted to the shared validation data;
+this is for your own measurements. The output is the --arch YAML with the fitted fields replaced.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from gemmap.validation.calibrate import CALIBRATABLE
+
+    p = sub.add_parser("calibrate", help="fit named physical arch parameters to measured runs", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("data", metavar="DATA.csv", help="measured runs (columns as in ../shared/validation)")
+    p.add_argument("--out", metavar="ARCH.yaml", required=True, help="where to write the fitted arch YAML")
+    p.add_argument("--arch", default=str(DEFAULT_ARCH), help="base architecture YAML (default: arch/gemmini.yaml)")
+    p.add_argument("--folds", type=positive_int, default=5, help="folds of the held-out error (default: 5)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the folds and start points (default: 0)")
+    p.add_argument(
+        "--params",
+        help=f"comma-separated fields to fit (default: all the arch has of {', '.join(CALIBRATABLE)})",
+    )
+    p.set_defaults(run=run)
+
+
+def _check_writable_file(path: Path) -> None:
+    from gemmap.validation.report import check_writable_dir
+
+    if path.is_dir():
+        raise GemmapError(f"--out {path}: is a folder; give a file name such as {path / 'fitted.yaml'}")
+    check_writable_dir(path.parent)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gemmap.validation.calibrate import CALIBRATABLE, calibrate, fitted_yaml, resolve_params
+    from gemmap.validation.data import read_runs
+
+    out = Path(args.out)
+    _check_writable_file(out)
+    arch = load_arch(args.arch)
+    names = resolve_params(arch, [n.strip() for n in args.params.split(",")] if args.params is not None else None)
+    runs, problems = read_runs(args.data)
+    base_text = Path(args.arch).read_text(encoding="utf-8")
+    try:
+        from gemmap.validation.predict import predict
+    except ImportError:
+        raise GemmapError("the predictor (gemmap.validation.predict) is not available in this version") from None
+
+    def predictor(r, a):
+        return predict(r, a, False)
+
+    console = Console(stderr=True)
+    absent = [n for n in CALIBRATABLE if n not in names]
+    if args.params is None and absent:
+        console.print(f"note: the arch has no {', '.join(absent)}; not fitted", markup=False, highlight=False)
+    if problems:
+        console.print(f"note: {args.data}: {len(problems)} unusable rows left out ({problems[0]})", markup=False)
+    budget = (args.folds + 1) * 3 * 200
+    with api.progress(console, total=budget, what="fitting") as tick:
+        cal = calibrate(runs, arch, predictor, names, folds=args.folds, seed=args.seed, on_eval=tick)
+    atomic_write(out, fitted_yaml(base_text, arch, cal, Path(args.data).name))
+
+    params = Table(title=f"Fitted on {cal.used} of {cal.rows} rows of {Path(args.data).name}", title_justify="left")
+    for col in ("parameter", "default", "fitted", "bounds", "per fold"):
+        params.add_column(col, justify="left" if col == "parameter" else "right")
+    for k, p in enumerate(cal.params):
+        folds = " ".join(f"{v[k]:.3g}" for v in cal.fold_values)
+        params.add_row(p.name, f"{p.default:g}", f"{p.fitted:.4g}", f"{p.low:g}–{p.high:g}", folds)
+    print_table(params)
+    errors = Table(title="Error (mean absolute %, median, Spearman)", title_justify="left")
+    for col in ("", "MAPE", "median", "within ±10%", "Spearman", "mean |ln ratio|"):
+        errors.add_column(col, justify="left" if not col else "right")
+    for label, st in (("defaults", cal.default_error), ("fitted, in-sample", cal.fit_error),
+                      (f"fitted, held out ({cal.folds}-fold)", cal.heldout_error)):  # fmt: skip
+        errors.add_row(label, _f(st.mape, "{:.1f}%"), _f(st.median_ape, "{:.1f}%"), _f(st.within_10pct, "{:.0%}"),
+                       _f(st.spearman, "{:.3f}"), _f(st.mean_abs_log_error, "{:.3f}"))  # fmt: skip
+    print_table(errors)
+    print(f"wrote {out}")
+    return 0
+
+
+def _f(x: float | None, fmt: str) -> str:
+    return "-" if x is None else fmt.format(x)

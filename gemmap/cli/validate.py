@@ -1,0 +1,94 @@
+"""``gemmap validate``: predict measured Gemmini runs and report the model's error."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from gemmap import api
+from gemmap.arch import DEFAULT_ARCH, load_arch
+from gemmap.errors import GemmapError
+from gemmap.report import atomic_write, write_json
+
+EXAMPLES = """examples:
+  gemmap validate ../shared/validation/gemmini-firesim-16x16.csv --out out/val16
+  gemmap validate ../shared/validation/gemmini-firesim-16x16.csv --tiler --out out/val16-tiler
+  gemmap validate ../shared/validation/gemmini-firesim-128x128.csv --arch my-arch.yaml --out out/val128
+
+writes DIR/predictions.csv (row,kind,measured,predicted,status; one line per data row, input order),
+DIR/summary.json (MAPE, median/max error, Spearman, share within ±10%, bias: overall, per kind, per
+configuration) and DIR/scatter.png, DIR/scatter.svg; prints the 10 worst rows.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="predict measured runs (FireSim CSV) and report the error", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument(
+        "data", metavar="DATA.csv", help="measured runs, e.g. ../shared/validation/gemmini-firesim-16x16.csv"
+    )
+    p.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    p.add_argument(
+        "--tiler",
+        action="store_true",
+        help="predict Gemmini's own tiler instead of the row's mapping; compare with target.gemmini_auto_cycle",
+    )
+    p.add_argument("--arch", default=str(DEFAULT_ARCH), help="architecture YAML (default: arch/gemmini.yaml)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gemmap.validation import report
+    from gemmap.validation.data import AUTO_MEASURED, has_auto_measurements, read_runs, validate_runs
+    from gemmap.validation.stats import summarize
+
+    out = report.check_writable_dir(args.out)
+    runs, problems = read_runs(args.data)
+    if args.tiler and not has_auto_measurements(runs):
+        raise GemmapError(f"{args.data}: --tiler needs measured cycles of Gemmini's tiler (column {AUTO_MEASURED})")
+    arch = load_arch(args.arch)
+    try:
+        from gemmap.validation.predict import predict
+    except ImportError:
+        raise GemmapError("the predictor (gemmap.validation.predict) is not available in this version") from None
+
+    def predictor(r):
+        return predict(r, arch, args.tiler)
+
+    console = Console(stderr=True)
+    for line in problems[:5]:
+        console.print(f"note: {args.data}: {line}", markup=False, highlight=False)
+    if len(problems) > 5:
+        console.print(f"note: {len(problems) - 5} more unusable rows (see the status column)", highlight=False)
+    with api.progress(console, total=len(runs), what="predicting") as tick:
+        predictions = validate_runs(runs, predictor, tiler=args.tiler, on_row=tick)
+    measured = [r.target(args.tiler) for r in runs]
+    predicted = [p.predicted for p in predictions]
+    summary = summarize([r.kind for r in runs], [r.config_key for r in runs], measured, predicted)
+    options = {"data": str(args.data), "arch": str(args.arch), "tiler": bool(args.tiler), "out": str(args.out)}
+
+    atomic_write(out / "predictions.csv", report.predictions_csv(runs, predictions, args.tiler))
+    write_json(out / "summary.json", report.summary_json(summary, runs, predictions, options, args.tiler))
+    s = summary.overall
+    head = f"{Path(args.data).name}{' (Gemmini tiler)' if args.tiler else ''}: {s.predicted} of {s.rows} rows predicted"
+    title = head if s.mape is None else f"{head}\nMAPE {s.mape:.1f}%, Spearman {_fmt(s.spearman)}"
+    paths = report.scatter(runs, predictions, args.tiler, out / "scatter", title)
+
+    table_console = Console(width=100)
+    table_console.print(report.worst_table(runs, predictions, args.tiler))
+    for name, st in {"overall": s, **summary.by_kind, **summary.by_config}.items():
+        if st.mape is None:
+            print(f"{name}: {st.predicted}/{st.rows} predicted")
+        else:
+            print(f"{name}: {st.predicted}/{st.rows} predicted, MAPE {st.mape:.1f}%, median {st.median_ape:.1f}%, "
+                  f"max {st.max_ape:.0f}%, within ±10% {st.within_10pct:.0%}, bias {st.bias_pct:+.1f}%, "
+                  f"Spearman {_fmt(st.spearman)}")  # fmt: skip
+    for path in (out / "predictions.csv", out / "summary.json", *paths):
+        print(f"wrote {path}")
+    return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"

@@ -1,0 +1,77 @@
+"""Gemmini's DMA as the RTL moves a tile (docs/model.md, "Memory path"): cycles per useful byte.
+
+**Reads (mvin).** A mvin row is split into chunks of at most ``request_bytes`` (``dma_maxbytes``;
+one mvin covers at most ``max_block_len`` DIM-wide blocks, 64 int8 columns at DIM 16:
+Configs.scala ``dma_maxbytes = 64``, LoopMatmul.scala ``max_block_len = dma_max_bytes / (DIM ·
+input_w / 8)``). Each chunk becomes TileLink get requests of whole ``beat_bytes`` beats
+(DMA.scala L181-200, L277-290: naturally aligned 16/32/64-byte requests, at most one request per
+cycle), so a chunk that starts off a beat boundary fetches an extra beat, and one that crosses a
+64-byte boundary costs two requests. The tracker holds at most ``max_in_flight`` requests
+(XactTracker.scala L67-84), each outstanding for the memory's round trip ``latency_cycles``. A
+chunk of ``c`` bytes at offset ``o`` therefore costs
+
+    beats(c, o) = ⌊(o mod beat + c − 1) / beat⌋ + 1,    requests(c, o) = ⌊(o mod req + c − 1) / req⌋ + 1
+
+and a transfer of many rows takes ``max(Σ beats, Σ requests · latency / max_in_flight)`` cycles:
+one beat per cycle on the bus, or the in-flight window, whichever binds. Rows of a tensor whose
+DRAM row stride ``s`` is not a multiple of the request size start at offsets that are multiples of
+``gcd(s, req)`` (the base is aligned); the model averages over those offsets.
+
+**Writes (mvout).** The StreamWriter gathers a row's beats and then sends them, one beat per cycle,
+not accepting the next row while it sends (DMA.scala L402-403, L554-608): ``2b − 1`` cycles for a
+chunk of ``b`` beats, at most ``max_in_flight`` writes outstanding.
+
+Every function takes numpy arrays (or ints) of row widths and returns float64 cycles per useful
+byte, the same for the scalar and the batched model.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from gemmap.arch import Arch
+
+
+@functools.lru_cache(maxsize=256)
+def _chunk_table(beat: int, req: int, step: int) -> np.ndarray:
+    """table[c] = mean (beats, requests) of a chunk of ``c`` bytes (0 ≤ c ≤ req) whose start offset mod
+    ``req`` is a multiple of ``step``, each equally likely (rows a stride apart from an aligned base)."""
+    o = np.arange(0, req, step, dtype=np.int64)
+    table = np.zeros((req + 1, 2))
+    for c in range(1, req + 1):
+        table[c] = (((o % beat + c - 1) // beat + 1).mean(), ((o + c - 1) // req + 1).mean())
+    table.setflags(write=False)
+    return table
+
+
+def _chunk_costs(arch: Arch, width: np.ndarray, stride_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean beats, mean requests, chunks) to move one row of ``width`` useful bytes (chunks of ≤ request_bytes)."""
+    beat, req = arch.dma.beat_bytes, arch.dma.request_bytes
+    w = np.asarray(width, dtype=np.int64)
+    full, rem = w // req, w % req
+    table = _chunk_table(beat, req, math.gcd(int(stride_bytes), req) if stride_bytes > 0 else req)
+    beats = full * table[req, 0] + table[rem, 0]
+    reqs = full * table[req, 1] + table[rem, 1]
+    return beats, reqs, full + (rem > 0)
+
+
+def read_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int) -> np.ndarray:
+    """Cycles per useful byte of a mvin whose rows carry ``width_bytes`` (module docstring, Reads)."""
+    w = np.maximum(np.asarray(width_bytes, dtype=np.int64), 1)
+    beats, reqs, _ = _chunk_costs(arch, w, stride_bytes)
+    bus = beats * arch.dma.beat_bytes / arch.local_bytes_per_cycle
+    window = reqs * arch.dram.latency_cycles / arch.dma.max_in_flight
+    return np.maximum(bus, window) / w
+
+
+def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int) -> np.ndarray:
+    """Cycles per useful byte of a mvout whose rows carry ``width_bytes`` (module docstring, Writes)."""
+    w = np.maximum(np.asarray(width_bytes, dtype=np.int64), 1)
+    beats, reqs, chunks = _chunk_costs(arch, w, stride_bytes)
+    per_beat = arch.dma.beat_bytes / arch.local_bytes_per_cycle
+    send = (2 * beats - chunks) * per_beat if arch.dma.write_gather else beats * per_beat
+    window = reqs * arch.dram.latency_cycles / arch.dma.max_in_flight
+    return np.maximum(send, window) / w

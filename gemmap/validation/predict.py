@@ -1,0 +1,92 @@
+"""The model's prediction of one measured run (``gemmap validate``).
+
+A run is predicted the way it was executed (docs/validation.md): the row's mapping becomes the
+``tiled_matmul`` / ``tiled_conv`` call DOSA's flow made (:mod:`gemmap.interop.gemmini_calls`), the
+array size is the one DOSA ran it on (the arch's, or for files whose spatial factors exceed it,
+DOSA's ``per_pe_dim`` rule), and that call is costed by gemmap's model. With ``tiler`` the row's
+layer is instead mapped by Gemmini's own tiler (``tiled_matmul_auto`` / ``tiled_conv_auto``) as it
+sees the memory sizes in the software's ``gemmini_params.h`` (``software_view``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gemmap.arch import Arch, ceil_div
+from gemmap.errors import GemmapError
+from gemmap.interop.gemmini_calls import MatmulCall, matmul_call, pe_dim_for
+from gemmap.interop.timeloop import check_covers, parse_compact
+from gemmap.mapping import Mapping, invalid_reason
+from gemmap.model import Cost, evaluate
+from gemmap.search.heuristic import heuristic_mapping
+from gemmap.validation.data import MeasuredRun, Prediction
+from gemmap.workload import Problem
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSetup:
+    """What a run executes: the hardware it ran on, the problem, and the mapping."""
+
+    arch: Arch
+    problem: Problem
+    mapping: Mapping
+
+
+def hardware_for(arch: Arch, pe_dim: int) -> Arch:
+    """``arch`` with a ``pe_dim``×``pe_dim`` array (DOSA ran its 128×128-file rows on DIM 4..64)."""
+    if pe_dim == arch.dim_rows == arch.dim_cols:
+        return arch
+    pe = dataclasses.replace(arch.pe_array, rows=pe_dim, cols=pe_dim)
+    return dataclasses.replace(arch, pe_array=pe)
+
+
+def _matmul_mapping(call: MatmulCall, problem: Problem, block: int) -> Mapping:
+    """tiled_matmul's tiles (in ``block``-element blocks) and loop order as a gemmap mapping, double
+    buffered as LoopMatmul always is (two concurrent loops on halves of the SRAMs)."""
+    local = tuple(min(t * block, d) for t, d in zip((call.tile_I, call.tile_K, call.tile_J), problem.shape_key()))
+    return Mapping("ws", local, (1, 1, 1), call.outer_order(), "MNK", db_spad=True, db_acc=True)  # type: ignore[arg-type]
+
+
+def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
+    """The (hardware, problem, mapping) of one run; a one-line GemmapError when it cannot be expressed."""
+    nest = parse_compact(run.mapping)
+    check_covers(nest, {d: run.layer[d] for d in ("C", "K", "N", "P", "Q", "R", "S")})
+    dim = arch.dim_rows
+    if max(nest.spatial("L1").get("C", 1), nest.spatial("L2").get("K", 1)) > dim:
+        dim = pe_dim_for(nest)
+    hw = hardware_for(arch, dim)
+    if run.kind != "matmul":
+        raise GemmapError("convolutions are not predicted yet")
+    if run.layer["N"] != 1:
+        raise GemmapError(f"batched matmul (N = {run.layer['N']}) is not a tiled_matmul")
+    call = matmul_call(nest, run.layer)
+    problem = Problem(f"row{run.row}", call.I, call.K, call.J)
+    if tiler:
+        return RunSetup(hw, problem, heuristic_mapping(software_view(hw), problem, "ws"))
+    return RunSetup(hw, problem, _matmul_mapping(call, problem, 16))
+
+
+def software_view(arch: Arch) -> Arch:
+    """The memory sizes Gemmini's tiler reads from ``gemmini_params.h``: the arch's own (the shipped
+    FireSim arch states the header's 256 KiB / 64 KiB next to the RTL's sizes)."""
+    return arch
+
+
+def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False) -> Cost:
+    """The full cost breakdown of one run (raises GemmapError when it cannot be predicted)."""
+    s = setup_run(run, arch, tiler)
+    reason = invalid_reason(s.arch, s.problem, s.mapping)
+    if reason is not None:
+        raise GemmapError(f"mapping {s.mapping.summary(s.arch)} cannot run: {reason}")
+    return evaluate(s.arch, s.problem, s.mapping)
+
+
+def predict(run: MeasuredRun, arch: Arch, tiler: bool = False) -> Prediction:
+    """Predicted cycles of one run, or None with the one-line reason it cannot be predicted."""
+    try:
+        return Prediction(float(predict_cost(run, arch, tiler).cycles), "ok")
+    except GemmapError as exc:
+        return Prediction(None, str(exc))
+
+
+__all__ = ["RunSetup", "ceil_div", "hardware_for", "predict", "predict_cost", "setup_run", "software_view"]
