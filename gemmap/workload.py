@@ -1,9 +1,10 @@
 """Workloads: einsum problems, non-linear ops, the op graph, and the BERT expansion (DESIGN §3).
 
-Every tensor operation is an einsum. A matmul is ``C[m,n] += A[m,k]·B[k,n]``; a convolution
-``O[b,k,p,q] += I[b,c,p·σ+r,q·σ+s]·W[k,c,r,s]`` is run the way Gemmini's matmul engine runs it,
-as the GEMM M = B·P·Q, K = C·R·S, N = K (im2col). :class:`Problem` keeps the einsum's own
-dims next to that GEMM view; the mapper and the cost model work on the GEMM view.
+Every tensor operation is an einsum. A matmul is ``C[m,n] += A[m,k]·B[k,n]``; a convolution is
+``O[b,k,p,q] += I[b,c,p·σ+r·δ−pad,q·σ+s·δ−pad]·W[k,c,r,s]`` (stride σ, dilation δ, padding).
+:class:`Problem` keeps the GEMM view M = B·P·Q, K = C·R·S, N = K (im2col) that the GEMM mapper
+and model use, and for a conv its :class:`~gemmap.conv.ConvShape` (``Problem.conv``), which the
+conv mapping and model (:mod:`gemmap.conv`, :mod:`gemmap.convmodel`) cost on the real tensors.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
+from gemmap.conv import ConvShape
 from gemmap.errors import GemmapError
 from gemmap.specio import build, load_yaml
 
 _SPEC = ConfigDict(extra="forbid", frozen=True)
 PosInt = Annotated[int, Field(gt=0, strict=True)]
+StrictInt = Annotated[int, Field(strict=True)]
 
 NONLINEAR_KINDS = ("softmax", "layernorm", "gelu", "add")
 
@@ -29,7 +32,8 @@ class Problem:
     """One tensor operation in GEMM form: ``C[M,N] += A[M,K]·B[K,N]`` (A activations, B weights).
 
     ``einsum`` and ``einsum_dims`` record the operation as written (a conv keeps its 7 dims);
-    ``repeat`` is how many identical instances the workload runs.
+    ``repeat`` is how many identical instances the workload runs; ``conv`` is the conv's shape
+    (None for a matmul; M, K, N stay its im2col GEMM view).
     """
 
     name: str
@@ -40,6 +44,7 @@ class Problem:
     op: str = "matmul"
     einsum: str = "C[m,n] += A[m,k]*B[k,n]"
     einsum_dims: tuple[tuple[str, int], ...] = ()
+    conv: ConvShape | None = None
 
     @property
     def dims(self) -> dict[str, int]:
@@ -124,14 +129,19 @@ class OpSpec:
     M: PosInt | None = None
     K: PosInt | None = None
     N: PosInt | None = None
-    # conv: batch B, channels C -> K, output P x Q, kernel R x S, stride
+    # conv: batch B, channels C -> K, output P x Q, kernel R x S, stride, padding, dilation,
+    # input H x W (optional: by default the smallest input giving P x Q)
     B: PosInt | None = None
     C: PosInt | None = None
     P: PosInt | None = None
     Q: PosInt | None = None
     R: PosInt | None = None
     S: PosInt | None = None
-    stride: PosInt = 1
+    stride: StrictInt = 1
+    padding: StrictInt = 0
+    dilation: StrictInt = 1
+    H: StrictInt | None = None
+    W: StrictInt | None = None
     # non-linear
     rows: PosInt | None = None
     row_len: PosInt | None = None
@@ -182,18 +192,29 @@ def _need(op: OpSpec, fields: tuple[str, ...], source: str) -> list[int]:
 #: the fields of :class:`OpSpec` each kind of op takes (besides name, op, repeat)
 OP_FIELDS = {
     "matmul": {"M", "K", "N"},
-    "conv": {"B", "C", "K", "P", "Q", "R", "S", "stride"},
+    "conv": {"B", "C", "K", "P", "Q", "R", "S", "stride", "padding", "dilation", "H", "W"},
     **{kind: {"rows", "row_len", "after"} for kind in NONLINEAR_KINDS},
 }
 
 
 def _check_fields(op: OpSpec, source: str) -> None:
     """Refuse fields that do not apply to the op's kind (they would be silently ignored)."""
-    optional = (OP_FIELDS["conv"] | OP_FIELDS["matmul"] | OP_FIELDS["add"]) - {"stride"}
-    given = {f for f in optional if getattr(op, f) is not None} | ({"stride"} if op.stride != 1 else set())
+    defaults = {"stride": 1, "padding": 0, "dilation": 1}
+    optional = (OP_FIELDS["conv"] | OP_FIELDS["matmul"] | OP_FIELDS["add"]) - set(defaults)
+    given = {f for f in optional if getattr(op, f) is not None} | {
+        f for f, v in defaults.items() if getattr(op, f) != v
+    }
     extra = sorted(given - OP_FIELDS[op.op])
     if extra:
         raise GemmapError(f"{source}: op '{op.name}' ({op.op}) does not take {', '.join(extra)}")
+
+
+def _conv_einsum(stride: int, dilation: int, padding: int) -> str:
+    """The conv's einsum as written, e.g. ``O[b,k,p,q] += I[b,c,2p+r-3,2q+s-3]*W[k,c,r,s]``."""
+    st = "" if stride == 1 else str(stride)
+    dl = "" if dilation == 1 else f"{dilation}"
+    pad = f"-{padding}" if padding else ""
+    return f"O[b,k,p,q] += I[b,c,{st}p+{dl}r{pad},{st}q+{dl}s{pad}]*W[k,c,r,s]"
 
 
 def explicit_workload(spec: ExplicitSpec, source: str) -> Workload:
@@ -212,9 +233,14 @@ def explicit_workload(spec: ExplicitSpec, source: str) -> Workload:
         elif op.op == "conv":
             C, Ko, P, Q, R, S = _need(op, ("C", "K", "P", "Q", "R", "S"), source)
             Bn = op.B or 1
+            shape = ConvShape(Bn, Ko, C, P, Q, R, S, op.stride, op.padding, op.dilation, op.H, op.W)
+            try:
+                shape.check(op.name)
+            except GemmapError as exc:
+                raise GemmapError(f"{source}: {exc}") from None
             dims = (("b", Bn), ("k", Ko), ("c", C), ("p", P), ("q", Q), ("r", R), ("s", S))
-            einsum = f"O[b,k,p,q] += I[b,c,{op.stride}p+r,{op.stride}q+s]*W[k,c,r,s]"
-            problems.append(Problem(op.name, Bn * P * Q, C * R * S, Ko, op.repeat, "conv", einsum, dims))
+            einsum = _conv_einsum(op.stride, op.dilation, op.padding)
+            problems.append(Problem(op.name, Bn * P * Q, C * R * S, Ko, op.repeat, "conv", einsum, dims, shape))
         else:
             rows, row_len = _need(op, ("rows", "row_len"), source)
             producers = {p.name: p for p in problems}

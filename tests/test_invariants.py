@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gemmap.mapping import MappingBatch
 from gemmap.arch import Software
+from gemmap.mapping import MappingBatch
 from gemmap.model import compulsory_dram_bytes, evaluate, evaluate_batch
 from tests.loopnest import walk
 from tests.strategies import problems, valid_mappings

@@ -191,7 +191,9 @@ def _compute_bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _Bound
         assert int(c.max()) < 2**53  # so the float64 copy below is exact
         cycles.append(c.astype(np.float64))
     fields = [getattr(terms, f.name) for f in dataclasses.fields(LocalTerms)]
-    arrays = [getattr(b[0], f.name) for b in moved for f in dataclasses.fields(b[0])] + [x for b in moved for x in b[1:]]
+    arrays = [getattr(b[0], f.name) for b in moved for f in dataclasses.fields(b[0])] + [
+        x for b in moved for x in b[1:]
+    ]
     for a in (*fields, *arrays, *cycles):
         if isinstance(a, np.ndarray):
             a.setflags(write=False)
