@@ -40,6 +40,11 @@ class PEArray:
     #: the preload / shift-out of one fold overlaps the streaming of its neighbour. SCALE-Sim's
     #: PEs do not: with ``False`` every fold pays preload, stream, fill and drain in series.
     stationary_overlap: bool = True
+    #: with stationary overlap, consecutive tiles stream through the array back to back: Gemmini's
+    #: ExecuteController issues the next preload/compute without waiting for the previous results
+    #: (ExecuteController.scala L405-415, L532-669), so the fill/drain skew is paid once per layer,
+    #: not once per tile. ``False`` charges it per tile.
+    pipelined_tiles: bool = True
 
 
 @dataclass(config=_SPEC)
@@ -174,6 +179,10 @@ class Software:
     """
 
     reload_operands: bool = True
+    #: the scratchpad / accumulator sizes the software's ``gemmini_params.h`` states, which Gemmini's
+    #: own tilers size tiles for (None: the hardware's); a generated header always matches the RTL
+    tiler_spad_kib: PosInt | None = None
+    tiler_acc_kib: PosInt | None = None
 
 
 @dataclass(config=_SPEC)

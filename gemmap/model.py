@@ -17,7 +17,14 @@ folds cost a full fold (unused PEs still clock), as in SCALE-Sim. With
 matrices, ``2R + C + m − 2`` (WS: preload R, stream m rows, fill/drain R + C − 2) or
 ``R + C + k − 2`` (OS: stream k, shift out R, skew C − 2). With Gemmini's double-buffered PEs
 the preload/shift-out of one fold overlaps its neighbour's stream, so a tile costs
-``(2R + C − 2) + F·max(m, R)`` (WS) or ``(R + C − 2) + F·max(k, R)`` (OS).
+``(2R + C − 2) + F·max(m, R)`` (WS) or ``(R + C − 2) + F·max(k, R)`` (OS). Consecutive tiles also
+stream back to back (``pe_array.pipelined_tiles``), so the skew ``2R + C − 2`` is paid once per
+layer: compute = skew + Σ_tiles F·max(m, R).
+
+**Traffic into the local level.** Gemmini's software moves a tile's whole A and B in for every
+tile call (``software.reload_operands``): their fills are |X| times the tile count of their
+unindexed dim, whatever the order; partial sums stay in the accumulator across consecutive k
+tiles. The DMA's cycles per byte depend on the tile's row width (gemmap/dma.py).
 
 **Time.** DMA transfers of double-buffered buffers overlap compute; those of single-buffered
 buffers serialize with it; the first load and last store of a double-buffered pipeline are
@@ -143,6 +150,17 @@ def dram_lower_bound(arch: Arch, problem: Problem) -> int:
     return max(compulsory_dram_bytes(arch, problem), math.floor(max(hk, 0.0)))
 
 
+def edge_cycles(arch: Arch, dataflow: str) -> int:
+    """The array's fill/drain skew around a tile's folds: 2R + C − 2 (WS) or R + C − 2 (OS)."""
+    R, C = arch.dim_rows, arch.dim_cols
+    return 2 * R + C - 2 if dataflow == "ws" else R + C - 2
+
+
+def pipelined(arch: Arch) -> bool:
+    """Whether consecutive tiles stream back to back (the skew paid once per layer)."""
+    return arch.pe_array.stationary_overlap and arch.pe_array.pipelined_tiles
+
+
 def fold_cycles(arch: Arch, dataflow: str, em: int, ek: int, en: int) -> int:
     """Array cycles of one local tile of extents (em, ek, en) — see the module docstring."""
     R, C = arch.dim_rows, arch.dim_cols
@@ -242,6 +260,8 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
             for en, cn in _extents(N, m.local[2]):
                 if cm and ck and cn:
                     compute += cm * ck * cn * fold_cycles(arch, m.dataflow, em, ek, en)
+    if pipelined(arch):  # the fill/drain skew once, not per tile
+        compute -= (n1[0] * n1[1] * n1[2] - 1) * edge_cycles(arch, m.dataflow)
 
     # time: overlap double-buffered transfers, serialize the rest, DRAM bandwidth bound
     rate = dma_rates(arch, problem, np.array([m.local]))
@@ -415,7 +435,10 @@ def local_terms(
     n_all = n1[:, 0] * n1[:, 1] * n1[:, 2]
     if arch.pe_array.stationary_overlap:
         sm, sk = ((n1[:, j] - 1) * np.maximum(T[:, j], R) + np.maximum(last[:, j], R) for j in (0, 1))
-        compute = np.where(ws, (2 * R + C - 2) * n_all + sm * nb[1] * nb[2], (R + C - 2) * n_all + nb[0] * nb[2] * sk)
+        n_edges = 1 if pipelined(arch) else n_all
+        compute = np.where(
+            ws, (2 * R + C - 2) * n_edges + sm * nb[1] * nb[2], (R + C - 2) * n_edges + nb[0] * nb[2] * sk
+        )
     else:
         compute = np.where(
             ws, nb[1] * nb[2] * ((2 * R + C - 2) * n1[:, 0] + M), nb[0] * nb[2] * ((R + C - 2) * n1[:, 1] + K)

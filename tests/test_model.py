@@ -44,9 +44,12 @@ def test_traffic_loop_order_KMN_spills_partial_sums(gemmini):
 
 
 def test_compute_cycles_ws_and_os(gemmini):
-    # WS, 16³ tiles: one fold per tile; Gemmini overlap: (2R + C − 2) + 1·max(16, 16) = 46 + 16 = 62,
-    # 8 tiles → 496.
-    assert evaluate(gemmini, P32, Mapping("ws", (16, 16, 16))).compute_cycles == 8 * 62
+    # WS, 16³ tiles: one fold per tile; Gemmini overlap, tiles back to back: the skew (2R + C − 2) = 46
+    # once, plus 1·max(16, 16) per tile: 46 + 8·16 = 174.
+    assert evaluate(gemmini, P32, Mapping("ws", (16, 16, 16))).compute_cycles == 46 + 8 * 16
+    # The skew per tile when tiles do not pipeline: 8 · (46 + 16) = 496.
+    apart = dataclasses.replace(gemmini, pe_array=dataclasses.replace(gemmini.pe_array, pipelined_tiles=False))
+    assert evaluate(apart, P32, Mapping("ws", (16, 16, 16))).compute_cycles == 8 * 62
     # OS, one 32³ tile: 2×2 folds of 16×16 outputs, each streaming K = 32:
     # (R + C − 2) + 4·max(32, 16) = 30 + 128 = 158.
     assert evaluate(gemmini, P32, Mapping("os", (32, 32, 32))).compute_cycles == 158
@@ -55,12 +58,13 @@ def test_compute_cycles_ws_and_os(gemmini):
 
 
 def test_latency_overlap_and_double_buffering(gemmini):
-    # MNK, 16³: scratchpad fills 4096 B → 256 cycles, accumulator 1024 B → 64 cycles at 16 B/cycle.
-    # Double-buffered: max(compute 496, 320) + first A+B tile (512 B → 32) + last C tile (256 B → 16) = 544.
-    assert evaluate(gemmini, P32, Mapping("ws", (16, 16, 16))).cycles == 544
-    # Single-buffered: every transfer serializes with compute: 320 + 496 = 816.
+    # MNK, 16³: scratchpad fills 4096 B → 256 cycles, accumulator 1024 B → 64 cycles at 16 B/cycle
+    # (16-byte rows: one beat per row; an output row of one beat takes 2·1 − 1 = 1 cycle).
+    # Double-buffered: max(compute 174, 320) + first A+B tile (512 B → 32) + last C tile (256 B → 16) = 368.
+    assert evaluate(gemmini, P32, Mapping("ws", (16, 16, 16))).cycles == 368
+    # Single-buffered: every transfer serializes with compute: 320 + 174 = 494.
     single = Mapping("ws", (16, 16, 16), db_spad=False, db_acc=False)
-    assert evaluate(gemmini, P32, single).cycles == 816
+    assert evaluate(gemmini, P32, single).cycles == 494
     # KMN double-buffered (A reloaded per tile: 2048 B): A + B 4096 B in 16-byte rows, one beat per
     # cycle → 256; C's 1024 outputs in 16-byte rows, 2·1 − 1 = 1 cycle each → 64; 4096 B of int32
     # partial sums in 64-byte rows (4 beats): out 2·4 − 1 = 7 and back in 4 cycles per row → 64 rows ×

@@ -16,7 +16,7 @@ from gemmap.arch import Arch, ceil_div
 from gemmap.errors import GemmapError
 from gemmap.interop.gemmini_calls import MatmulCall, matmul_call, pe_dim_for
 from gemmap.interop.timeloop import check_covers, parse_compact
-from gemmap.mapping import Mapping, invalid_reason
+from gemmap.mapping import DIMS, Mapping, invalid_reason, l2_bytes_needed
 from gemmap.model import Cost, evaluate
 from gemmap.search.heuristic import heuristic_mapping
 from gemmap.validation.data import MeasuredRun, Prediction
@@ -40,11 +40,35 @@ def hardware_for(arch: Arch, pe_dim: int) -> Arch:
     return dataclasses.replace(arch, pe_array=pe)
 
 
-def _matmul_mapping(call: MatmulCall, problem: Problem, block: int) -> Mapping:
+def cache_factors(arch: Arch, problem: Problem, local: tuple[int, int, int], order: str) -> tuple[int, int, int]:
+    """L2 factors of a flat software loop nest when the L2 is a cache (Chipyard's inclusive L2):
+    walking the loops innermost first, a loop's whole range stays in the cache while the data it
+    touches (one L2 tile of A, B and C) fits, the first loop that does not fit keeps the largest
+    factor that does, and the loops outside it refetch. ``(1, 1, 1)`` without an L2."""
+    if arch.l2 is None:
+        return (1, 1, 1)
+    D = problem.shape_key()
+    n1 = [ceil_div(d, t) for d, t in zip(D, local)]
+    f = [1, 1, 1]
+    for c in reversed(order):
+        d = DIMS.index(c)
+        for fd in range(n1[d], 0, -1):
+            f[d] = fd
+            if l2_bytes_needed(arch, tuple(min(x * t, y) for x, t, y in zip(f, local, D))) <= arch.l2.bytes:  # type: ignore[arg-type]
+                break
+        if f[d] < n1[d]:
+            break
+    return (f[0], f[1], f[2])
+
+
+def _matmul_mapping(arch: Arch, call: MatmulCall, problem: Problem, block: int) -> Mapping:
     """tiled_matmul's tiles (in ``block``-element blocks) and loop order as a gemmap mapping, double
-    buffered as LoopMatmul always is (two concurrent loops on halves of the SRAMs)."""
+    buffered as LoopMatmul always is (two concurrent loops on halves of the SRAMs); an L2 is a cache
+    over the same flat loop order (:func:`cache_factors`)."""
     local = tuple(min(t * block, d) for t, d in zip((call.tile_I, call.tile_K, call.tile_J), problem.shape_key()))
-    return Mapping("ws", local, (1, 1, 1), call.outer_order(), "MNK", db_spad=True, db_acc=True)  # type: ignore[arg-type]
+    order = call.outer_order().replace("K", "") + "K"
+    f = cache_factors(arch, problem, local, order)  # type: ignore[arg-type]
+    return Mapping("ws", local, f, order, order, db_spad=True, db_acc=True)  # type: ignore[arg-type]
 
 
 def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
@@ -62,14 +86,17 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
     call = matmul_call(nest, run.layer)
     problem = Problem(f"row{run.row}", call.I, call.K, call.J)
     if tiler:
-        return RunSetup(hw, problem, heuristic_mapping(software_view(hw), problem, "ws"))
-    return RunSetup(hw, problem, _matmul_mapping(call, problem, 16))
+        auto = heuristic_mapping(software_view(hw), problem, "ws")
+        f = cache_factors(hw, problem, auto.local, auto.dram_order)
+        return RunSetup(hw, problem, dataclasses.replace(auto, l2_factors=f, l2_order=auto.dram_order))
+    return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, 16))
 
 
 def software_view(arch: Arch) -> Arch:
-    """The memory sizes Gemmini's tiler reads from ``gemmini_params.h``: the arch's own (the shipped
-    FireSim arch states the header's 256 KiB / 64 KiB next to the RTL's sizes)."""
-    return arch
+    """The arch as Gemmini's tilers see it: the memory sizes ``gemmini_params.h`` states
+    (``software.tiler_spad_kib`` / ``tiler_acc_kib``; the hardware's when unset)."""
+    sw = arch.software
+    return arch.with_overrides(spad_kib=sw.tiler_spad_kib, acc_kib=sw.tiler_acc_kib)
 
 
 def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False) -> Cost:

@@ -1,0 +1,437 @@
+"""The conv cost model: a conv mapping (:class:`gemmap.conv.ConvMapping`) costed on the real tensors.
+
+**Traffic** (Timeloop-style fills over the one software loop level of ``tiled_conv``). A tensor's
+tile is refilled whenever a loop at or above its innermost relevant non-trivial loop advances; the
+loops above that do not index the tensor multiply its fills::
+
+    visits(X) = Vol(X) · Π_{d ∉ X, d above X's innermost relevant loop of bound > 1} ceil(D_d / T_d)
+
+with ``Vol`` the sum over all tiles of the tensor's relevant dims of what one load moves:
+
+* weights ``W[k,c,r,s]``: ``K·C·R·S`` (tiles partition it);
+* outputs ``O[b,k,p,q]``: ``N·K·P·Q``; visits beyond it are partial-sum spills (reduction loops
+  c, r, s above an output loop), each written out and read back at ``acc_bytes`` as in
+  :mod:`gemmap.model`; the final write is ``output_bytes``. Gemmini's order ``bpqkrsc`` never spills;
+* inputs ``I[b,c,h,w]``: ``N·C·RowSum·ColSum``, ``RowSum = Σ_{p-tiles} Σ_{r-tiles} rows_loaded``
+  (:func:`gemmap.conv.rows_loaded`: Gemmini's window ``p_e·σ + (r_e − 1)·δ`` rows from
+  ``p0·σ + r0·δ − pad``, clipped to ``[0, H)`` — padding rows are zero-filled, not fetched;
+  ``p_e`` rows when downsampling). Halo overlap between neighbouring tiles is fetched again
+  (Gemmini reloads the whole window per tile).
+
+**Operand reloads.** With ``arch.software.reload_operands`` (Gemmini's software), every
+``sp_tiled_conv`` call mvins its whole input window and weight tile (gemmini.h:2415-2450), so
+``visits(X) = Vol(X) · Π_{d ∉ X} ceil(D_d/T_d)`` whatever the order — except Gemmini's
+``a_reuse``/``b_reuse`` (gemmini.h:2302-2318, 2337-2340, 2411-2412): a tensor cut into at most
+2 tiles keeps them in the two scratchpad halves and is moved once (``Vol(X)``). Without it, the
+Timeloop residency above applies.
+
+Convs have no L2 tiling level (``tiled_conv`` has one software level), so on an arch with an L2
+the L2 tile is the local tile, as :mod:`gemmap.model` with L2 factors 1: the local level is filled
+as above (reloads included) and DRAM → L2 with Timeloop residency over the same loops.
+
+**Compute** (LoopConvExecute, LoopConv.scala:792-815). Per tile, Gemmini preloads
+``F = ceil(k_e/DIM)·r_e·ceil(s_e/ppr)·ceil(c_e/DIM)`` DIM×DIM weight blocks
+(:func:`gemmap.conv.weight_blocks`; ppr = ``max_pixels_per_row``) and streams the tile's
+``b_e·p_e·q_e`` output pixels through each. That is :func:`gemmap.model.fold_cycles` on the
+per-tile GEMM ``(em, ek, en) = (b_e·p_e·q_e, r_e·ceil(s_e/ppr)·ceil(c_e/DIM)·DIM, k_e)``, which
+has exactly F folds of ``em`` streamed rows. Where it does not match: LoopConv issues the stream
+as computes of ``min(DIM, ocols − ocol)`` rows and ExecuteController floors each at 4 rows
+(ExecuteController.scala:285-301), so tiles with ``q_e < 4`` are slightly under-costed.
+
+**Time and energy**: :func:`gemmap.model.combine` on :class:`gemmap.model.LocalTerms` (built in
+:func:`_local_terms` only) and :class:`gemmap.model.Moved`, with DMA cycles per byte
+(:mod:`gemmap.dma`) of LoopConv's rows: input rows of ``c_t`` channels at DRAM stride C
+(LoopConvLdInput, one row per pixel), weight rows of ``k_t`` output channels at stride K
+(LoopConvLdWeight), output rows of ``min(k_t, DIM)`` channels at stride K (LoopConvSt,
+LoopConv.scala:901-902), partial sums out as outputs at ``acc_bytes`` and back as rows of ``k_t``;
+the conv's stationary bytes ``n_b·n_p·n_q·K·C·R·S``, scratchpad
+reads ``nb_k·N·P·Q·C·R·S + n_b·n_p·n_q·K·C·R·S`` (im2col rows read once per output-channel
+block), accumulations ``KF·N·K·P·Q`` (``KF`` = weight blocks along the reduction).
+
+**Bounds** on the real tensors: compulsory = the input pixels some output reads + weights +
+outputs (conv1 of ResNet-50: 150,528 + 9,408 + 802,816 B ≈ 0.96 MB, not the im2col 2.66 MB);
+lower bound = compulsory, and for 1×1 kernels (a matmul on the touched pixels) also the
+Hong–Kung matmul bound of :func:`gemmap.model.dram_lower_bound`. (A conv-specific pebbling bound
+for larger kernels is not implemented.)
+
+A matmul (``problem.conv is None``) is the conv special case p = M, c = K, k = N; on it the
+model's traffic, cycles and energy terms equal :func:`gemmap.model.evaluate` (tests check it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from gemmap import dma, model
+from gemmap.arch import Arch, ceil_div
+from gemmap.conv import (
+    DIMS,
+    ORDER_DIMS,
+    RELEVANT,
+    ConvMapping,
+    ConvMappingBatch,
+    ConvShape,
+    cols_loaded,
+    conv_shape,
+    pixels_per_row,
+    rows_loaded,
+    window_sum_cols,
+    window_sum_rows,
+)
+from gemmap.model import BatchCost, Cost, LocalTerms, Moved, Traffic, pipelined
+from gemmap.workload import Problem
+
+TENSORS = ("A", "B", "C")  # input, weights, output (model.py's names)
+_B, _P, _Q, _K, _R, _S, _C = range(7)
+
+
+# --- bounds ------------------------------------------------------------------------------
+
+
+def compulsory_dram_bytes(arch: Arch, problem: Problem) -> int:
+    """Touched input pixels, weights and outputs, each moved once (module docstring, Bounds)."""
+    shape, t = conv_shape(problem), arch.datatypes
+    return (
+        shape.touched_input_elems * t.input_bytes
+        + shape.weight_elems * t.weight_bytes
+        + shape.output_elems * t.output_bytes
+    )
+
+
+def dram_lower_bound(arch: Arch, problem: Problem) -> int:
+    """Compulsory traffic; for 1×1 kernels also the Hong–Kung matmul bound (module docstring)."""
+    shape = conv_shape(problem)
+    comp = compulsory_dram_bytes(arch, problem)
+    if shape.r == 1 and shape.s == 1:
+        return max(comp, model.dram_lower_bound(arch, problem))
+    return comp
+
+
+# --- shared construction -----------------------------------------------------------------
+
+
+def dma_rates(arch: Arch, shape: ConvShape, k_t, c_t) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """DMA cycles per useful byte (module docstring, Time and energy) of input, weight, output and
+    partial-sum (out and back) rows, for tiles of ``k_t`` output and ``c_t`` input channels."""
+    t = arch.datatypes
+    k_t, c_t = np.asarray(k_t, dtype=np.int64), np.asarray(c_t, dtype=np.int64)
+    k_st = np.minimum(k_t, arch.dim_cols)
+    a = dma.read_cycles_per_byte(arch, c_t * t.input_bytes, shape.c * t.input_bytes)
+    b = dma.read_cycles_per_byte(arch, k_t * t.weight_bytes, shape.k * t.weight_bytes)
+    out = dma.write_cycles_per_byte(arch, k_st * t.output_bytes, shape.k * t.output_bytes)
+    psum = dma.write_cycles_per_byte(arch, k_st * t.acc_bytes, shape.k * t.acc_bytes) + dma.read_cycles_per_byte(
+        arch, k_t * t.acc_bytes, shape.k * t.acc_bytes
+    )
+    return a, b, out, psum
+
+
+def _moved(arch: Arch, shape: ConvShape, vA, vB, vC) -> Moved:
+    """Bytes across the local boundary from the visits of input, weights and outputs."""
+    t = arch.datatypes
+    out_elems = shape.output_elems
+    return Moved(vA * t.input_bytes, vB * t.weight_bytes, out_elems * t.output_bytes, (vC - out_elems) * t.acc_bytes)
+
+
+def _local_terms(
+    compute: np.ndarray,
+    prologue: np.ndarray,
+    epilogue: np.ndarray,
+    stationary: np.ndarray,
+    spad_reads: np.ndarray,
+    accumulations: np.ndarray,
+    db_spad: np.ndarray,
+    db_acc: np.ndarray,
+    rates: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> LocalTerms:
+    """The one place a conv builds :class:`gemmap.model.LocalTerms` (by keyword)."""
+    a_cpb, b_cpb, out_cpb, psum_cpb = rates
+    return LocalTerms(
+        compute=compute,
+        prologue=prologue,
+        epilogue=epilogue,
+        stationary=stationary,
+        spad_reads=spad_reads,
+        accumulations=accumulations,
+        db_spad=db_spad,
+        db_acc=db_acc,
+        a_cpb=a_cpb,
+        b_cpb=b_cpb,
+        out_cpb=out_cpb,
+        psum_cpb=psum_cpb,
+    )
+
+
+# --- the scalar path ---------------------------------------------------------------------
+
+
+def _multiplier(loops: list[tuple[int, int]], relevant: tuple[bool, ...], reload: bool = False) -> int:
+    """Π of the bounds of loops not indexing the tensor above its innermost relevant loop of bound > 1
+    (``reload``: of all loops not indexing it, or 1 when its own tiles number ≤ 2)."""
+    if reload:
+        own = math.prod(bound for d, bound in loops if relevant[d])
+        return 1 if own <= 2 else math.prod(bound for d, bound in loops if not relevant[d])
+    inner = -1
+    for pos, (d, bound) in enumerate(loops):
+        if relevant[d] and bound > 1:
+            inner = pos
+    out = 1
+    for d, bound in loops[: inner + 1]:
+        if not relevant[d]:
+            out *= bound
+    return out
+
+
+def _extents(d: int, t: int) -> list[tuple[int, int]]:
+    """(extent, count) of the tiles of a dim of size d cut by t: n − 1 full ones and the last."""
+    n = ceil_div(d, t)
+    return [(t, n - 1), (d - (n - 1) * t, 1)]
+
+
+def _input_volume(shape: ConvShape, T: tuple[int, ...]) -> int:
+    """Input elements moved by one pass over all input tiles: N·C·RowSum·ColSum."""
+    return shape.n * shape.c * window_sum_rows(shape, T[_P], T[_R]) * window_sum_cols(shape, T[_Q], T[_S])
+
+
+def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
+    """Cost of one conv mapping with its breakdown; ``m`` must be valid (conv.invalid_reason)."""
+    shape = conv_shape(problem)
+    t, e = arch.datatypes, arch.energy
+    Ra, Ca = arch.dim_rows, arch.dim_cols
+    D, T = shape.dims, m.tile
+    n = [ceil_div(d, x) for d, x in zip(D, T)]
+    loops = [(DIMS.index(ch), n[DIMS.index(ch)]) for ch in m.order]
+    out_elems = shape.output_elems
+    reload = arch.software.reload_operands
+    vA = _input_volume(shape, T) * _multiplier(loops, RELEVANT["A"], reload)
+    vB = shape.weight_elems * _multiplier(loops, RELEVANT["B"], reload)
+    vC = out_elems * _multiplier(loops, RELEVANT["C"])
+    spill = vC - out_elems
+
+    def boundary(level: str, va: int, vb: int) -> list[Traffic]:
+        return [
+            Traffic("A", level, va, va * t.input_bytes, 0),
+            Traffic("B", level, vb, vb * t.weight_bytes, 0),
+            Traffic("C", level, vC, spill * t.acc_bytes, out_elems * t.output_bytes + spill * t.acc_bytes),
+        ]
+
+    traffic = boundary("local", vA, vB)
+    dram_side = traffic
+    if arch.l2 is not None:
+        vA2 = _input_volume(shape, T) * _multiplier(loops, RELEVANT["A"])
+        vB2 = shape.weight_elems * _multiplier(loops, RELEVANT["B"])
+        dram_side = boundary("l2", vA2, vB2)
+        traffic = traffic + dram_side
+    dram_by_tensor = {x.tensor: x.bytes_in + x.bytes_out for x in dram_side}
+    moved = _moved(arch, shape, vA, vB, vC)
+    spad_bytes, acc_bytes = int(moved.spad), int(moved.acc)
+    dram_bytes = sum(dram_by_tensor.values())
+    l2_total = spad_bytes + acc_bytes + dram_bytes if arch.l2 is not None else 0
+
+    # compute: fold_cycles on every distinct tile (at most 2 extents per dim)
+    compute = 0
+    per_dim = [_extents(d, x) for d, x in zip(D, T)]
+    for combo in itertools.product(*per_dim):
+        count = math.prod(c for _, c in combo)
+        if count == 0:
+            continue
+        b, p, q, k, r, s, c = (x for x, _ in combo)
+        ek = r * ceil_div(s, pixels_per_row(arch, shape, c, s)) * ceil_div(c, Ra) * Ra
+        compute += count * model.fold_cycles(arch, "ws", b * p * q, ek, k)
+    if pipelined(arch):  # the fill/drain skew once per layer (model.py, Compute)
+        compute -= (math.prod(ceil_div(d, x) for d, x in zip(D, T)) - 1) * model.edge_cycles(arch, "ws")
+
+    # traffic-independent terms
+    n_bpq = n[_B] * n[_P] * n[_Q]
+    nb_k = sum(ceil_div(x, Ca) * c for x, c in per_dim[_K])
+    kf = shape.r * sum(
+        ceil_div(se, pixels_per_row(arch, shape, ce, se)) * ceil_div(ce, Ra) * cs * cc
+        for se, cs in per_dim[_S]
+        for ce, cc in per_dim[_C]
+    )
+    im2col = shape.n * shape.p * shape.q * shape.c * shape.r * shape.s
+    stationary = n_bpq * shape.weight_elems * t.weight_bytes
+    spad_reads = nb_k * im2col * t.input_bytes + stationary
+    accumulations = kf * out_elems
+    rates = dma_rates(arch, shape, np.array([T[_K]]), np.array([T[_C]]))
+    a_cpb, b_cpb, out_cpb, psum_cpb = (float(x[0]) for x in rates)
+    first_in = T[_B] * T[_C] * rows_loaded(shape, 0, T[_P], 0, T[_R]) * cols_loaded(shape, 0, T[_Q], 0, T[_S])
+    first_w = T[_K] * T[_C] * T[_R] * T[_S]
+    prologue = first_in * t.input_bytes * a_cpb + first_w * t.weight_bytes * b_cpb if m.db_spad else 0.0
+    last = [d - (k - 1) * x for d, k, x in zip(D, n, T)]
+    epilogue = last[_B] * last[_P] * last[_Q] * last[_K] * t.output_bytes * out_cpb if m.db_acc else 0.0
+
+    def arr(x: float | int | bool) -> np.ndarray:
+        return np.array([x])
+
+    lt = _local_terms(
+        arr(compute), arr(prologue), arr(epilogue), arr(stationary), arr(spad_reads), arr(accumulations),
+        arr(m.db_spad), arr(m.db_acc), rates,
+    )  # fmt: skip
+    moved_1 = Moved(arr(moved.a), arr(moved.b), arr(moved.out), arr(moved.psum))
+    bc = model.combine(arch, problem, lt, moved_1, arr(dram_bytes), arr(l2_total))
+    cycles = int(bc.cycles[0])
+
+    t_spad = moved.a * a_cpb + moved.b * b_cpb
+    t_acc = moved.out * out_cpb + moved.psum * psum_cpb
+    overlapped = (t_spad if m.db_spad else 0.0) + (t_acc if m.db_acc else 0.0)
+    serial = (0.0 if m.db_spad else t_spad) + (0.0 if m.db_acc else t_acc)
+    core = serial + max(float(compute), overlapped) + prologue + epilogue
+    macs = shape.macs
+    breakdown = {
+        "mac": macs * e.mac_pj,
+        "reg": (macs * (t.input_bytes + t.weight_bytes + t.acc_bytes) + stationary) * e.reg_pj_per_byte,
+        "spad": (spad_reads + spad_bytes) * arch.spad_pj_per_byte(),
+        "acc": (2 * t.acc_bytes * accumulations + acc_bytes) * arch.acc_pj_per_byte(),
+        "l2": l2_total * arch.l2_pj_per_byte(),
+        "dram": dram_bytes * arch.dram.pj_per_byte,
+        "leakage": cycles * e.leakage_pj_per_cycle,
+    }
+    return Cost(
+        macs=macs,
+        cycles=cycles,
+        compute_cycles=compute,
+        local_transfer_cycles=t_spad + t_acc,
+        exposed_transfer_cycles=core - compute,
+        dram_cycles=dram_bytes / arch.dram.bytes_per_cycle,
+        energy_pj=float(bc.energy_pj[0]),
+        energy_breakdown=breakdown,
+        dram_bytes=dram_bytes,
+        dram_bytes_by_tensor=dram_by_tensor,
+        compulsory_dram_bytes=compulsory_dram_bytes(arch, problem),
+        dram_bytes_lower_bound=dram_lower_bound(arch, problem),
+        traffic=tuple(traffic),
+        ideal_cycles=macs / (Ra * Ca),
+    )
+
+
+# --- the batched path --------------------------------------------------------------------
+
+_REL = {x: np.array(RELEVANT[x], dtype=bool) for x in TENSORS}
+
+
+def _multipliers(n: np.ndarray, order: np.ndarray, relevant: np.ndarray, reload: bool = False) -> np.ndarray:
+    """Vectorised :func:`_multiplier`: n (m, 7) tile counts, order (m,) indices into ORDERS."""
+    if reload:
+        own = np.prod(np.where(relevant[None, :], n, 1), axis=1)
+        return np.where(own <= 2, 1, np.prod(np.where(relevant[None, :], 1, n), axis=1))
+    od = ORDER_DIMS[order]  # (m, 7) dim at each position
+    bounds = np.take_along_axis(n, od, axis=1)
+    rel = relevant[od]
+    live = rel & (bounds > 1)
+    has = live.any(axis=1)
+    inner = np.where(has, 6 - np.argmax(live[:, ::-1], axis=1), -1)
+    above = np.arange(7)[None, :] <= inner[:, None]
+    return np.prod(np.where(above & ~rel, bounds, 1), axis=1)
+
+
+def _window_sums(size: int, out: int, kern: int, tiles: np.ndarray, ktiles: np.ndarray, shape: ConvShape, axis: int):
+    """Σ over (output tile, kernel tile) pairs of the DRAM-fetched window extent, per mapping.
+
+    Computed once per distinct (tile, kernel tile) pair with numpy over all tile starts:
+    window start ``o0·σ + k0·δ − pad``, length ``o_e·σ + (k_e − 1)·δ``, clipped to ``[0, size)``.
+    """
+    pairs, inverse = np.unique(np.stack([tiles, ktiles], axis=1), axis=0, return_inverse=True)
+    sums = np.empty(len(pairs), dtype=np.int64)
+    for i, (ot, kt) in enumerate(pairs):
+        o0 = np.arange(0, out, ot)[:, None]
+        k0 = np.arange(0, kern, kt)[None, :]
+        oe, ke = np.minimum(ot, out - o0), np.minimum(kt, kern - k0)
+        if shape.downsample:
+            sums[i] = int(oe.sum()) * k0.shape[1]
+            continue
+        start = o0 * shape.stride + k0 * shape.dilation - shape.padding
+        end = start + oe * shape.stride + (ke - 1) * shape.dilation
+        sums[i] = int(np.maximum(np.minimum(end, size) - np.maximum(start, 0), 0).sum())
+    return sums[inverse.reshape(-1)]
+
+
+def _ppr(arch: Arch, shape: ConvShape, c_e: np.ndarray, s_e: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`gemmap.conv.pixels_per_row`."""
+    if shape.dilation > 1 or shape.downsample:
+        return np.ones_like(c_e)
+    R = arch.dim_rows
+    return np.where(c_e > R, 1, np.maximum(1, np.minimum(R // np.maximum(c_e, 1), s_e)))
+
+
+def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -> BatchCost:
+    """Costs of many conv mappings (numpy); equal to :func:`evaluate_conv` mapping by mapping."""
+    shape = conv_shape(problem)
+    t = arch.datatypes
+    Ra, Ca = arch.dim_rows, arch.dim_cols
+    D = np.array(shape.dims, dtype=np.int64)
+    T = batch.tile
+    n = -(-D // T)
+    last = D - (n - 1) * T
+    rows = _window_sums(shape.input_rows, shape.p, shape.r, T[:, _P], T[:, _R], shape, 0)
+    cols = _window_sums(shape.input_cols, shape.q, shape.s, T[:, _Q], T[:, _S], shape, 1)
+    out_elems = shape.output_elems
+    reload = arch.software.reload_operands
+    vA = shape.n * shape.c * rows * cols * _multipliers(n, batch.order, _REL["A"], reload)
+    vB = shape.weight_elems * _multipliers(n, batch.order, _REL["B"], reload)
+    vC = out_elems * _multipliers(n, batch.order, _REL["C"])
+    moved = _moved(arch, shape, vA, vB, vC)
+    if arch.l2 is None:
+        dram_bytes, l2_total = moved.spad + moved.acc, 0
+    else:
+        vA2 = shape.n * shape.c * rows * cols * _multipliers(n, batch.order, _REL["A"])
+        vB2 = shape.weight_elems * _multipliers(n, batch.order, _REL["B"])
+        m2 = _moved(arch, shape, vA2, vB2, vC)
+        dram_bytes = m2.spad + m2.acc
+        l2_total = moved.spad + moved.acc + dram_bytes
+
+    # compute, separable: Σ_tiles F·max(em, R) = S_bpq · Σ_k ceil(k_e/C) · R_kernel · Σ_{c,s} ceil(s_e/ppr)·ceil(c_e/R)
+    def ext(j: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(T[:, j], n[:, j] - 1), (last[:, j], np.ones_like(n[:, j]))]
+
+    nb_k = sum(-(-x // Ca) * c for x, c in ext(_K))
+    cs_sum = sum(
+        -(-se // _ppr(arch, shape, ce, se)) * -(-ce // Ra) * ns * nc for se, ns in ext(_S) for ce, nc in ext(_C)
+    )
+    kf = shape.r * cs_sum
+    folds = nb_k * kf
+    n_bpq = n[:, _B] * n[:, _P] * n[:, _Q]
+    n_all = n_bpq * n[:, _K] * n[:, _R] * n[:, _S] * n[:, _C]
+    if arch.pe_array.stationary_overlap:
+        s_bpq = sum(
+            cb * cp * cq * np.maximum(eb * ep * eq, Ra)
+            for eb, cb in ext(_B)
+            for ep, cp in ext(_P)
+            for eq, cq in ext(_Q)
+        )
+        compute = (2 * Ra + Ca - 2) * (1 if pipelined(arch) else n_all) + s_bpq * folds
+    else:
+        compute = folds * ((2 * Ra + Ca - 2) * n_bpq + shape.n * shape.p * shape.q)
+
+    im2col = shape.n * shape.p * shape.q * shape.c * shape.r * shape.s
+    stationary = n_bpq * shape.weight_elems * t.weight_bytes
+    rates = dma_rates(arch, shape, T[:, _K], T[:, _C])
+    a_cpb, b_cpb, out_cpb, _ = rates
+    if shape.downsample:
+        first_rows, first_cols = T[:, _P], T[:, _Q]
+    else:
+        first_rows = np.clip(
+            T[:, _P] * shape.stride + (T[:, _R] - 1) * shape.dilation - shape.padding, 0, shape.input_rows
+        )
+        first_cols = np.clip(
+            T[:, _Q] * shape.stride + (T[:, _S] - 1) * shape.dilation - shape.padding, 0, shape.input_cols
+        )
+    first = T[:, _B] * T[:, _C] * first_rows * first_cols * t.input_bytes * a_cpb + (
+        T[:, _K] * T[:, _C] * T[:, _R] * T[:, _S] * t.weight_bytes * b_cpb
+    )
+    lt = _local_terms(
+        compute=compute,
+        prologue=np.where(batch.db_spad, first, 0.0),
+        epilogue=np.where(
+            batch.db_acc, last[:, _B] * last[:, _P] * last[:, _Q] * last[:, _K] * t.output_bytes * out_cpb, 0.0
+        ),
+        stationary=stationary,
+        spad_reads=nb_k * im2col * t.input_bytes + stationary,
+        accumulations=kf * out_elems,
+        db_spad=batch.db_spad,
+        db_acc=batch.db_acc,
+        rates=rates,
+    )
+    return model.combine(arch, problem, lt, moved, dram_bytes, l2_total)
