@@ -27,6 +27,8 @@ PosFloat = Annotated[float, Field(gt=0, strict=True)]
 NonNegFloat = Annotated[float, Field(ge=0, strict=True)]
 
 DEFAULT_ARCH = Path(__file__).resolve().parent.parent / "arch" / "gemmini.yaml"
+#: the SoC of DOSA's FireSim measurements (../shared/validation), what ``gemmap validate`` predicts
+FIRESIM_ARCH = DEFAULT_ARCH.parent / "gemmini-firesim.yaml"
 
 
 @dataclass(config=_SPEC)
@@ -179,6 +181,14 @@ class Software:
     """
 
     reload_operands: bool = True
+    #: ``a_reuse``/``b_reuse`` of upstream ``tiled_conv`` (gemmini.h @180c468 L2302-2318): an operand
+    #: cut into at most two tiles stays in the two scratchpad halves and moves once (convs only here)
+    reuse_small_operands: bool = True
+    #: ``HAS_FIRST_LAYER_OPTIMIZATIONS`` (gemmini_params.h): LoopConv packs up to DIM // kchs kernel
+    #: columns into one weight block when a tile has few input channels
+    first_layer_optimizations: bool = True
+    #: ``tiled_conv``'s downsample mode for 1×1 stride-2 convs (moves every other row and column)
+    conv_downsample: bool = True
     #: the scratchpad / accumulator sizes the software's ``gemmini_params.h`` states, which Gemmini's
     #: own tilers size tiles for (None: the hardware's); a generated header always matches the RTL
     tiler_spad_kib: PosInt | None = None

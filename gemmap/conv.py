@@ -105,6 +105,8 @@ class ConvShape:
     dilation: int = 1
     h: int | None = None
     w: int | None = None
+    #: whether the software may use Gemmini's downsample mode on this layer (arch.software.conv_downsample)
+    downsample_mode: bool = True
 
     @property
     def input_rows(self) -> int:
@@ -126,7 +128,8 @@ class ConvShape:
     def downsample(self) -> bool:
         """Gemmini's ``downsample`` mode (gemmini.h:2236-2237): stride 2, 1×1, no padding, even H, W."""
         return (
-            self.stride == 2
+            self.downsample_mode
+            and self.stride == 2
             and self.r == 1
             and self.s == 1
             and self.padding == 0
@@ -221,11 +224,13 @@ class ConvShape:
             raise GemmapError(f"layer '{layer}': S={self.s}: kernel larger than its padded input (padding too big)")
 
 
-def conv_shape(problem: Problem) -> ConvShape:
-    """The conv view of any problem: its own :class:`ConvShape`, or a matmul as the conv special case."""
-    if problem.conv is not None:
-        return problem.conv
-    return ConvShape.from_matmul(problem.M, problem.K, problem.N)
+def conv_shape(problem: Problem, arch: Arch | None = None) -> ConvShape:
+    """The conv view of any problem: its own :class:`ConvShape`, or a matmul as the conv special case;
+    with ``arch``, as that arch's software runs it (no downsample mode unless it has one)."""
+    shape = problem.conv if problem.conv is not None else ConvShape.from_matmul(problem.M, problem.K, problem.N)
+    if arch is not None and not arch.software.conv_downsample and shape.downsample_mode:
+        shape = dataclasses.replace(shape, downsample_mode=False)
+    return shape
 
 
 # --- per-dim footprints ------------------------------------------------------------------
@@ -277,7 +282,7 @@ def pixels_per_row(arch: Arch, shape: ConvShape, c_e: int, s_e: int) -> int:
     """``max_pixels_per_row`` of a tile with ``c_e`` input channels and ``s_e`` kernel columns
     (gemmini.h:1406-1411): ``min(DIM // c_e, s_e)`` when ``c_e ≤ DIM``, no kernel dilation and
     no downsample; else 1."""
-    if c_e > arch.dim_rows or shape.dilation > 1 or shape.downsample:
+    if c_e > arch.dim_rows or shape.dilation > 1 or shape.downsample or not arch.software.first_layer_optimizations:
         return 1
     return max(1, min(arch.dim_rows // c_e, s_e))
 
@@ -318,7 +323,7 @@ class ConvMapping:
 
     def to_dict(self, arch: Arch, problem: Problem) -> dict[str, object]:
         """The ``mapping`` record of the JSON output: tiled_conv's tile args by name."""
-        shape = conv_shape(problem)
+        shape = conv_shape(problem, arch)
         return {
             "kind": "conv",
             "dataflow": self.dataflow,
@@ -337,7 +342,7 @@ class ConvMapping:
 
     def loop_nest(self, arch: Arch, problem: Problem) -> str:
         """The tiled_conv call as a loop nest, outermost first, with LoopConv's per-tile loops."""
-        shape = conv_shape(problem)
+        shape = conv_shape(problem, arch)
         n = dict(zip(DIMS, self.tiles(shape)))
         t = dict(zip(DIMS, self.tile))
         lines = [
@@ -447,7 +452,7 @@ def acc_rows_needed(arch: Arch, tile: Sequence[int]) -> int:
 def invalid_reason(arch: Arch, problem: Problem, m: ConvMapping) -> str | None:
     """Why ``tiled_conv`` cannot run ``m`` on ``arch``, or None if it can (capacities doubled when
     double-buffered, module docstring)."""
-    shape = conv_shape(problem)
+    shape = conv_shape(problem, arch)
     if m.dataflow != "ws":
         return "Gemmini convs run weight-stationary only (tiled_conv has no OS path)"
     if "ws" not in arch.dataflows:
@@ -474,7 +479,7 @@ def invalid_reason(arch: Arch, problem: Problem, m: ConvMapping) -> str | None:
 
 def valid_mask(arch: Arch, problem: Problem, b: ConvMappingBatch) -> np.ndarray:
     """Vectorised :func:`invalid_reason` is None."""
-    shape = conv_shape(problem)
+    shape = conv_shape(problem, arch)
     D = np.array(shape.dims, dtype=np.int64)
     T = b.tile
     ok = np.all((T >= 1) & (T <= D), axis=1) & (b.dataflow == 0) & ("ws" in arch.dataflows)
@@ -497,7 +502,7 @@ def random_mappings(
     """Up to ``n`` valid mappings drawn at random (tiles uniform per dim, log-biased toward small;
     any order unless ``gemmini_order``; buffering random). For tests and sampling, not uniform
     over the valid space."""
-    shape = conv_shape(problem)
+    shape = conv_shape(problem, arch)
     D = np.array(shape.dims, dtype=np.int64)
     k = 4 * n + 64
     u = rng.random((k, 7))

@@ -93,7 +93,7 @@ _B, _P, _Q, _K, _R, _S, _C = range(7)
 
 def compulsory_dram_bytes(arch: Arch, problem: Problem) -> int:
     """Touched input pixels, weights and outputs, each moved once (module docstring, Bounds)."""
-    shape, t = conv_shape(problem), arch.datatypes
+    shape, t = conv_shape(problem, arch), arch.datatypes
     return (
         shape.touched_input_elems * t.input_bytes
         + shape.weight_elems * t.weight_bytes
@@ -103,7 +103,7 @@ def compulsory_dram_bytes(arch: Arch, problem: Problem) -> int:
 
 def dram_lower_bound(arch: Arch, problem: Problem) -> int:
     """Compulsory traffic; for 1×1 kernels also the Hong–Kung matmul bound (module docstring)."""
-    shape = conv_shape(problem)
+    shape = conv_shape(problem, arch)
     comp = compulsory_dram_bytes(arch, problem)
     if shape.r == 1 and shape.s == 1:
         return max(comp, model.dram_lower_bound(arch, problem))
@@ -167,12 +167,14 @@ def _local_terms(
 # --- the scalar path ---------------------------------------------------------------------
 
 
-def _multiplier(loops: list[tuple[int, int]], relevant: tuple[bool, ...], reload: bool = False) -> int:
+def _multiplier(
+    loops: list[tuple[int, int]], relevant: tuple[bool, ...], reload: bool = False, small: bool = True
+) -> int:
     """Π of the bounds of loops not indexing the tensor above its innermost relevant loop of bound > 1
     (``reload``: of all loops not indexing it, or 1 when its own tiles number ≤ 2)."""
     if reload:
         own = math.prod(bound for d, bound in loops if relevant[d])
-        return 1 if own <= 2 else math.prod(bound for d, bound in loops if not relevant[d])
+        return 1 if small and own <= 2 else math.prod(bound for d, bound in loops if not relevant[d])
     inner = -1
     for pos, (d, bound) in enumerate(loops):
         if relevant[d] and bound > 1:
@@ -197,16 +199,16 @@ def _input_volume(shape: ConvShape, T: tuple[int, ...]) -> int:
 
 def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     """Cost of one conv mapping with its breakdown; ``m`` must be valid (conv.invalid_reason)."""
-    shape = conv_shape(problem)
+    shape = conv_shape(problem, arch)
     t, e = arch.datatypes, arch.energy
     Ra, Ca = arch.dim_rows, arch.dim_cols
     D, T = shape.dims, m.tile
     n = [ceil_div(d, x) for d, x in zip(D, T)]
     loops = [(DIMS.index(ch), n[DIMS.index(ch)]) for ch in m.order]
     out_elems = shape.output_elems
-    reload = arch.software.reload_operands
-    vA = _input_volume(shape, T) * _multiplier(loops, RELEVANT["A"], reload)
-    vB = shape.weight_elems * _multiplier(loops, RELEVANT["B"], reload)
+    reload, small = arch.software.reload_operands, arch.software.reuse_small_operands
+    vA = _input_volume(shape, T) * _multiplier(loops, RELEVANT["A"], reload, small)
+    vB = shape.weight_elems * _multiplier(loops, RELEVANT["B"], reload, small)
     vC = out_elems * _multiplier(loops, RELEVANT["C"])
     spill = vC - out_elems
 
@@ -312,11 +314,13 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
 _REL = {x: np.array(RELEVANT[x], dtype=bool) for x in TENSORS}
 
 
-def _multipliers(n: np.ndarray, order: np.ndarray, relevant: np.ndarray, reload: bool = False) -> np.ndarray:
+def _multipliers(
+    n: np.ndarray, order: np.ndarray, relevant: np.ndarray, reload: bool = False, small: bool = True
+) -> np.ndarray:
     """Vectorised :func:`_multiplier`: n (m, 7) tile counts, order (m,) indices into ORDERS."""
     if reload:
         own = np.prod(np.where(relevant[None, :], n, 1), axis=1)
-        return np.where(own <= 2, 1, np.prod(np.where(relevant[None, :], 1, n), axis=1))
+        return np.where(small & (own <= 2), 1, np.prod(np.where(relevant[None, :], 1, n), axis=1))
     od = ORDER_DIMS[order]  # (m, 7) dim at each position
     bounds = np.take_along_axis(n, od, axis=1)
     rel = relevant[od]
@@ -350,7 +354,7 @@ def _window_sums(size: int, out: int, kern: int, tiles: np.ndarray, ktiles: np.n
 
 def _ppr(arch: Arch, shape: ConvShape, c_e: np.ndarray, s_e: np.ndarray) -> np.ndarray:
     """Vectorised :func:`gemmap.conv.pixels_per_row`."""
-    if shape.dilation > 1 or shape.downsample:
+    if shape.dilation > 1 or shape.downsample or not arch.software.first_layer_optimizations:
         return np.ones_like(c_e)
     R = arch.dim_rows
     return np.where(c_e > R, 1, np.maximum(1, np.minimum(R // np.maximum(c_e, 1), s_e)))
@@ -358,7 +362,7 @@ def _ppr(arch: Arch, shape: ConvShape, c_e: np.ndarray, s_e: np.ndarray) -> np.n
 
 def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -> BatchCost:
     """Costs of many conv mappings (numpy); equal to :func:`evaluate_conv` mapping by mapping."""
-    shape = conv_shape(problem)
+    shape = conv_shape(problem, arch)
     t = arch.datatypes
     Ra, Ca = arch.dim_rows, arch.dim_cols
     D = np.array(shape.dims, dtype=np.int64)
@@ -368,9 +372,9 @@ def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -
     rows = _window_sums(shape.input_rows, shape.p, shape.r, T[:, _P], T[:, _R], shape, 0)
     cols = _window_sums(shape.input_cols, shape.q, shape.s, T[:, _Q], T[:, _S], shape, 1)
     out_elems = shape.output_elems
-    reload = arch.software.reload_operands
-    vA = shape.n * shape.c * rows * cols * _multipliers(n, batch.order, _REL["A"], reload)
-    vB = shape.weight_elems * _multipliers(n, batch.order, _REL["B"], reload)
+    reload, small = arch.software.reload_operands, arch.software.reuse_small_operands
+    vA = shape.n * shape.c * rows * cols * _multipliers(n, batch.order, _REL["A"], reload, small)
+    vB = shape.weight_elems * _multipliers(n, batch.order, _REL["B"], reload, small)
     vC = out_elems * _multipliers(n, batch.order, _REL["C"])
     moved = _moved(arch, shape, vA, vB, vC)
     if arch.l2 is None:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gemmap import api
-from gemmap.arch import DEFAULT_ARCH, load_arch
+from gemmap.arch import FIRESIM_ARCH, load_arch
 from gemmap.cli.common import nonnegative_int, positive_int
 from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, print_table
@@ -32,7 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("data", metavar="DATA.csv", help="measured runs (columns as in ../shared/validation)")
     p.add_argument("--out", metavar="ARCH.yaml", required=True, help="where to write the fitted arch YAML")
-    p.add_argument("--arch", default=str(DEFAULT_ARCH), help="base architecture YAML (default: arch/gemmini.yaml)")
+    p.add_argument(
+        "--arch",
+        default=str(FIRESIM_ARCH),
+        help="base architecture YAML (default: arch/gemmini-firesim.yaml, the SoC DOSA's FireSim runs used)",
+    )
     p.add_argument("--folds", type=positive_int, default=5, help="folds of the held-out error (default: 5)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the folds and start points (default: 0)")
     p.add_argument(

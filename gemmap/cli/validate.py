@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from gemmap import api
-from gemmap.arch import DEFAULT_ARCH, load_arch
+from gemmap.arch import FIRESIM_ARCH, load_arch
 from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, write_json
 
@@ -35,7 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="predict Gemmini's own tiler instead of the row's mapping; compare with target.gemmini_auto_cycle",
     )
-    p.add_argument("--arch", default=str(DEFAULT_ARCH), help="architecture YAML (default: arch/gemmini.yaml)")
+    p.add_argument(
+        "--arch",
+        default=str(FIRESIM_ARCH),
+        help="architecture YAML (default: arch/gemmini-firesim.yaml, the SoC DOSA's FireSim runs used)",
+    )
     p.set_defaults(run=run)
 
 

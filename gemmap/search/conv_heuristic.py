@@ -69,4 +69,4 @@ def tiled_conv_auto_args(arch: Arch, shape: ConvShape) -> tuple[int, int, int, i
 
 def tiled_conv_auto(arch: Arch, problem: Problem) -> ConvMapping:
     """Gemmini's ``tiled_conv_auto`` tiling of ``problem`` as a :class:`ConvMapping`."""
-    return ConvMapping(tile=tiled_conv_auto_args(arch, conv_shape(problem)))
+    return ConvMapping(tile=tiled_conv_auto_args(arch, conv_shape(problem, arch)))

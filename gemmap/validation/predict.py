@@ -14,10 +14,14 @@ import dataclasses
 
 from gemmap.arch import Arch, ceil_div
 from gemmap.errors import GemmapError
-from gemmap.interop.gemmini_calls import MatmulCall, matmul_call, pe_dim_for
+from gemmap.conv import ConvMapping, ConvShape
+from gemmap.conv import invalid_reason as conv_invalid_reason
+from gemmap.convmodel import evaluate_conv
+from gemmap.interop.gemmini_calls import ConvCall, MatmulCall, conv_call, matmul_call, pe_dim_for
 from gemmap.interop.timeloop import check_covers, parse_compact
 from gemmap.mapping import DIMS, Mapping, invalid_reason, l2_bytes_needed
 from gemmap.model import Cost, evaluate
+from gemmap.search.conv_heuristic import tiled_conv_auto
 from gemmap.search.heuristic import heuristic_mapping
 from gemmap.validation.data import MeasuredRun, Prediction
 from gemmap.workload import Problem
@@ -29,7 +33,7 @@ class RunSetup:
 
     arch: Arch
     problem: Problem
-    mapping: Mapping
+    mapping: Mapping | ConvMapping
 
 
 def hardware_for(arch: Arch, pe_dim: int) -> Arch:
@@ -80,7 +84,7 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
         dim = pe_dim_for(nest)
     hw = hardware_for(arch, dim)
     if run.kind != "matmul":
-        raise GemmapError("convolutions are not predicted yet")
+        return _conv_setup(run, hw, conv_call(nest, run.layer), tiler)
     if run.layer["N"] != 1:
         raise GemmapError(f"batched matmul (N = {run.layer['N']}) is not a tiled_matmul")
     call = matmul_call(nest, run.layer)
@@ -90,6 +94,34 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
         f = cache_factors(hw, problem, auto.local, auto.dram_order)
         return RunSetup(hw, problem, dataclasses.replace(auto, l2_factors=f, l2_order=auto.dram_order))
     return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, 16))
+
+
+#: DOSA's tiled_conv reads its permutation letters as these conv dims (gemmini.h @959b23f7: the
+#: steps {batches, porows, pocols, pochs, krows, kcols, kchs} of dims {N, Q, P, K, S, R, C})
+_CONV_LETTERS = {"N": "b", "Q": "p", "P": "q", "K": "k", "S": "r", "R": "s", "C": "c"}
+
+
+def _conv_setup(run: MeasuredRun, hw: Arch, call: ConvCall, tiler: bool) -> RunSetup:
+    """The conv DOSA's flow ran (square, ``padding = R // 2``) and its ``tiled_conv`` tiles and order.
+
+    DOSA's software writes outputs only after the last reduction tile and never moves partial sums
+    (gemmini.h @959b23f7 tiled_conv), whatever the order, so the reduction loops (r, s, c) are
+    costed innermost; with per-call reloads the order changes nothing else the model counts."""
+    shape = ConvShape(
+        n=call.batch_size, k=call.out_channels, c=call.in_channels, p=call.out_dim, q=call.out_dim,
+        r=call.kernel_dim, s=call.kernel_dim, stride=call.stride, padding=call.padding,
+        dilation=call.kernel_dilation, h=call.in_dim, w=call.in_dim,
+    )  # fmt: skip
+    shape.check(f"row {run.row}")
+    M, K, N = shape.gemm()
+    problem = Problem(f"row{run.row}", M, K, N, op="conv", conv=shape)
+    if tiler:
+        return RunSetup(hw, problem, tiled_conv_auto(software_view(hw), problem))
+    order = "".join(_CONV_LETTERS[d] for d in reversed(call.perm))
+    order = "".join(d for d in order if d not in "rsc") + "".join(d for d in order if d in "rsc")
+    tile = (call.batches, call.porows, call.pocols, call.pochs, call.krows, call.kcols, call.kchs)
+    tile = tuple(min(t, d) for t, d in zip(tile, shape.dims))
+    return RunSetup(hw, problem, ConvMapping(tile=tile, order=order))  # type: ignore[arg-type]
 
 
 def software_view(arch: Arch) -> Arch:
@@ -102,6 +134,11 @@ def software_view(arch: Arch) -> Arch:
 def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False) -> Cost:
     """The full cost breakdown of one run (raises GemmapError when it cannot be predicted)."""
     s = setup_run(run, arch, tiler)
+    if isinstance(s.mapping, ConvMapping):
+        reason = conv_invalid_reason(s.arch, s.problem, s.mapping)
+        if reason is not None:
+            raise GemmapError(f"tiled_conv tiles {s.mapping.summary(s.arch)} cannot run: {reason}")
+        return evaluate_conv(s.arch, s.problem, s.mapping)
     reason = invalid_reason(s.arch, s.problem, s.mapping)
     if reason is not None:
         raise GemmapError(f"mapping {s.mapping.summary(s.arch)} cannot run: {reason}")
