@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 
 from gemmap.arch import Arch, ceil_div
-from gemmap.errors import GemmapError
 from gemmap.conv import ConvMapping, ConvShape
 from gemmap.conv import invalid_reason as conv_invalid_reason
 from gemmap.convmodel import evaluate_conv
+from gemmap.errors import GemmapError
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall, conv_call, matmul_call, pe_dim_for
 from gemmap.interop.timeloop import check_covers, parse_compact
 from gemmap.mapping import DIMS, Mapping, invalid_reason, l2_bytes_needed
