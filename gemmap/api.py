@@ -5,27 +5,45 @@
 >>> bert = api.load_workload("workloads/bert.yaml")
 >>> result = api.map_workload(arch, bert, api.SearchOptions(method="heuristic"))
 >>> result.total.cycles  # doctest: +SKIP
+
+One given mapping (a Timeloop compact string, a Timeloop mapping YAML path, or a LoopNest):
+
+>>> layer = api.layer_from_spec("matmul M=128 K=768 N=768")
+>>> ev = api.evaluate_mapping(arch, layer, "L3[WIO] K12 - L2[WI] N1 K16X - L1[O] K4 C48 P4 C16X - L0[W] P32")
+>>> ev.mapping.local, ev.cost.cycles  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from gemmap import conv
 from gemmap.arch import Arch, load_arch
+from gemmap.conv import ConvMapping
+from gemmap.convmodel import evaluate_conv
 from gemmap.errors import GemmapError, check_choice
+from gemmap.interop.convert import compulsory_by_tensor, convert, parse_layer_spec, timeloop_layer
+from gemmap.interop.gemmini_calls import ConvCall, MatmulCall
+from gemmap.interop.timeloop import LoopNest, load_mapping
 from gemmap.mapper import LayerResult, SearchCache, WorkloadResult, map_layers
+from gemmap.mapping import Mapping, invalid_reason
+from gemmap.model import Cost, evaluate
 from gemmap.search import SearchOptions, SearchResult, find_mapping
-from gemmap.workload import Workload, load_workload
+from gemmap.workload import Problem, Workload, load_workload
 
 FUSION_POLICIES = ("none", "all", "auto")
 
 __all__ = [
-    "Arch", "LayerResult", "SearchCache", "SearchOptions", "SearchResult", "Workload", "WorkloadResult",
-    "find_mapping", "load_arch", "load_workload", "map_workload", "progress",
+    "Arch", "EvaluatedMapping", "LayerResult", "LoopNest", "Problem", "SearchCache", "SearchOptions", "SearchResult",
+    "Workload", "WorkloadResult", "evaluate_mapping", "find_mapping", "layer_from_spec", "load_arch", "load_mapping",
+    "load_workload", "map_workload", "progress",
 ]  # fmt: skip
 
 
@@ -74,3 +92,84 @@ def progress(console: Console, total: int, what: str) -> Iterator[Callable[[str]
 
         yield tick
         bar.update(task, completed=total)
+
+
+# --- one given mapping -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluatedMapping:
+    """One Timeloop mapping as Gemmini runs it, and its cost (``gemmap evaluate``).
+
+    ``nest`` is the mapping as given; ``mapping`` the gemmap mapping it converts to (a
+    :class:`~gemmap.mapping.Mapping` for a matmul, a :class:`~gemmap.conv.ConvMapping` for a conv);
+    ``call`` the ``tiled_matmul``/``tiled_conv`` arguments; ``notes`` what the conversion dropped or
+    rounded (:mod:`gemmap.interop.convert`); ``cost`` the model's full breakdown.
+    """
+
+    arch: Arch
+    problem: Problem
+    nest: LoopNest
+    mapping: Mapping | ConvMapping
+    call: MatmulCall | ConvCall
+    notes: tuple[str, ...]
+    cost: Cost
+
+    @property
+    def dram_compulsory_by_tensor(self) -> dict[str, int]:
+        """DRAM bytes each tensor (A inputs, B weights, C outputs) must move at least once."""
+        return compulsory_by_tensor(self.arch, self.problem)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record: arch, layer, the mapping as given and as run, the call, the cost breakdown."""
+        c = self.cost
+        p = self.problem
+        dims = p.dims if p.conv is None else dict(p.einsum_dims) or dict(zip(conv.DIMS, p.conv.dims))
+        call = {"function": "tiled_matmul" if isinstance(self.call, MatmulCall) else "tiled_conv"}
+        call.update(dataclasses.asdict(self.call))
+        return {
+            "arch": self.arch.summary(),
+            "layer": {"name": p.name, "op": p.op, "dims": dims, "timeloop_dims": timeloop_layer(p)},
+            "timeloop_mapping": self.nest.to_compact(),
+            "gemmini_call": call,
+            "mapping": {"summary": self.mapping.summary(self.arch), **self.mapping.to_dict(self.arch, p)},
+            "loop_nest": self.mapping.loop_nest(self.arch, p),
+            "notes": list(self.notes),
+            "cost": {
+                **c.to_dict(),
+                "cycles_breakdown": {
+                    "compute": c.compute_cycles,
+                    "exposed_transfer": c.exposed_transfer_cycles,
+                    "local_transfer": c.local_transfer_cycles,
+                    "dram_floor": c.dram_cycles,
+                    "ideal": c.ideal_cycles,
+                },
+                "dram_compulsory_by_tensor": self.dram_compulsory_by_tensor,
+            },
+        }
+
+
+def layer_from_spec(text: str) -> Problem:
+    """A layer from an inline spec, e.g. ``"matmul M=128 K=768 N=768"`` or ``"conv C=64 K=64 P=56 Q=56
+    R=3 S=3 stride=1 padding=1"`` (names as in a workload file; strict, one-line errors)."""
+    return parse_layer_spec(text)
+
+
+def evaluate_mapping(arch: Arch, problem: Problem, mapping: str | Path | LoopNest) -> EvaluatedMapping:
+    """Cost one given mapping of ``problem`` on ``arch``: a Timeloop compact string, a Timeloop mapping
+    YAML path (``.yaml``/``.yml``) or a parsed :class:`LoopNest`, converted as DOSA's flow hands it to
+    Gemmini (:mod:`gemmap.interop.convert`). A GemmapError (one line) when it cannot run."""
+    nest = mapping if isinstance(mapping, LoopNest) else load_mapping(mapping)
+    converted = convert(arch, problem, nest)
+    m = converted.mapping
+    if isinstance(m, ConvMapping):
+        reason = conv.invalid_reason(arch, problem, m)
+        if reason is None:
+            cost = evaluate_conv(arch, problem, m)
+    else:
+        reason = invalid_reason(arch, problem, m)
+        if reason is None:
+            cost = evaluate(arch, problem, m)
+    if reason is not None:
+        raise GemmapError(f"mapping {m.summary(arch)} cannot run on {arch.name}: {reason}")
+    return EvaluatedMapping(arch, problem, nest, m, converted.call, converted.notes, cost)

@@ -9,7 +9,9 @@ carry a stale cost.
 A result is valid for exactly one (arch, search options, shape, full-rows flag): :func:`cache_key`
 hashes the *whole* arch spec (every field, not only the two sizes a sweep varies), the whole
 :class:`SearchOptions` (method, objective, samples, seed, time limit, dataflow), a hash of the
-search and model source (:func:`code_fingerprint`) and :data:`SCHEMA`; the shape and the flag are the row's own columns.
+search and model source (:func:`code_fingerprint`) and :data:`SCHEMA`; the shape
+(:meth:`Problem.key`: (M, K, N) for a matmul, the whole conv shape for a conv) and the flag are
+the row's own columns.
 
 Where the store lives: by default ``$XDG_CACHE_HOME/gemmap/search-cache.sqlite`` (so
 ``~/.cache/gemmap``), not the sweep's output directory, because a result depends only on the key
@@ -33,6 +35,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from gemmap.arch import Arch
+from gemmap.conv import ConvMapping
+from gemmap.convmodel import evaluate_conv
 from gemmap.errors import GemmapError
 from gemmap.mapper import SearchCache
 from gemmap.mapping import Mapping
@@ -41,13 +45,17 @@ from gemmap.search import SearchOptions, SearchResult, restrict_arch
 from gemmap.workload import Problem
 
 #: bump when what a stored result means changes (its fields, or how searches choose)
-SCHEMA = 1
+SCHEMA = 2
 
-Shape = tuple[int, int, int]
+#: a :meth:`Problem.key`
+Shape = tuple[int, ...]
 
 
 #: the modules whose code decides which mapping a search picks
-_SEARCH_CODE = ("arch.py", "workload.py", "mapping.py", "mapspace.py", "model.py", "search")
+_SEARCH_CODE = (
+    "arch.py", "workload.py", "mapping.py", "mapspace.py", "model.py", "dma.py",
+    "conv.py", "convmodel.py", "convspace.py", "search",
+)  # fmt: skip
 
 
 @functools.cache
@@ -87,7 +95,7 @@ class StoredResult:
 
     shape: Shape
     full_rows: bool
-    mapping: Mapping | None
+    mapping: Mapping | ConvMapping | None
     method: str = ""
     objective: str = ""
     evaluated: int = 0
@@ -107,6 +115,13 @@ class StoredResult:
     def mapping_json(self) -> str:
         return json.dumps(None if self.mapping is None else dataclasses.asdict(self.mapping), sort_keys=True)
 
+    @staticmethod
+    def _mapping(fields: dict[str, object] | None) -> Mapping | ConvMapping | None:
+        if fields is None:
+            return None
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        return ConvMapping(**fields) if "tile" in fields else Mapping(**fields)  # type: ignore[arg-type]
+
     def info_json(self) -> str:
         return json.dumps(
             {"method": self.method, "objective": self.objective, "evaluated": self.evaluated,
@@ -115,11 +130,9 @@ class StoredResult:
 
     @classmethod
     def from_json(cls, shape: Shape, full_rows: bool, mapping: str, info: str) -> StoredResult:
-        m = json.loads(mapping)
-        fields = None if m is None else {k: tuple(v) if isinstance(v, list) else v for k, v in m.items()}
         i = json.loads(info)
         return cls(
-            shape, full_rows, None if fields is None else Mapping(**fields), i["method"], i["objective"],
+            tuple(shape), full_rows, cls._mapping(json.loads(mapping)), i["method"], i["objective"],
             int(i["evaluated"]), float(i["seconds"]), bool(i["proven_optimal"]), i.get("error", ""),
         )  # fmt: skip
 
@@ -129,7 +142,11 @@ class StoredResult:
         if self.mapping is None:
             return self.error
         seen = restrict_arch(arch, options)
-        cost = evaluate(seen, Problem("cached", *self.shape), self.mapping)
+        problem = Problem.from_key(self.shape)
+        if isinstance(self.mapping, ConvMapping):
+            cost = evaluate_conv(seen, problem, self.mapping)
+        else:
+            cost = evaluate(seen, problem, self.mapping)
         return SearchResult(
             self.mapping, cost, self.method, self.objective, self.evaluated, self.seconds, self.proven_optimal
         )
@@ -178,7 +195,7 @@ class SharedSearchCache(SearchCache):
         return hit
 
     def get(self, problem: Problem, full_rows: bool = False) -> SearchResult:
-        key = (problem.shape_key(), full_rows)
+        key = (problem.key(), full_rows)
         log = getattr(self._local, "log", None)
         if log is not None:
             log.add(key)
@@ -216,34 +233,37 @@ class SearchStore:
         with contextlib.suppress(sqlite3.OperationalError):  # e.g. a network FS without shared memory
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS results (key TEXT NOT NULL, m INTEGER NOT NULL, k INTEGER NOT NULL,"
-            " n INTEGER NOT NULL, full_rows INTEGER NOT NULL, mapping TEXT NOT NULL, info TEXT NOT NULL,"
-            " PRIMARY KEY (key, m, k, n, full_rows))"
+            "CREATE TABLE IF NOT EXISTS results2 (key TEXT NOT NULL, shape TEXT NOT NULL, full_rows INTEGER NOT NULL,"
+            " mapping TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (key, shape, full_rows))"
         )
         self._db.commit()
+
+    @staticmethod
+    def _shape_text(shape: Shape) -> str:
+        return ",".join(str(int(x)) for x in shape)
 
     def lookup(self, key: str, shapes: Iterable[Shape]) -> tuple[StoredResult, ...]:
         """Every stored result under ``key`` for any of ``shapes`` (both full-rows flags)."""
         out = []
-        for m, k, n in sorted(set(shapes)):
+        for shape in sorted(set(shapes)):
             rows = self._db.execute(
-                "SELECT full_rows, mapping, info FROM results WHERE key=? AND m=? AND k=? AND n=?", (key, m, k, n)
+                "SELECT full_rows, mapping, info FROM results2 WHERE key=? AND shape=?", (key, self._shape_text(shape))
             ).fetchall()
-            out += [StoredResult.from_json((m, k, n), bool(full), mp, info) for full, mp, info in rows]
+            out += [StoredResult.from_json(shape, bool(full), mp, info) for full, mp, info in rows]
         return tuple(out)
 
     def store(self, key: str, results: Iterable[StoredResult]) -> int:
         """Add ``results`` under ``key`` (ones already there are kept); returns how many were new."""
-        rows = [(key, *r.shape, int(r.full_rows), r.mapping_json(), r.info_json()) for r in results]
+        rows = [(key, self._shape_text(r.shape), int(r.full_rows), r.mapping_json(), r.info_json()) for r in results]
         if not rows:
             return 0
         before = self._db.total_changes
         with self._db:
-            self._db.executemany("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR IGNORE INTO results2 VALUES (?, ?, ?, ?, ?)", rows)
         return self._db.total_changes - before
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+        return int(self._db.execute("SELECT COUNT(*) FROM results2").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

@@ -3,7 +3,13 @@
 For each layer, N mappings drawn uniformly from the valid mapspace are costed by the batched
 model; latency, energy and EDP are normalized to the optimum of that metric (found and proven by
 the ``optimal`` search), so 1.0 is the best possible mapping and the curve shows how far the rest
-fall behind. Layers with the same shape share their samples (q/k/v/out_proj in BERT).
+fall behind. Layers with the same shape (:meth:`Problem.key`: a conv's whole shape, not its im2col
+view) share their samples (q/k/v/out_proj in BERT). Conv layers are sampled from
+:class:`gemmap.convspace.ConvMapSpace` and costed by :mod:`gemmap.convmodel`.
+
+:data:`SURVEY_LAYERS` names the ResNet-50 layers the Transformer study's CDF figure compares BERT
+against (conv1 and the three convs of the conv5_x bottleneck: 1×1/512, 3×3/512, 1×1/2048), which
+``cdf --compare workloads/resnet50.yaml`` plots, labelled so.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from gemmap.arch import Arch
+from gemmap.convmodel import evaluate_conv_batch
+from gemmap.convspace import ConvMapSpace
 from gemmap.mapspace import MapSpace
 from gemmap.model import evaluate_batch
 from gemmap.search import SearchOptions, find_mapping
@@ -23,6 +31,16 @@ from gemmap.workload import Problem, Workload
 METRICS = ("latency", "energy", "edp")
 PERCENTILES = (1, 10, 50, 90, 99)
 
+#: per workload name, the layers a comparison plots and their labels (module docstring)
+SURVEY_LAYERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "resnet50": (
+        ("conv1", "conv1 7x7/64 stride 2"),
+        ("res5_3x3", "res5 3x3/512"),
+        ("res5_1x1a", "res5 1x1/512"),
+        ("res5_1x1b", "res5 1x1/2048"),
+    )
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class LayerSamples:
@@ -30,15 +48,16 @@ class LayerSamples:
 
     workload: str
     layers: tuple[str, ...]
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]  # Problem.key(): (M, K, N), then a conv's shape
     cycles: np.ndarray
     energy_pj: np.ndarray
     best: dict[str, float]
     proven: dict[str, bool]
+    title: str = ""  # a label for plots (else the layer names)
 
     @property
     def label(self) -> str:
-        return "/".join(self.layers)
+        return self.title or "/".join(self.layers)
 
     def values(self, metric: str) -> np.ndarray:
         return {
@@ -52,19 +71,27 @@ class LayerSamples:
 
 
 def sample_shape(
-    arch: Arch, workload: str, group: tuple[Problem, ...], samples: int, seed: int, time_limit: float | None
+    arch: Arch,
+    workload: str,
+    group: tuple[Problem, ...],
+    samples: int,
+    seed: int,
+    time_limit: float | None,
+    title: str = "",
 ) -> LayerSamples:
     """Sample one layer shape (shared by the layers in ``group``) and find each metric's optimum."""
     problem = group[0]
-    batch = MapSpace(arch, problem).sample(samples, seed)
-    cost = evaluate_batch(arch, problem, batch)
+    if problem.conv is not None:
+        cost = evaluate_conv_batch(arch, problem, ConvMapSpace(arch, problem).sample(samples, seed))
+    else:
+        cost = evaluate_batch(arch, problem, MapSpace(arch, problem).sample(samples, seed))
     best, proven = {}, {}
     for metric in METRICS:
         r = find_mapping(arch, problem, SearchOptions(method="optimal", objective=metric, time_limit=time_limit))
         best[metric] = {"latency": float(r.cost.cycles), "energy": r.cost.energy_pj, "edp": r.cost.edp}[metric]
         proven[metric] = r.proven_optimal
     return LayerSamples(
-        workload, tuple(p.name for p in group), problem.shape_key(), cost.cycles, cost.energy_pj, best, proven
+        workload, tuple(p.name for p in group), problem.key(), cost.cycles, cost.energy_pj, best, proven, title
     )
 
 
@@ -78,26 +105,29 @@ def sample_workload(
     time_limit: float | None = None,
     workers: int = 1,
     on_layer: Callable[[str], None] | None = None,
+    titles: dict[str, str] | None = None,
 ) -> list[LayerSamples]:
     """Sample every (selected) layer shape of ``workload``, shapes in parallel over ``workers``
-    processes; results come back in the workload's layer order whatever the worker count."""
+    processes; results come back in the workload's layer order whatever the worker count.
+    ``titles`` labels layers by name (a shape group takes its first layer's)."""
     problems = [workload.problem(n) for n in layers] if layers else list(workload.problems)
-    by_shape: dict[tuple[int, int, int], list[Problem]] = {}
+    by_shape: dict[tuple[int, ...], list[Problem]] = {}
     for p in problems:
-        by_shape.setdefault(p.shape_key(), []).append(p)
+        by_shape.setdefault(p.key(), []).append(p)
     groups = [tuple(g) for g in by_shape.values()]
+    names = [(titles or {}).get(g[0].name, "") for g in groups]
     if workers <= 1 or len(groups) <= 1:
         out = []
         for g in groups:
             if on_layer:
                 on_layer("/".join(p.name for p in g))
-            out.append(sample_shape(arch, workload.name, g, samples, seed, time_limit))
+            out.append(sample_shape(arch, workload.name, g, samples, seed, time_limit, names[len(out)]))
         return out
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=min(workers, len(groups))) as pool:
         futures = {
-            pool.submit(sample_shape, arch, workload.name, g, samples, seed, time_limit): i
+            pool.submit(sample_shape, arch, workload.name, g, samples, seed, time_limit, names[i]): i
             for i, g in enumerate(groups)
         }
         results: dict[int, LayerSamples] = {}
@@ -116,17 +146,20 @@ def percentile_rows(samples: Sequence[LayerSamples]) -> list[dict[str, object]]:
             x = s.normalized(metric)
             q = np.percentile(x, PERCENTILES)
             for layer in s.layers:
-                row: dict[str, object] = {"workload": s.workload, "layer": layer, "metric": metric,
-                                          "M": s.shape[0], "K": s.shape[1], "N": s.shape[2], "min": float(x.min())}  # fmt: skip
+                row: dict[str, object] = {"workload": s.workload, "layer": layer, "label": s.title or layer,
+                                          "metric": metric, "M": s.shape[0], "K": s.shape[1], "N": s.shape[2],
+                                          "min": float(x.min())}  # fmt: skip
                 row.update({f"p{p}": float(v) for p, v in zip(PERCENTILES, q)})
-                row.update({"max": float(x.max()), "spread": float(x.max() / x.min()), "samples": int(x.size),
+                row.update({"max": float(x.max()), "spread": float(x.max() / x.min()),
+                            "within_3x": float(np.mean(x <= 3.0)), "samples": int(x.size),
                             "optimum": s.best[metric], "proven_optimal": s.proven[metric]})  # fmt: skip
                 rows.append(row)
     return rows
 
 
-CSV_FIELDS = ("workload", "layer", "metric", "M", "K", "N", "min", "p1", "p10", "p50", "p90", "p99", "max",
-              "spread", "samples", "optimum", "proven_optimal")  # fmt: skip
+#: M, K, N are a conv's im2col view; within_3x is the share of samples within 3x of the optimum
+CSV_FIELDS = ("workload", "layer", "label", "metric", "M", "K", "N", "min", "p1", "p10", "p50", "p90", "p99", "max",
+              "spread", "within_3x", "samples", "optimum", "proven_optimal")  # fmt: skip
 
 
 def save_samples(path: str | Path, samples: Sequence[LayerSamples]) -> None:
@@ -148,6 +181,7 @@ def save_samples(path: str | Path, samples: Sequence[LayerSamples]) -> None:
                 "shape": list(s.shape),
                 "best": s.best,
                 "proven": s.proven,
+                "title": s.title,
             }
         )
     arrays["meta"] = np.array(json.dumps(meta))
@@ -170,6 +204,7 @@ def load_samples(path: str | Path) -> list[LayerSamples]:
                 data[f"energy_{i}"],
                 m["best"],
                 m["proven"],
+                m.get("title", ""),
             )  # fmt: skip
             for i, m in enumerate(meta)
         ]

@@ -60,6 +60,7 @@ model's traffic, cycles and energy terms equal :func:`gemmap.model.evaluate` (te
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -337,9 +338,11 @@ def _window_sums(size: int, out: int, kern: int, tiles: np.ndarray, ktiles: np.n
     Computed once per distinct (tile, kernel tile) pair with numpy over all tile starts:
     window start ``o0·σ + k0·δ − pad``, length ``o_e·σ + (k_e − 1)·δ``, clipped to ``[0, size)``.
     """
-    pairs, inverse = np.unique(np.stack([tiles, ktiles], axis=1), axis=0, return_inverse=True)
+    code = np.asarray(tiles, dtype=np.int64) * (kern + 1) + np.asarray(ktiles, dtype=np.int64)
+    pairs, inverse = np.unique(code, return_inverse=True)
     sums = np.empty(len(pairs), dtype=np.int64)
-    for i, (ot, kt) in enumerate(pairs):
+    for i, pair in enumerate(pairs.tolist()):
+        ot, kt = divmod(pair, kern + 1)
         o0 = np.arange(0, out, ot)[:, None]
         k0 = np.arange(0, kern, kt)[None, :]
         oe, ke = np.minimum(ot, out - o0), np.minimum(kt, kern - k0)
@@ -360,31 +363,53 @@ def _ppr(arch: Arch, shape: ConvShape, c_e: np.ndarray, s_e: np.ndarray) -> np.n
     return np.where(c_e > R, 1, np.maximum(1, np.minimum(R // np.maximum(c_e, 1), s_e)))
 
 
-def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -> BatchCost:
-    """Costs of many conv mappings (numpy); equal to :func:`evaluate_conv` mapping by mapping."""
+@dataclasses.dataclass(frozen=True)
+class TileTerms:
+    """The part of the cost of conv tiles ``T`` (m, 7) that neither the loop order nor the
+    buffering changes: tile counts, the input volume of one pass over all input tiles
+    (``N·C·RowSum·ColSum``), array cycles, the exposed first load / last store (paid when the
+    scratchpad / accumulator is double-buffered), on-chip access counts and DMA rates."""
+
+    n: np.ndarray  # (m, 7) tile counts
+    vol_a: np.ndarray
+    compute: np.ndarray
+    first_load: np.ndarray
+    last_store: np.ndarray
+    stationary: np.ndarray
+    spad_reads: np.ndarray
+    accumulations: np.ndarray
+    rates: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+    def column(self) -> TileTerms:
+        """The per-tile arrays as (m, 1) columns, to broadcast against (1, b) buffering choices."""
+
+        def col(x: np.ndarray) -> np.ndarray:
+            return np.asarray(x).reshape(-1, 1)
+
+        return TileTerms(
+            self.n, col(self.vol_a), col(self.compute), col(self.first_load), col(self.last_store),
+            col(self.stationary), col(self.spad_reads), col(self.accumulations),
+            tuple(col(r) for r in self.rates),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def buffered(self, db_spad: np.ndarray, db_acc: np.ndarray) -> LocalTerms:
+        """:class:`gemmap.model.LocalTerms` under the given buffering (arrays broadcast)."""
+        return _local_terms(
+            self.compute, np.where(db_spad, self.first_load, 0.0), np.where(db_acc, self.last_store, 0.0),
+            self.stationary, self.spad_reads, self.accumulations, db_spad, db_acc, self.rates,
+        )  # fmt: skip
+
+
+def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
+    """:class:`TileTerms` of conv tiles ``T`` (m, 7) in :data:`gemmap.conv.DIMS` order."""
     shape = conv_shape(problem, arch)
     t = arch.datatypes
     Ra, Ca = arch.dim_rows, arch.dim_cols
     D = np.array(shape.dims, dtype=np.int64)
-    T = batch.tile
     n = -(-D // T)
     last = D - (n - 1) * T
     rows = _window_sums(shape.input_rows, shape.p, shape.r, T[:, _P], T[:, _R], shape, 0)
     cols = _window_sums(shape.input_cols, shape.q, shape.s, T[:, _Q], T[:, _S], shape, 1)
-    out_elems = shape.output_elems
-    reload, small = arch.software.reload_operands, arch.software.reuse_small_operands
-    vA = shape.n * shape.c * rows * cols * _multipliers(n, batch.order, _REL["A"], reload, small)
-    vB = shape.weight_elems * _multipliers(n, batch.order, _REL["B"], reload, small)
-    vC = out_elems * _multipliers(n, batch.order, _REL["C"])
-    moved = _moved(arch, shape, vA, vB, vC)
-    if arch.l2 is None:
-        dram_bytes, l2_total = moved.spad + moved.acc, 0
-    else:
-        vA2 = shape.n * shape.c * rows * cols * _multipliers(n, batch.order, _REL["A"])
-        vB2 = shape.weight_elems * _multipliers(n, batch.order, _REL["B"])
-        m2 = _moved(arch, shape, vA2, vB2, vC)
-        dram_bytes = m2.spad + m2.acc
-        l2_total = moved.spad + moved.acc + dram_bytes
 
     # compute, separable: Σ_tiles F·max(em, R) = S_bpq · Σ_k ceil(k_e/C) · R_kernel · Σ_{c,s} ceil(s_e/ppr)·ceil(c_e/R)
     def ext(j: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -425,17 +450,95 @@ def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -
     first = T[:, _B] * T[:, _C] * first_rows * first_cols * t.input_bytes * a_cpb + (
         T[:, _K] * T[:, _C] * T[:, _R] * T[:, _S] * t.weight_bytes * b_cpb
     )
-    lt = _local_terms(
+    return TileTerms(
+        n=n,
+        vol_a=shape.n * shape.c * rows * cols,
         compute=compute,
-        prologue=np.where(batch.db_spad, first, 0.0),
-        epilogue=np.where(
-            batch.db_acc, last[:, _B] * last[:, _P] * last[:, _Q] * last[:, _K] * t.output_bytes * out_cpb, 0.0
-        ),
+        first_load=first,
+        last_store=last[:, _B] * last[:, _P] * last[:, _Q] * last[:, _K] * t.output_bytes * out_cpb,
         stationary=stationary,
         spad_reads=nb_k * im2col * t.input_bytes + stationary,
-        accumulations=kf * out_elems,
-        db_spad=batch.db_spad,
-        db_acc=batch.db_acc,
+        accumulations=kf * shape.output_elems,
         rates=rates,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Multipliers:
+    """Per mapping, the factors the loop order puts on each tensor's one-pass volume: input ``a``,
+    weights ``b`` and outputs ``c`` into the local level, and (with an L2) input and weights into
+    the L2 (``a_l2``, ``b_l2``; Timeloop residency). Arrays broadcast against the tile terms."""
+
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    a_l2: np.ndarray
+    b_l2: np.ndarray
+
+
+def order_multipliers(arch: Arch, n: np.ndarray, order: np.ndarray) -> Multipliers:
+    """The :class:`Multipliers` of tiles with counts ``n`` (m, 7) under orders ``order`` (m,)."""
+    reload, small = arch.software.reload_operands, arch.software.reuse_small_operands
+    a = _multipliers(n, order, _REL["A"], reload, small)
+    b = _multipliers(n, order, _REL["B"], reload, small)
+    c = _multipliers(n, order, _REL["C"])
+    if arch.l2 is None:
+        return Multipliers(a, b, c, a, b)
+    return Multipliers(a, b, c, _multipliers(n, order, _REL["A"]), _multipliers(n, order, _REL["B"]))
+
+
+#: the dims of each group of a bound variant (the innermost non-trivial loop in that group) and the
+#: tensors such a loop indexes: b/p/q index input and output, k weights and output, r/s/c input and weights
+BOUND_GROUPS = (((_B, _P, _Q), ("A", "C")), ((_K,), ("B", "C")), ((_R, _S, _C), ("A", "B")))
+
+
+def bound_multipliers(arch: Arch, n: np.ndarray) -> tuple[tuple[Multipliers, np.ndarray], ...]:
+    """Lower bounds of the :class:`Multipliers` over every loop order of tiles with counts ``n``:
+    one variant per group of :data:`BOUND_GROUPS` with the mask of tiles where that group holds a
+    non-trivial loop. If the innermost non-trivial loop is in the group, the tensors it indexes have
+    every other non-trivial loop above their innermost relevant one (their full product); the
+    others get at least 1. Per-call reloads do not depend on the order. The minimum of the cost
+    over the available variants bounds every order from below (the cost is monotone in each
+    multiplier); with reloads and no L2 only the outputs depend on the order and the single variant
+    with output multiplier 1 (every reduction loop inside, e.g. Gemmini's ``bpqkrsc``) is exact."""
+    reload, small = arch.software.reload_operands, arch.software.reuse_small_operands
+    m = len(n)
+    one = np.ones(m, dtype=np.int64)
+    zero = np.zeros(m, dtype=np.int64)
+    full = {x: np.prod(np.where(_REL[x][None, :], 1, n), axis=1) for x in TENSORS}
+    local = {x: _multipliers(n, zero, _REL[x], True, small) for x in ("A", "B")} if reload else None
+    if local is not None and arch.l2 is None:
+        return ((Multipliers(local["A"], local["B"], one, local["A"], local["B"]), np.ones(m, dtype=bool)),)
+    trivial = (n <= 1).all(axis=1)
+    out = []
+    for dims, tensors in BOUND_GROUPS:
+        pick = {x: full[x] if x in tensors else one for x in TENSORS}
+        a, b = (local["A"], local["B"]) if local is not None else (pick["A"], pick["B"])
+        avail = (n[:, list(dims)] > 1).any(axis=1) | trivial
+        out.append((Multipliers(a, b, pick["C"], pick["A"], pick["B"]), avail))
+    return tuple(out)
+
+
+def costs(arch: Arch, problem: Problem, terms: TileTerms, lt: LocalTerms, mult: Multipliers) -> BatchCost:
+    """Cycles and energy from tile terms, their buffered local terms and the order's multipliers
+    (every array broadcasts: (m,) for a batch, (m, 1) tiles against (1, b) bufferings for a grid)."""
+    shape = conv_shape(problem, arch)
+    out_elems = shape.output_elems
+    vA = terms.vol_a * mult.a
+    vB = shape.weight_elems * mult.b
+    vC = out_elems * mult.c
+    moved = _moved(arch, shape, vA, vB, vC)
+    if arch.l2 is None:
+        dram_bytes, l2_total = moved.spad + moved.acc, 0
+    else:
+        m2 = _moved(arch, shape, terms.vol_a * mult.a_l2, shape.weight_elems * mult.b_l2, vC)
+        dram_bytes = m2.spad + m2.acc
+        l2_total = moved.spad + moved.acc + dram_bytes
     return model.combine(arch, problem, lt, moved, dram_bytes, l2_total)
+
+
+def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -> BatchCost:
+    """Costs of many conv mappings (numpy); equal to :func:`evaluate_conv` mapping by mapping."""
+    terms = tile_terms(arch, problem, batch.tile)
+    lt = terms.buffered(batch.db_spad, batch.db_acc)
+    return costs(arch, problem, terms, lt, order_multipliers(arch, terms.n, batch.order))

@@ -1,7 +1,8 @@
 """Whole-workload mapping: search every matmul layer, once per distinct shape, and total up.
 
-A :class:`LayerResult` is one row of ``gemmap map``: a matmul with its chosen mapping, or (once
-the scheduler adds them) a non-linear op. Per-layer figures are for one instance; totals
+A :class:`LayerResult` is one row of ``gemmap map``: a matmul or conv with its chosen mapping, or
+(once the scheduler adds them) a non-linear op. Searches are shared by :meth:`Problem.key`: the
+GEMM shape for a matmul, the whole conv shape for a conv. Per-layer figures are for one instance; totals
 multiply by ``repeat``.
 """
 
@@ -11,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 
 from gemmap.arch import Arch
+from gemmap.conv import ConvMapping
 from gemmap.mapping import Mapping
 from gemmap.model import Cost
 from gemmap.search import SearchOptions, SearchResult, find_mapping
@@ -31,10 +33,10 @@ class LayerResult:
     dram_bytes: int
     dram_bytes_lower_bound: int
     utilization: float | None  # None for a non-linear op (no MACs)
-    mapping: Mapping | None = None
+    mapping: Mapping | ConvMapping | None = None
     search: SearchResult | None = None
     note: str = ""
-    #: the matmul this row maps (None for a non-linear op)
+    #: the matmul or conv this row maps (None for a non-linear op)
     problem: Problem | None = None
 
     @property
@@ -47,7 +49,7 @@ class LayerResult:
         return cls(
             name=problem.name,
             op=problem.op,
-            dims=problem.dims,
+            dims=problem.layer_dims,
             repeat=problem.repeat,
             macs=c.macs,
             cycles=c.cycles,
@@ -95,14 +97,15 @@ class WorkloadResult:
 
 
 class SearchCache:
-    """Search results keyed by (shape, full-rows flag): BERT repeats shapes (q/k/v/out_proj)."""
+    """Search results keyed by (:meth:`Problem.key`, full-rows flag): BERT repeats shapes
+    (q/k/v/out_proj), ResNet repeats convs."""
 
     def __init__(self, arch: Arch, options: SearchOptions) -> None:
         self.arch, self.options = arch, options
-        self._results: dict[tuple[tuple[int, int, int], bool], SearchResult] = {}
+        self._results: dict[tuple[tuple[int, ...], bool], SearchResult] = {}
 
     def get(self, problem: Problem, full_rows: bool = False) -> SearchResult:
-        key = (problem.shape_key(), full_rows)
+        key = (problem.key(), full_rows)
         if key not in self._results:
             self._results[key] = find_mapping(self.arch, problem, self.options, full_rows=full_rows)
         return self._results[key]

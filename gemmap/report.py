@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from gemmap.conv import ConvMapping
 from gemmap.errors import GemmapError
 from gemmap.mapper import LayerResult, WorkloadResult
 
@@ -92,6 +93,8 @@ def layer_record(layer: LayerResult, result: WorkloadResult) -> dict[str, Any]:
         "mapping": layer.mapping.to_dict(result.arch, layer.problem) if layer.mapping and layer.problem else {},
         "search": layer.search.info() if layer.search else {},
     }
+    if layer.problem is not None and layer.problem.conv is not None:
+        rec["gemm_dims"] = layer.problem.dims  # the im2col view, for comparison
     if layer.search:
         rec["energy_breakdown_pj"] = layer.search.cost.energy_breakdown
         rec["dram_bytes_by_tensor"] = layer.search.cost.dram_bytes_by_tensor
@@ -111,8 +114,9 @@ def map_json(result: WorkloadResult) -> dict[str, Any]:
     }
 
 
+#: M, K, N are a conv's im2col view; ``conv`` its named dims (B, K, C, P, Q, R, S, stride, padding, dilation)
 MAP_CSV_FIELDS = (
-    "name", "op", "M", "K", "N", "repeat", "macs", "cycles", "energy_pj", "edp", "utilization",
+    "name", "op", "M", "K", "N", "conv", "repeat", "macs", "cycles", "energy_pj", "edp", "utilization",
     "dram_bytes", "dram_bytes_lower_bound", "mapping", "method", "evaluated", "seconds", "proven_optimal",
 )  # fmt: skip
 
@@ -121,7 +125,11 @@ def map_csv(result: WorkloadResult) -> str:
     rows = []
     for x in result.layers:
         row = {k: v for k, v in layer_record(x, result).items() if not isinstance(v, dict)}
-        row.update(x.dims)
+        if x.problem is not None and x.problem.conv is not None:
+            row.update(x.problem.dims)
+            row["conv"] = " ".join(f"{k}={v}" for k, v in x.dims.items())
+        else:
+            row.update(x.dims)
         row["mapping"] = x.mapping.summary(result.arch) if x.mapping else x.note
         if x.search:
             row.update(x.search.info())
@@ -130,8 +138,13 @@ def map_csv(result: WorkloadResult) -> str:
 
 
 def _dims_text(layer: LayerResult) -> str:
+    """``MxKxN`` for a matmul; a conv's 7 dims by name with stride and padding (dilation if not 1)."""
     d = layer.dims
-    return "x".join(str(v) for v in d.values())
+    if layer.problem is None or layer.problem.conv is None:
+        return "x".join(str(v) for v in d.values())
+    text = " ".join(f"{k}{d[k]}" for k in ("B", "K", "C", "P", "Q", "R", "S"))
+    text += f" /{d['stride']} pad{d['padding']}"
+    return text + (f" dil{d['dilation']}" if d["dilation"] != 1 else "")
 
 
 def map_table(result: WorkloadResult, title: str | None = None) -> Table:
@@ -174,6 +187,9 @@ def loop_nests(result: WorkloadResult, names: Iterable[str] | None = None) -> st
     out = []
     dim = result.arch.dim_cols
     for x in result.layers:
+        if isinstance(x.mapping, ConvMapping) and x.problem and (wanted is None or x.name in wanted):
+            out.append(f"== {x.name} ({x.mapping.summary(result.arch)})\n{x.mapping.loop_nest(result.arch, x.problem)}")
+            continue
         if x.mapping and x.problem and (wanted is None or x.name in wanted):
             Tm, Tk, Tn = x.mapping.local
             blocks = f"in DIM blocks, as tiled_matmul_auto counts them: tile_I={-(-Tm // dim)} tile_J={-(-Tn // dim)} tile_K={-(-Tk // dim)}"

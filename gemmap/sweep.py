@@ -358,7 +358,7 @@ def run_task(task: Task) -> TaskResult:
     in this process's cache or searched), so the driver can store them."""
     seeds = dict(task.seeds)
     results = []
-    used: dict[str, tuple[SharedSearchCache, set[tuple[tuple[int, int, int], bool]]]] = {}
+    used: dict[str, tuple[SharedSearchCache, set[tuple[tuple[int, ...], bool]]]] = {}
     for p in task.points:
         try:
             arch = point_arch(task.arch, p)
@@ -497,10 +497,10 @@ def identity(sweep: Sweep, workload_data: dict[str, object]) -> dict[str, object
     }
 
 
-def _needed_shapes(source: WorkloadSource, points: Sequence[Point]) -> set[tuple[int, int, int]]:
-    shapes: set[tuple[int, int, int]] = set()
+def _needed_shapes(source: WorkloadSource, points: Sequence[Point]) -> set[tuple[int, ...]]:
+    shapes: set[tuple[int, ...]] = set()
     for p in points:
-        shapes |= {q.shape_key() for q in source.build(p).problems}
+        shapes |= {q.key() for q in source.build(p).problems}
     return shapes
 
 

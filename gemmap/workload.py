@@ -55,7 +55,47 @@ class Problem:
         return self.M * self.K * self.N
 
     def shape_key(self) -> tuple[int, int, int]:
+        """The GEMM view (M, K, N); for a conv its im2col view, which two different convs can share."""
         return (self.M, self.K, self.N)
+
+    @property
+    def layer_dims(self) -> dict[str, int]:
+        """The dims as the workload states them: M, K, N for a matmul; for a conv its 7 named dims
+        (B, K, C, P, Q, R, S) with stride, padding and dilation (and H, W when given)."""
+        if self.conv is None:
+            return self.dims
+        c = self.conv
+        out = {"B": c.n, "K": c.k, "C": c.c, "P": c.p, "Q": c.q, "R": c.r, "S": c.s}
+        out.update(stride=c.stride, padding=c.padding, dilation=c.dilation)
+        if c.h is not None:
+            out["H"] = c.h
+        if c.w is not None:
+            out["W"] = c.w
+        return out
+
+    def key(self) -> tuple[int, ...]:
+        """What a search result depends on besides the arch and the options: (M, K, N) for a matmul,
+        and for a conv the GEMM view followed by every field of its :class:`ConvShape` (None as 0)."""
+        if self.conv is None:
+            return self.shape_key()
+        fields = dataclasses.astuple(self.conv)
+        return (*self.shape_key(), *(0 if v is None else int(v) for v in fields))
+
+    @staticmethod
+    def from_key(key: tuple[int, ...], name: str = "cached") -> Problem:
+        """The problem of a :meth:`key` (named ``name``; repeat 1)."""
+        M, K, N = key[:3]
+        if len(key) == 3:
+            return Problem(name, M, K, N)
+        values = {}
+        for f, v in zip(dataclasses.fields(ConvShape), key[3:], strict=True):
+            if f.default is None:
+                values[f.name] = None if v == 0 else v
+            elif isinstance(f.default, bool):
+                values[f.name] = bool(v)
+            else:
+                values[f.name] = v
+        return Problem(name, M, K, N, op="conv", conv=ConvShape(**values))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,3 +66,42 @@ def test_cdf_bad_input(tmp_path, args, message):
     r = gemmap("cdf", "workloads/bert-tiny.yaml", *args, *out)
     assert r.returncode == 2, r.stderr
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+SURVEY_LIKE = """name: resnet50
+ops:
+  - {name: conv1, op: conv, C: 3, K: 8, P: 8, Q: 8, R: 3, S: 3, stride: 2, padding: 1, H: 16, W: 16}
+  - {name: res2_3x3, op: conv, C: 8, K: 8, P: 8, Q: 8, R: 3, S: 3, padding: 1}
+  - {name: res5_3x3, op: conv, C: 16, K: 16, P: 4, Q: 4, R: 3, S: 3, padding: 1}
+  - {name: res5_1x1a, op: conv, C: 32, K: 16, P: 4, Q: 4, R: 1, S: 1}
+  - {name: res5_1x1b, op: conv, C: 16, K: 32, P: 4, Q: 4, R: 1, S: 1}
+"""
+
+
+def test_cdf_compare_plots_the_survey_layers_by_name(tmp_path):
+    """--compare with a workload named resnet50 samples only the survey's four layers, labelled."""
+    other = tmp_path / "resnet50.yaml"
+    other.write_text(SURVEY_LIKE)
+    out = tmp_path / "cdf"
+    r = gemmap("cdf", "workloads/bert-tiny.yaml", "--layers", "ffn2", "--compare", str(other),
+               "--samples", "1500", "--workers", "1", "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader((out / "cdf.csv").open()))
+    labels = {r["label"] for r in rows if r["workload"] == "resnet50"}
+    assert labels == {"conv1 7x7/64 stride 2", "res5 3x3/512", "res5 1x1/512", "res5 1x1/2048"}
+    assert all(float(r["min"]) >= 1 - 1e-9 and 0 <= float(r["within_3x"]) <= 1 for r in rows)
+    assert [x.label for x in load_samples(out / "samples.npz")][1:] == [
+        "conv1 7x7/64 stride 2", "res5 3x3/512", "res5 1x1/512", "res5 1x1/2048"]  # fmt: skip
+    r = gemmap("cdf", "workloads/bert-tiny.yaml", "--layers", "ffn2", "--compare", str(other),
+               "--compare-layers", "res2_3x3", "--samples", "500", "--workers", "1", "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert {r["layer"] for r in csv.DictReader((out / "cdf.csv").open())} == {"ffn2", "res2_3x3"}
+
+
+def test_cdf_of_a_conv_is_normalized_to_its_proven_optimum(gemmini, tmp_path):
+    (tmp_path / "c.yaml").write_text(SURVEY_LIKE)
+    w = load_workload(tmp_path / "c.yaml")
+    (s,) = sample_workload(gemmini, w, samples=2000, seed=2, layers=["res5_3x3"])
+    assert all(s.proven.values()) and len(s.shape) > 3
+    for metric in ("latency", "energy", "edp"):
+        assert s.normalized(metric).min() >= 1.0 - 1e-12

@@ -11,11 +11,11 @@ import re
 import sys
 from typing import NoReturn
 
-from gemmap.cli import calibrate, cdf, schedule, sweep, validate
+from gemmap.cli import calibrate, cdf, evaluate, schedule, sweep, validate
 from gemmap.cli import map as map_cmd
 from gemmap.errors import GemmapError, did_you_mean
 
-COMMANDS = (map_cmd, cdf, sweep, schedule, validate, calibrate)
+COMMANDS = (map_cmd, cdf, sweep, schedule, evaluate, validate, calibrate)
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{map,cdf,sweep,schedule,validate,calibrate}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{map,cdf,sweep,schedule,evaluate,validate,calibrate}"
+    )
     for module in COMMANDS:
         module.add_parser(sub)
     return parser

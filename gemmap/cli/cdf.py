@@ -17,7 +17,8 @@ from gemmap.workload import load_workload
 
 EXAMPLES = """examples:
   gemmap cdf workloads/bert.yaml --out out/cdf
-  gemmap cdf workloads/bert.yaml --compare workloads/resnet50.yaml --out out/cdf-vs-cnn
+  gemmap cdf workloads/bert.yaml --compare workloads/resnet50.yaml --out out/cdf-vs-cnn   # + the survey's 4 ResNet-50 layers
+  gemmap cdf workloads/resnet50.yaml --layers conv1,res5_3x3 --out out/cdf-cnn
   gemmap cdf workloads/bert.yaml --layers ffn1,attn_qk --samples 20000 --seed 3 --out out/cdf-small
   gemmap cdf --replot out/cdf            # redraw cdf.png/cdf.svg from out/cdf/samples.npz
 """
@@ -33,7 +34,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     p.add_argument("--layers", help="comma-separated layer names (default: all)")
-    p.add_argument("--compare", metavar="WORKLOAD", help="overlay a second workload, e.g. workloads/resnet50.yaml")
+    p.add_argument(
+        "--compare",
+        metavar="WORKLOAD",
+        help="overlay a second workload, e.g. workloads/resnet50.yaml (its survey layers: conv1, res5 3x3/512, "
+        "1x1/512, 1x1/2048)",
+    )
+    p.add_argument(
+        "--compare-layers", help="comma-separated layers of --compare (default: the survey's for resnet50, else all)"
+    )
     p.add_argument("--time-limit", type=positive_float, help="seconds per optimum search (default: none)")
     p.add_argument(
         "--workers",
@@ -44,6 +53,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder: cdf.csv, cdf.png, cdf.svg, samples.npz")
     p.add_argument("--replot", metavar="DIR", help="redraw the plots of an earlier run from DIR/samples.npz")
     p.set_defaults(run=run)
+
+
+def _names(text: str | None) -> list[str] | None:
+    """'a, b,a' → ['a', 'b'] (None when not given)."""
+    return list(dict.fromkeys(x.strip() for x in text.split(","))) if text else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,33 +77,43 @@ def run(args: argparse.Namespace) -> int:
     workloads = [load_workload(args.workload)]
     if args.compare:
         workloads.append(load_workload(args.compare))
-    layers = list(dict.fromkeys(x.strip() for x in args.layers.split(","))) if args.layers else None
-    if layers:
-        for name in layers:
-            workloads[0].problem(name)  # a clear error for an unknown layer, before any work
+    if args.compare_layers and not args.compare:
+        raise GemmapError("--compare-layers selects layers of --compare WORKLOAD; give --compare too")
+    selected = [_names(args.layers), None]
+    titles: list[dict[str, str]] = [{}, {}]
+    if args.compare:
+        survey = dict(cdf.SURVEY_LAYERS.get(workloads[1].name, ()))
+        if args.compare_layers:
+            selected[1] = _names(args.compare_layers)
+            titles[1] = {n: t for n, t in survey.items() if n in selected[1]}
+        elif survey and all(n in workloads[1].layer_names for n in survey):
+            selected[1], titles[1] = list(survey), survey
+    for w, names in zip(workloads, selected):
+        for name in names or ():
+            w.problem(name)  # a clear error for an unknown layer, before any work
     console = Console(stderr=True)
     samples = []
-    for i, w in enumerate(workloads):
-        shapes = (
-            {w.problem(n).shape_key() for n in layers} if (layers and i == 0) else {p.shape_key() for p in w.problems}
-        )
+    for w, names, title in zip(workloads, selected, titles):
+        shapes = {w.problem(n).key() for n in names} if names else {p.key() for p in w.problems}
         with api.progress(console, total=len(shapes), what=f"sampling {w.name}") as tick:
-            samples += cdf.sample_workload(arch, w, samples=args.samples, seed=args.seed,
-                                           layers=layers if i == 0 else None, time_limit=args.time_limit, workers=args.workers, on_layer=tick)  # fmt: skip
+            samples += cdf.sample_workload(arch, w, samples=args.samples, seed=args.seed, layers=names,
+                                           time_limit=args.time_limit, workers=args.workers, on_layer=tick,
+                                           titles=title)  # fmt: skip
     rows = cdf.percentile_rows(samples)
     cdf.save_samples(out / "samples.npz", samples)
     atomic_write(out / "cdf.csv", csv_text(rows, cdf.CSV_FIELDS))
     title = f"{args.samples} random valid mappings per layer on {arch.name}"
     paths = cdf.plot_cdf(samples, out / "cdf", title)
     table = Table(title=f"Normalized to the optimum ({title})")
-    for col in ("workload", "layer", "metric", "min", "p10", "p50", "p90", "max", "max/min"):
+    for col in ("workload", "layer", "metric", "min", "p10", "p50", "p90", "max", "max/min", "≤3x"):
         table.add_column(col, justify="left" if col in ("workload", "layer", "metric") else "right")
     for r in rows:
         table.add_row(
             str(r["workload"]),
-            str(r["layer"]),
+            str(r["label"]),
             str(r["metric"]),
             *(f"{r[k]:.3g}" for k in ("min", "p10", "p50", "p90", "max", "spread")),
+            f"{r['within_3x']:.0%}",
         )
     print_table(table)
     for path in (out / "cdf.csv", *paths, out / "samples.npz"):

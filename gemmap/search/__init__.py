@@ -3,7 +3,8 @@
 :func:`find_mapping` picks a mapping of one problem for an objective: ``heuristic`` (Gemmini's own
 tiler), ``random`` (N uniform valid samples, best kept), ``exhaustive`` (the whole pruned
 mapspace) or ``optimal`` (CP-SAT, proven). Every strategy returns a :class:`SearchResult` whose
-cost is re-scored by :func:`gemmap.model.evaluate`; none mutates shared state.
+cost is re-scored by :func:`gemmap.model.evaluate` (:func:`gemmap.convmodel.evaluate_conv` for a
+conv, whose searches are :mod:`gemmap.search.conv_search`); none mutates shared state.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from gemmap.arch import Arch
+from gemmap.conv import ConvMapping
 from gemmap.errors import GemmapError, check_choice
 from gemmap.mapping import Mapping, invalid_reason
 from gemmap.model import Cost, evaluate
@@ -47,9 +49,9 @@ class SearchOptions:
 
 @dataclasses.dataclass(frozen=True)
 class SearchResult:
-    """The mapping a search chose, its cost, and how the search got there."""
+    """The mapping a search chose (a :class:`ConvMapping` for a conv), its cost, and how the search got there."""
 
-    mapping: Mapping
+    mapping: Mapping | ConvMapping
     cost: Cost
     method: str
     objective: str
@@ -85,6 +87,16 @@ def find_mapping(arch: Arch, problem: Problem, options: SearchOptions, *, full_r
     import time
 
     arch = restrict_arch(arch, options)
+    if problem.conv is not None:
+        from gemmap.search import conv_search
+
+        search = {
+            "heuristic": conv_search.conv_heuristic_search,
+            "random": conv_search.conv_random_search,
+            "exhaustive": conv_search.conv_exhaustive_search,
+            "optimal": conv_search.conv_optimal_search,
+        }[options.method]
+        return search(arch, problem, options, full_rows)
     if options.method == "heuristic":
         from gemmap.search.heuristic import heuristic_mapping
 

@@ -17,9 +17,10 @@ from gemmap.conv import ConvMapping, ConvShape
 from gemmap.conv import invalid_reason as conv_invalid_reason
 from gemmap.convmodel import evaluate_conv
 from gemmap.errors import GemmapError
+from gemmap.interop.convert import CONV_LETTERS, cache_factors, software_matmul
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall, conv_call, matmul_call, pe_dim_for
 from gemmap.interop.timeloop import check_covers, parse_compact
-from gemmap.mapping import DIMS, Mapping, invalid_reason, l2_bytes_needed
+from gemmap.mapping import Mapping, invalid_reason
 from gemmap.model import Cost, evaluate
 from gemmap.search.conv_heuristic import tiled_conv_auto
 from gemmap.search.heuristic import heuristic_mapping
@@ -44,35 +45,13 @@ def hardware_for(arch: Arch, pe_dim: int) -> Arch:
     return dataclasses.replace(arch, pe_array=pe)
 
 
-def cache_factors(arch: Arch, problem: Problem, local: tuple[int, int, int], order: str) -> tuple[int, int, int]:
-    """L2 factors of a flat software loop nest when the L2 is a cache (Chipyard's inclusive L2):
-    walking the loops innermost first, a loop's whole range stays in the cache while the data it
-    touches (one L2 tile of A, B and C) fits, the first loop that does not fit keeps the largest
-    factor that does, and the loops outside it refetch. ``(1, 1, 1)`` without an L2."""
-    if arch.l2 is None:
-        return (1, 1, 1)
-    D = problem.shape_key()
-    n1 = [ceil_div(d, t) for d, t in zip(D, local)]
-    f = [1, 1, 1]
-    for c in reversed(order):
-        d = DIMS.index(c)
-        for fd in range(n1[d], 0, -1):
-            f[d] = fd
-            if l2_bytes_needed(arch, tuple(min(x * t, y) for x, t, y in zip(f, local, D))) <= arch.l2.bytes:  # type: ignore[arg-type]
-                break
-        if f[d] < n1[d]:
-            break
-    return (f[0], f[1], f[2])
-
-
 def _matmul_mapping(arch: Arch, call: MatmulCall, problem: Problem, block: int) -> Mapping:
     """tiled_matmul's tiles (in ``block``-element blocks) and loop order as a gemmap mapping, double
     buffered as LoopMatmul always is (two concurrent loops on halves of the SRAMs); an L2 is a cache
     over the same flat loop order (:func:`cache_factors`)."""
     local = tuple(min(t * block, d) for t, d in zip((call.tile_I, call.tile_K, call.tile_J), problem.shape_key()))
     order = call.outer_order().replace("K", "") + "K"
-    f = cache_factors(arch, problem, local, order)  # type: ignore[arg-type]
-    return Mapping("ws", local, f, order, order, db_spad=True, db_acc=True)  # type: ignore[arg-type]
+    return software_matmul(arch, problem, local, order)  # type: ignore[arg-type]
 
 
 def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
@@ -96,11 +75,6 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
     return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, 16))
 
 
-#: DOSA's tiled_conv reads its permutation letters as these conv dims (gemmini.h @959b23f7: the
-#: steps {batches, porows, pocols, pochs, krows, kcols, kchs} of dims {N, Q, P, K, S, R, C})
-_CONV_LETTERS = {"N": "b", "Q": "p", "P": "q", "K": "k", "S": "r", "R": "s", "C": "c"}
-
-
 def _conv_setup(run: MeasuredRun, hw: Arch, call: ConvCall, tiler: bool) -> RunSetup:
     """The conv DOSA's flow ran (square, ``padding = R // 2``) and its ``tiled_conv`` tiles and order.
 
@@ -117,7 +91,7 @@ def _conv_setup(run: MeasuredRun, hw: Arch, call: ConvCall, tiler: bool) -> RunS
     problem = Problem(f"row{run.row}", M, K, N, op="conv", conv=shape)
     if tiler:
         return RunSetup(hw, problem, tiled_conv_auto(software_view(hw), problem))
-    order = "".join(_CONV_LETTERS[d] for d in reversed(call.perm))
+    order = "".join(CONV_LETTERS[d] for d in reversed(call.perm))
     order = "".join(d for d in order if d not in "rsc") + "".join(d for d in order if d in "rsc")
     tile = (call.batches, call.porows, call.pocols, call.pochs, call.krows, call.kcols, call.kchs)
     tile = tuple(min(t, d) for t, d in zip(tile, shape.dims))
