@@ -47,6 +47,13 @@ class PEArray:
     #: (ExecuteController.scala L405-415, L532-669), so the fill/drain skew is paid once per layer,
     #: not once per tile. ``False`` charges it per tile.
     pipelined_tiles: bool = True
+    #: the mesh's tag queue (MeshWithDelays.scala L48-56: tagqlen = 5 + 1): a compute request takes an
+    #: entry until the next request's last row leaves the array, so at most ``tag_queue − 1`` requests
+    #: overlap the array's latency and a short request costs max(R, (R + latency) / (tag_queue − 1))
+    tag_queue: PosInt = 6
+    #: cycles from a row entering the array to its result leaving it (None: 2 × rows, Mesh.scala L59-66,
+    #: L122-127: a register stage per PE row, one output delay, rows − 1 de-skew)
+    latency_cycles: PosInt | None = None
 
 
 @dataclass(config=_SPEC)
@@ -189,6 +196,9 @@ class Software:
     first_layer_optimizations: bool = True
     #: ``tiled_conv``'s downsample mode for 1×1 stride-2 convs (moves every other row and column)
     conv_downsample: bool = True
+    #: host-CPU cycles to issue one tile's hardware loop (its RoCC instructions: 7 per LoopConv /
+    #: LoopMatmul tile, gemmini.h L388-405), a floor on the time per tile
+    tile_issue_cycles: NonNegFloat = 7.0
     #: the scratchpad / accumulator sizes the software's ``gemmini_params.h`` states, which Gemmini's
     #: own tilers size tiles for (None: the hardware's); a generated header always matches the RTL
     tiler_spad_kib: PosInt | None = None

@@ -183,8 +183,9 @@ class ConvShape:
 
     @staticmethod
     def from_matmul(M: int, K: int, N: int) -> ConvShape:
-        """A matmul ``C[M,N] += A[M,K]·B[K,N]`` as a conv: p = M, c = K, k = N, the rest 1."""
-        return ConvShape(n=1, k=N, c=K, p=M, q=1, r=1, s=1)
+        """A matmul ``C[M,N] += A[M,K]·B[K,N]`` as a conv: one output row of M pixels (q = M), c = K,
+        k = N, the rest 1 — so LoopConv streams A's rows in DIM-row requests, as LoopMatmul does."""
+        return ConvShape(n=1, k=N, c=K, p=1, q=M, r=1, s=1)
 
     def check(self, layer: str) -> None:
         """Raise a one-line GemmapError naming ``layer`` and the field if the shape is impossible."""
@@ -381,12 +382,13 @@ class ConvMapping:
 
     @staticmethod
     def from_gemm(m: Mapping) -> ConvMapping:
-        """A GEMM mapping as the conv special case: M → p, K → c, N → k; the order's trivial dims outside."""
+        """A GEMM mapping as the conv special case: M → q (one output row), K → c, N → k; the order's
+        trivial dims outside."""
         Tm, Tk, Tn = m.local
-        letters = {"M": "p", "K": "c", "N": "k"}
+        letters = {"M": "q", "K": "c", "N": "k"}
         return ConvMapping(
-            tile=(1, Tm, 1, Tn, 1, 1, Tk),
-            order="bqrs" + "".join(letters[x] for x in m.dram_order),
+            tile=(1, 1, Tm, Tn, 1, 1, Tk),
+            order="bprs" + "".join(letters[x] for x in m.dram_order),
             dataflow=m.dataflow,
             db_spad=m.db_spad,
             db_acc=m.db_acc,

@@ -79,6 +79,7 @@ from gemmap.conv import (
     conv_shape,
     pixels_per_row,
     rows_loaded,
+    weight_blocks,
     window_sum_cols,
     window_sum_rows,
 )
@@ -114,19 +115,18 @@ def dram_lower_bound(arch: Arch, problem: Problem) -> int:
 # --- shared construction -----------------------------------------------------------------
 
 
-def dma_rates(arch: Arch, shape: ConvShape, k_t, c_t) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def dma_rates(arch: Arch, shape: ConvShape, k_t, c_t) -> tuple[np.ndarray, ...]:
     """DMA cycles per useful byte (module docstring, Time and energy) of input, weight, output and
-    partial-sum (out and back) rows, for tiles of ``k_t`` output and ``c_t`` input channels."""
+    partial-sum (out and back, and out alone) rows, for tiles of ``k_t`` output and ``c_t`` input channels."""
     t = arch.datatypes
     k_t, c_t = np.asarray(k_t, dtype=np.int64), np.asarray(c_t, dtype=np.int64)
     k_st = np.minimum(k_t, arch.dim_cols)
     a = dma.read_cycles_per_byte(arch, c_t * t.input_bytes, shape.c * t.input_bytes)
     b = dma.read_cycles_per_byte(arch, k_t * t.weight_bytes, shape.k * t.weight_bytes)
     out = dma.write_cycles_per_byte(arch, k_st * t.output_bytes, shape.k * t.output_bytes)
-    psum = dma.write_cycles_per_byte(arch, k_st * t.acc_bytes, shape.k * t.acc_bytes) + dma.read_cycles_per_byte(
-        arch, k_t * t.acc_bytes, shape.k * t.acc_bytes
-    )
-    return a, b, out, psum
+    psum_out = dma.write_cycles_per_byte(arch, k_st * t.acc_bytes, shape.k * t.acc_bytes)
+    psum = psum_out + dma.read_cycles_per_byte(arch, k_t * t.acc_bytes, shape.k * t.acc_bytes)
+    return a, b, out, psum, psum_out
 
 
 def _moved(arch: Arch, shape: ConvShape, vA, vB, vC) -> Moved:
@@ -145,10 +145,11 @@ def _local_terms(
     accumulations: np.ndarray,
     db_spad: np.ndarray,
     db_acc: np.ndarray,
-    rates: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    rates: tuple[np.ndarray, ...],
+    issue: np.ndarray,
 ) -> LocalTerms:
     """The one place a conv builds :class:`gemmap.model.LocalTerms` (by keyword)."""
-    a_cpb, b_cpb, out_cpb, psum_cpb = rates
+    a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = rates
     return LocalTerms(
         compute=compute,
         prologue=prologue,
@@ -162,6 +163,8 @@ def _local_terms(
         b_cpb=b_cpb,
         out_cpb=out_cpb,
         psum_cpb=psum_cpb,
+        psum_out_cpb=psum_out_cpb,
+        issue=issue,
     )
 
 
@@ -233,18 +236,24 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     dram_bytes = sum(dram_by_tensor.values())
     l2_total = spad_bytes + acc_bytes + dram_bytes if arch.l2 is not None else 0
 
-    # compute: fold_cycles on every distinct tile (at most 2 extents per dim)
-    compute = 0
+    # compute in ticks (model.ticks_per_cycle), on every distinct tile (at most 2 extents per dim)
+    q1, edge = model.ticks_per_cycle(arch), model.edge_cycles(arch, "ws")
+    ticks = 0
     per_dim = [_extents(d, x) for d, x in zip(D, T)]
     for combo in itertools.product(*per_dim):
         count = math.prod(c for _, c in combo)
         if count == 0:
             continue
         b, p, q, k, r, s, c = (x for x, _ in combo)
-        ek = r * ceil_div(s, pixels_per_row(arch, shape, c, s)) * ceil_div(c, Ra) * Ra
-        compute += count * model.fold_cycles(arch, "ws", b * p * q, ek, k)
+        folds = weight_blocks(arch, shape, k, r, s, c)
+        if arch.pe_array.stationary_overlap:
+            ticks += count * (edge * q1 + folds * int(model.stream_ticks(arch, q, b * p)))
+        else:
+            ticks += count * folds * (edge + b * p * q) * q1
+    n_tiles = math.prod(n)
     if pipelined(arch):  # the fill/drain skew once per layer (model.py, Compute)
-        compute -= (math.prod(ceil_div(d, x) for d, x in zip(D, T)) - 1) * model.edge_cycles(arch, "ws")
+        ticks -= (n_tiles - 1) * edge * q1
+    compute = ticks / q1
 
     # traffic-independent terms
     n_bpq = n[_B] * n[_P] * n[_Q]
@@ -259,7 +268,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     spad_reads = nb_k * im2col * t.input_bytes + stationary
     accumulations = kf * out_elems
     rates = dma_rates(arch, shape, np.array([T[_K]]), np.array([T[_C]]))
-    a_cpb, b_cpb, out_cpb, psum_cpb = (float(x[0]) for x in rates)
+    a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = (float(x[0]) for x in rates)
     first_in = T[_B] * T[_C] * rows_loaded(shape, 0, T[_P], 0, T[_R]) * cols_loaded(shape, 0, T[_Q], 0, T[_S])
     first_w = T[_K] * T[_C] * T[_R] * T[_S]
     prologue = first_in * t.input_bytes * a_cpb + first_w * t.weight_bytes * b_cpb if m.db_spad else 0.0
@@ -271,17 +280,18 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
 
     lt = _local_terms(
         arr(compute), arr(prologue), arr(epilogue), arr(stationary), arr(spad_reads), arr(accumulations),
-        arr(m.db_spad), arr(m.db_acc), rates,
+        arr(m.db_spad), arr(m.db_acc), rates, arr(n_tiles * arch.software.tile_issue_cycles),
     )  # fmt: skip
     moved_1 = Moved(arr(moved.a), arr(moved.b), arr(moved.out), arr(moved.psum))
     bc = model.combine(arch, problem, lt, moved_1, arr(dram_bytes), arr(l2_total))
     cycles = int(bc.cycles[0])
 
-    t_spad = moved.a * a_cpb + moved.b * b_cpb
-    t_acc = moved.out * out_cpb + moved.psum * psum_cpb
-    overlapped = (t_spad if m.db_spad else 0.0) + (t_acc if m.db_acc else 0.0)
-    serial = (0.0 if m.db_spad else t_spad) + (0.0 if m.db_acc else t_acc)
-    core = serial + max(float(compute), overlapped) + prologue + epilogue
+    t_load, t_store = model.transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
+    core = float(model.core_cycles(compute, t_load, t_store, 0.0, 0.0, m.db_spad, m.db_acc, 0.0))
+    if not (m.db_spad and m.db_acc):  # the model's other branch (serialized transfers)
+        t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb, moved.out * out_cpb + moved.psum * psum_cpb
+        core = float(model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, 0.0))
+    core += prologue + epilogue
     macs = shape.macs
     breakdown = {
         "mac": macs * e.mac_pj,
@@ -296,7 +306,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
         macs=macs,
         cycles=cycles,
         compute_cycles=compute,
-        local_transfer_cycles=t_spad + t_acc,
+        local_transfer_cycles=t_load + t_store,
         exposed_transfer_cycles=core - compute,
         dram_cycles=dram_bytes / arch.dram.bytes_per_cycle,
         energy_pj=float(bc.energy_pj[0]),
@@ -378,7 +388,8 @@ class TileTerms:
     stationary: np.ndarray
     spad_reads: np.ndarray
     accumulations: np.ndarray
-    rates: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    rates: tuple[np.ndarray, ...]
+    issue: np.ndarray  # host cycles to issue every tile
 
     def column(self) -> TileTerms:
         """The per-tile arrays as (m, 1) columns, to broadcast against (1, b) buffering choices."""
@@ -389,14 +400,14 @@ class TileTerms:
         return TileTerms(
             self.n, col(self.vol_a), col(self.compute), col(self.first_load), col(self.last_store),
             col(self.stationary), col(self.spad_reads), col(self.accumulations),
-            tuple(col(r) for r in self.rates),  # type: ignore[arg-type]
+            tuple(col(r) for r in self.rates), col(self.issue),  # type: ignore[arg-type]
         )  # fmt: skip
 
     def buffered(self, db_spad: np.ndarray, db_acc: np.ndarray) -> LocalTerms:
         """:class:`gemmap.model.LocalTerms` under the given buffering (arrays broadcast)."""
         return _local_terms(
             self.compute, np.where(db_spad, self.first_load, 0.0), np.where(db_acc, self.last_store, 0.0),
-            self.stationary, self.spad_reads, self.accumulations, db_spad, db_acc, self.rates,
+            self.stationary, self.spad_reads, self.accumulations, db_spad, db_acc, self.rates, self.issue,
         )  # fmt: skip
 
 
@@ -423,21 +434,23 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
     folds = nb_k * kf
     n_bpq = n[:, _B] * n[:, _P] * n[:, _Q]
     n_all = n_bpq * n[:, _K] * n[:, _R] * n[:, _S] * n[:, _C]
+    q1 = model.ticks_per_cycle(arch)
     if arch.pe_array.stationary_overlap:
         s_bpq = sum(
-            cb * cp * cq * np.maximum(eb * ep * eq, Ra)
+            cb * cp * cq * model.stream_ticks(arch, eq, eb * ep)
             for eb, cb in ext(_B)
             for ep, cp in ext(_P)
             for eq, cq in ext(_Q)
         )
-        compute = (2 * Ra + Ca - 2) * (1 if pipelined(arch) else n_all) + s_bpq * folds
+        ticks = (2 * Ra + Ca - 2) * q1 * (1 if pipelined(arch) else n_all) + s_bpq * folds
     else:
-        compute = folds * ((2 * Ra + Ca - 2) * n_bpq + shape.n * shape.p * shape.q)
+        ticks = folds * ((2 * Ra + Ca - 2) * n_bpq + shape.n * shape.p * shape.q) * q1
+    compute = ticks / q1
 
     im2col = shape.n * shape.p * shape.q * shape.c * shape.r * shape.s
     stationary = n_bpq * shape.weight_elems * t.weight_bytes
     rates = dma_rates(arch, shape, T[:, _K], T[:, _C])
-    a_cpb, b_cpb, out_cpb, _ = rates
+    a_cpb, b_cpb, out_cpb = rates[:3]
     if shape.downsample:
         first_rows, first_cols = T[:, _P], T[:, _Q]
     else:
@@ -460,6 +473,7 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
         spad_reads=nb_k * im2col * t.input_bytes + stationary,
         accumulations=kf * shape.output_elems,
         rates=rates,
+        issue=n_all * arch.software.tile_issue_cycles,
     )
 
 

@@ -55,7 +55,8 @@ from gemmap.errors import GemmapError
 from gemmap.mapspace import DB_CHOICES, candidates, tile_candidates
 from gemmap.workload import Problem
 
-_DBC = np.array(DB_CHOICES, dtype=bool)
+#: DB_CHOICES as a (4, 2) bool array: (db_spad, db_acc) per choice
+DB_FLAGS = np.array(DB_CHOICES, dtype=bool)
 #: tiles per chunk of the candidate grid (bounds the memory of every pass over the space)
 CHUNK = 1 << 17
 
@@ -240,7 +241,7 @@ class ConvMapSpace:
         cls = np.arange(len(row)) - np.repeat(np.cumsum(k) - k, k)
         tr, dr = ti[row], di[row]
         return ConvMappingBatch(
-            chunk.tiles[tr], reps[row, cls], np.zeros(len(row), dtype=np.int8), _DBC[dr, 0], _DBC[dr, 1]
+            chunk.tiles[tr], reps[row, cls], np.zeros(len(row), dtype=np.int8), DB_FLAGS[dr, 0], DB_FLAGS[dr, 1]
         )
 
     def enumerate(self, batch_size: int = 1 << 18) -> Iterator[ConvMappingBatch]:
@@ -289,7 +290,9 @@ class ConvMapSpace:
             tile[sel], ordr[sel], dbi[sel] = chunk.tiles[ti], reps[np.arange(len(ti)), cls], db
         out = np.empty(n, dtype=np.int64)
         out[order] = np.arange(n)
-        return ConvMappingBatch(tile[out], ordr[out], np.zeros(n, dtype=np.int8), _DBC[dbi[out], 0], _DBC[dbi[out], 1])
+        return ConvMappingBatch(
+            tile[out], ordr[out], np.zeros(n, dtype=np.int8), DB_FLAGS[dbi[out], 0], DB_FLAGS[dbi[out], 1]
+        )
 
 
 def _take(b: ConvMappingBatch, idx: np.ndarray) -> ConvMappingBatch:

@@ -1,4 +1,4 @@
-"""Whole-workload mapping: search every matmul layer, once per distinct shape, and total up.
+"""Whole-workload mapping: search every matmul and conv layer, once per distinct shape, and total up.
 
 A :class:`LayerResult` is one row of ``gemmap map``: a matmul or conv with its chosen mapping, or
 (once the scheduler adds them) a non-linear op. Searches are shared by :meth:`Problem.key`: the
@@ -119,7 +119,7 @@ def map_layers(
     on_layer: Callable[[str], None] | None = None,
     cache: SearchCache | None = None,
 ) -> tuple[LayerResult, ...]:
-    """Best free (unfused) mapping of every matmul layer of ``workload``."""
+    """Best free (unfused) mapping of every matmul and conv layer of ``workload``."""
     cache = cache or SearchCache(arch, options)
     layers = []
     for problem in workload.problems:

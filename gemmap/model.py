@@ -73,7 +73,7 @@ class Cost:
 
     macs: int
     cycles: int
-    compute_cycles: int
+    compute_cycles: float
     local_transfer_cycles: float
     exposed_transfer_cycles: float
     dram_cycles: float
@@ -159,6 +159,58 @@ def edge_cycles(arch: Arch, dataflow: str) -> int:
 def pipelined(arch: Arch) -> bool:
     """Whether consecutive tiles stream back to back (the skew paid once per layer)."""
     return arch.pe_array.stationary_overlap and arch.pe_array.pipelined_tiles
+
+
+def ticks_per_cycle(arch: Arch) -> int:
+    """Compute time is counted in ticks of 1 / (tag_queue − 1) cycle, so the tag-queue throttle's
+    fractional periods add up exactly (and the scalar and batched paths agree bit for bit)."""
+    return arch.pe_array.tag_queue - 1
+
+
+def array_latency(arch: Arch) -> int:
+    """Cycles from a row entering the array to its result leaving (pe_array.latency_cycles)."""
+    lat = arch.pe_array.latency_cycles
+    return 2 * arch.dim_rows if lat is None else lat
+
+
+def command_ticks(arch: Arch, rows):
+    """Ticks of one WS compute request of ``rows`` rows of A that reuses the preloaded weights:
+    ExecuteController feeds max(rows, 4) rows (ExecuteController.scala L285-302: 4 rows apart for two
+    writes to one accumulator address), and the mesh's tag queue lets at most tag_queue − 1 requests
+    share the array's latency: max(R, (R + latency) / (tag_queue − 1)) cycles. Broadcasts."""
+    q1 = ticks_per_cycle(arch)
+    r = np.maximum(rows, 4)
+    return np.maximum(r * q1, r + array_latency(arch))
+
+
+def stream_ticks(arch: Arch, rows, lines=1):
+    """Ticks of one WS fold: ``lines`` lines of ``rows`` rows of A streamed through one weight block
+    (LoopMatmul: one line of the tile's rows; LoopConv: one line per output row, its pixels), each
+    line in requests of at most DIM rows. The fold's first request carries the new weights' preload
+    and feeds DIM rows whatever its size (ExecuteController.scala L285-302); the others cost
+    :func:`command_ticks`. Broadcasts (rows, lines ≥ 1)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    dim = arch.dim_rows
+    full, rem = rows // dim, rows % dim
+    t_dim, t_rem = command_ticks(arch, dim), command_ticks(arch, rem)
+    with_full = lines * full * t_dim + lines * np.where(rem > 0, t_rem, 0)
+    short = t_dim + (lines - 1) * t_rem
+    return np.where(full >= 1, with_full, short)
+
+
+def fold_ticks(arch: Arch, dataflow: str, em: int, ek: int, en: int) -> int:
+    """Ticks (:func:`ticks_per_cycle`) of one local tile of extents (em, ek, en), skew included."""
+    R, C = arch.dim_rows, arch.dim_cols
+    q1 = ticks_per_cycle(arch)
+    if dataflow == "ws":
+        folds, edge = ceil_div(ek, R) * ceil_div(en, C), 2 * R + C - 2
+        if arch.pe_array.stationary_overlap:
+            return edge * q1 + folds * int(stream_ticks(arch, em))
+        return folds * (edge + em) * q1
+    folds, edge = ceil_div(em, R) * ceil_div(en, C), R + C - 2
+    if arch.pe_array.stationary_overlap:
+        return (edge + folds * max(ek, R)) * q1
+    return folds * (edge + ek) * q1
 
 
 def fold_cycles(arch: Arch, dataflow: str, em: int, ek: int, en: int) -> int:
@@ -254,30 +306,33 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     dram_bytes = sum(dram_by_tensor.values())
 
     # compute: sum over the (at most 2 per dim) distinct local-tile extents
-    compute = 0
+    ticks = 0
     for em, cm in _extents(M, m.local[0]):
         for ek, ck in _extents(K, m.local[1]):
             for en, cn in _extents(N, m.local[2]):
                 if cm and ck and cn:
-                    compute += cm * ck * cn * fold_cycles(arch, m.dataflow, em, ek, en)
+                    ticks += cm * ck * cn * fold_ticks(arch, m.dataflow, em, ek, en)
+    n_tiles = n1[0] * n1[1] * n1[2]
     if pipelined(arch):  # the fill/drain skew once, not per tile
-        compute -= (n1[0] * n1[1] * n1[2] - 1) * edge_cycles(arch, m.dataflow)
+        ticks -= (n_tiles - 1) * edge_cycles(arch, m.dataflow) * ticks_per_cycle(arch)
+    compute = ticks / ticks_per_cycle(arch)
+    issue = n_tiles * arch.software.tile_issue_cycles
 
     # time: overlap double-buffered transfers, serialize the rest, DRAM bandwidth bound
     rate = dma_rates(arch, problem, np.array([m.local]))
-    a_cpb, b_cpb, out_cpb, psum_cpb = (float(x[0]) for x in rate)
+    a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = (float(x[0]) for x in rate)
     spad_bytes = local[0].bytes_in + local[1].bytes_in
     acc_bytes = local[2].bytes_in + local[2].bytes_out
     psum = local[2].bytes_in
-    t_spad = local[0].bytes_in * a_cpb + local[1].bytes_in * b_cpb
-    t_acc = (acc_bytes - 2 * psum) * out_cpb + psum * psum_cpb
-    overlapped = (t_spad if m.db_spad else 0.0) + (t_acc if m.db_acc else 0.0)
-    serial = (0.0 if m.db_spad else t_spad) + (0.0 if m.db_acc else t_acc)
+    moved = Moved(local[0].bytes_in, local[1].bytes_in, acc_bytes - 2 * psum, psum)
     Tm, Tk, Tn = m.local
     prologue = Tm * Tk * t.input_bytes * a_cpb + Tk * Tn * t.weight_bytes * b_cpb if m.db_spad else 0.0
     last_m, last_n = M - (n1[0] - 1) * Tm, N - (n1[2] - 1) * Tn
     epilogue = last_m * last_n * t.output_bytes * out_cpb if m.db_acc else 0.0
-    core = serial + max(float(compute), overlapped) + prologue + epilogue
+    t_load, t_store = transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
+    t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb, moved.out * out_cpb + moved.psum * psum_cpb
+    core = float(core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, issue))
+    core += prologue + epilogue
     dram_cycles = dram_bytes / arch.dram.bytes_per_cycle
     cycles = math.ceil(max(core, dram_cycles))
 
@@ -304,7 +359,7 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
         macs=macs,
         cycles=cycles,
         compute_cycles=compute,
-        local_transfer_cycles=t_spad + t_acc,
+        local_transfer_cycles=t_load + t_store,
         exposed_transfer_cycles=core - compute,
         dram_cycles=dram_cycles,
         energy_pj=sum(breakdown.values()),
@@ -360,7 +415,7 @@ def level_masks(counts: np.ndarray) -> np.ndarray:
     return (counts[:, 0] > 1) + 2 * (counts[:, 1] > 1) + 4 * (counts[:, 2] > 1)
 
 
-def dma_rates(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def dma_rates(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[np.ndarray, ...]:
     """DMA cycles per useful byte (gemmap/dma.py) of local tiles ``T`` (n, 3): A in (rows of Tk
     elements, DRAM stride K), B in (rows of Tn, stride N), C out (rows of Tn outputs, stride N) and a
     partial sum out and back in (rows of Tn int32, stride N) — the last as the sum of both ways."""
@@ -370,10 +425,9 @@ def dma_rates(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[np.ndarray, 
     a = dma.read_cycles_per_byte(arch, Tk * t.input_bytes, K * t.input_bytes)
     b = dma.read_cycles_per_byte(arch, Tn * t.weight_bytes, N * t.weight_bytes)
     out = dma.write_cycles_per_byte(arch, Tn * t.output_bytes, N * t.output_bytes)
-    psum = dma.write_cycles_per_byte(arch, Tn * t.acc_bytes, N * t.acc_bytes) + dma.read_cycles_per_byte(
-        arch, Tn * t.acc_bytes, N * t.acc_bytes
-    )
-    return a, b, out, psum
+    psum_out = dma.write_cycles_per_byte(arch, Tn * t.acc_bytes, N * t.acc_bytes)
+    psum = psum_out + dma.read_cycles_per_byte(arch, Tn * t.acc_bytes, N * t.acc_bytes)
+    return a, b, out, psum, psum_out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -413,6 +467,8 @@ class LocalTerms:
     b_cpb: np.ndarray  # of B moved in
     out_cpb: np.ndarray  # of C's outputs moved out
     psum_cpb: np.ndarray  # of a partial sum moved out and back in
+    psum_out_cpb: np.ndarray | float | None = None  # of its way out (None: half of psum_cpb)
+    issue: np.ndarray | float = 0.0  # host cycles to issue every tile (software.tile_issue_cycles each)
 
 
 def local_terms(
@@ -433,17 +489,20 @@ def local_terms(
     last = D - (n1 - 1) * T
     nb = [(n1[:, j] - 1) * -(-T[:, j] // w) + -(-last[:, j] // w) for j, w in enumerate((R, R, C))]
     n_all = n1[:, 0] * n1[:, 1] * n1[:, 2]
+    q1 = ticks_per_cycle(arch)
     if arch.pe_array.stationary_overlap:
-        sm, sk = ((n1[:, j] - 1) * np.maximum(T[:, j], R) + np.maximum(last[:, j], R) for j in (0, 1))
+        sm = (n1[:, 0] - 1) * stream_ticks(arch, T[:, 0]) + stream_ticks(arch, last[:, 0])
+        sk = (n1[:, 1] - 1) * np.maximum(T[:, 1], R) + np.maximum(last[:, 1], R)
         n_edges = 1 if pipelined(arch) else n_all
-        compute = np.where(
-            ws, (2 * R + C - 2) * n_edges + sm * nb[1] * nb[2], (R + C - 2) * n_edges + nb[0] * nb[2] * sk
+        ticks = np.where(
+            ws, (2 * R + C - 2) * q1 * n_edges + sm * nb[1] * nb[2], ((R + C - 2) * n_edges + nb[0] * nb[2] * sk) * q1
         )
     else:
-        compute = np.where(
+        ticks = q1 * np.where(
             ws, nb[1] * nb[2] * ((2 * R + C - 2) * n1[:, 0] + M), nb[0] * nb[2] * ((R + C - 2) * n1[:, 1] + K)
         )
-    a_cpb, b_cpb, out_cpb, psum_cpb = dma_rates(arch, problem, T)
+    compute = ticks / q1
+    a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = dma_rates(arch, problem, T)
     Tm, Tk, Tn = T[:, 0], T[:, 1], T[:, 2]
     return LocalTerms(
         compute=compute,
@@ -458,6 +517,8 @@ def local_terms(
         b_cpb=b_cpb,
         out_cpb=out_cpb,
         psum_cpb=psum_cpb,
+        psum_out_cpb=psum_out_cpb,
+        issue=n_all * arch.software.tile_issue_cycles,
     )
 
 
@@ -472,12 +533,39 @@ def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.n
     """Cycles (module docstring, Time): double-buffered transfers overlap compute, the rest
     serialize, plus the exposed first load / last store; DRAM bandwidth bounds the whole. The
     arguments broadcast together (any shapes), so callers may pass factored grids."""
+    psum_out = lt.psum_cpb / 2 if lt.psum_out_cpb is None else lt.psum_out_cpb
+    t_load, t_store = transfer_cycles(moved, lt.a_cpb, lt.b_cpb, lt.out_cpb, lt.psum_cpb, psum_out)
     t_spad = moved.a * lt.a_cpb + moved.b * lt.b_cpb
     t_acc = moved.out * lt.out_cpb + moved.psum * lt.psum_cpb
-    overlapped = np.where(lt.db_spad, t_spad, 0.0) + np.where(lt.db_acc, t_acc, 0.0)
-    serial = np.where(lt.db_spad, 0.0, t_spad) + np.where(lt.db_acc, 0.0, t_acc)
-    core = serial + np.maximum(lt.compute.astype(np.float64), overlapped) + lt.prologue + lt.epilogue
+    core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue)
+    core = core + lt.prologue + lt.epilogue
     return np.ceil(np.maximum(core, dram_bytes / arch.dram.bytes_per_cycle)).astype(np.int64)
+
+
+def transfer_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb):
+    """(load, store) DMA cycles: A, B and partial sums in on the reader; outputs and partial sums out
+    on the writer (separate StreamReader / StreamWriter, DMA.scala). Broadcasts."""
+    load = moved.a * a_cpb + moved.b * b_cpb + moved.psum * (psum_cpb - psum_out_cpb)
+    store = moved.out * out_cpb + moved.psum * psum_out_cpb
+    return load, store
+
+
+def core_cycles(compute, t_load, t_store, t_spad, t_acc, db_spad, db_acc, issue):
+    """Cycles of the tile pipeline before the exposed first load / last store. Broadcasts.
+
+    Double-buffered scratchpad and accumulator (Gemmini's LoopMatmul / LoopConv: two loops in flight,
+    each on its own half of the SRAMs, each loading, executing, then storing its tile;
+    LoopConv.scala L1496, LoopMatmul.scala L1104-1107): the reader, the array and the writer each
+    work on one tile at a time, and a loop's three phases are sequential, so per tile
+    ``max(execute, load, store, (load + execute + store) / 2)``. Otherwise double-buffered
+    transfers overlap compute and the rest serialize with it. Issuing the tiles from the host
+    (``issue``) is a floor either way."""
+    compute = np.asarray(compute, dtype=np.float64)
+    both = np.maximum(np.maximum(compute, np.maximum(t_load, t_store)), (compute + t_load + t_store) / 2)
+    overlapped = np.where(db_spad, t_spad, 0.0) + np.where(db_acc, t_acc, 0.0)
+    serial = np.where(db_spad, 0.0, t_spad) + np.where(db_acc, 0.0, t_acc)
+    other = serial + np.maximum(compute, overlapped)
+    return np.maximum(np.where(db_spad & db_acc, both, other), issue)
 
 
 def dynamic_energy(arch: Arch, problem: Problem, lt: LocalTerms, moved: Moved, dram_bytes, l2_total):

@@ -39,12 +39,31 @@ def _image_lines(first: int, extent: int, step_o: int, kern_first: int, kern_ext
     return [y for y in range(start, start + length) if 0 <= y < size]
 
 
-def walk(shape, mapping, dim: int, in_rows: int, in_cols: int, reload: bool = False) -> dict[str, int]:
+def walk(
+    shape,
+    mapping,
+    dim: int,
+    in_rows: int,
+    in_cols: int,
+    reload: bool = False,
+    q1: int = 5,
+    latency: int | None = None,
+    first_layer: bool = True,
+) -> dict[str, int]:
     """Elements moved per tensor ('A' input, 'B' weights, 'C' output), 'macs' and 'blocks'
     (weight blocks preloaded), and per-tile stream rows summed as 'tiles'/'stream_sum' helpers.
 
-    ``in_rows``/``in_cols`` are the image size (H, W); ``dim`` the array's DIM.
+    ``in_rows``/``in_cols`` are the image size (H, W); ``dim`` the array's DIM. 'tile_ticks' walks
+    LoopConvExecute's compute requests one by one: per weight block, per (batch, output row), the
+    output columns in requests of at most DIM rows; a request feeds max(rows, 4) rows, the block's
+    first one DIM rows (it carries the new weights), and costs max(R·q1, R + latency) ticks (1/q1
+    cycle each: the tag queue lets q1 requests overlap the array's latency).
     """
+    lat = 2 * dim if latency is None else latency
+
+    def request_ticks(rows: int) -> int:
+        return max(rows * q1, rows + lat)
+
     sizes = dict(zip(NAMES, (shape.n, shape.p, shape.q, shape.k, shape.r, shape.s, shape.c)))
     tile = dict(zip(NAMES, mapping.tile))
     ds = shape.stride == 2 and shape.r == 1 and shape.s == 1 and shape.padding == 0
@@ -83,7 +102,7 @@ def walk(shape, mapping, dim: int, in_rows: int, in_cols: int, reload: bool = Fa
                     out["C"] += e["b"] * e["k"] * e["p"] * e["q"]
         out["macs"] += e["b"] * e["p"] * e["q"] * e["k"] * e["r"] * e["s"] * e["c"]
         # LoopConvExecute's weight-block loops for this tile (max_pixels_per_row: gemmini.h:1406-1411)
-        ppr = 1 if (e["c"] > dim or shape.dilation > 1 or ds) else max(1, min(dim // e["c"], e["s"]))
+        ppr = 1 if (e["c"] > dim or shape.dilation > 1 or ds or not first_layer) else max(1, min(dim // e["c"], e["s"]))
         blocks = 0
         for _och in range(0, e["k"], dim):
             for _krow in range(e["r"]):
@@ -96,4 +115,11 @@ def walk(shape, mapping, dim: int, in_rows: int, in_cols: int, reload: bool = Fa
         edge = 3 * dim - 2  # 2R + C − 2 for a square array
         out["tile_cycles"] += edge + blocks * max(stream, dim)
         out["tile_cycles_serial"] += blocks * (edge + stream)
+        block_ticks = 0
+        for _b in range(e["b"]):
+            for _orow in range(e["p"]):
+                for ocol in range(0, e["q"], dim):
+                    rows = min(dim, e["q"] - ocol)
+                    block_ticks += request_ticks(dim if block_ticks == 0 else max(rows, 4))
+        out["tile_ticks"] = out.get("tile_ticks", 0) + edge * q1 + blocks * block_ticks
     return out

@@ -38,7 +38,11 @@ def conv_problem(shape: ConvShape, name: str = "t") -> Problem:
 def check_against_walk(arch, shape: ConvShape, m: ConvMapping) -> None:
     p = conv_problem(shape)
     c = convmodel.evaluate_conv(arch, p, m)
-    w = walk(shape, m, arch.dim_rows, shape.input_rows, shape.input_cols, arch.software.reload_operands)
+    w = walk(
+        shape, m, arch.dim_rows, shape.input_rows, shape.input_cols, arch.software.reload_operands,
+        q1=arch.pe_array.tag_queue - 1, latency=arch.pe_array.latency_cycles,
+        first_layer=arch.software.first_layer_optimizations,
+    )  # fmt: skip
     visits = {tr.tensor: tr.visits for tr in c.traffic if tr.level == "local"}
     assert visits == {"A": w["A"], "B": w["B"], "C": w["C"]}, (shape, m)
     if arch.l2 is not None:  # DRAM → L2: Timeloop residency over the same loops
@@ -46,9 +50,14 @@ def check_against_walk(arch, shape: ConvShape, m: ConvMapping) -> None:
         visits = {tr.tensor: tr.visits for tr in c.traffic if tr.level == "l2"}
         assert visits == {"A": w2["A"], "B": w2["B"], "C": w2["C"]}, (shape, m)
     assert w["macs"] == shape.macs == c.macs
-    want = w["tile_cycles"] if arch.pe_array.stationary_overlap else w["tile_cycles_serial"]
-    if pipelined(arch):  # tiles back to back: the walk's per-tile skew once
-        want -= (w["tiles"] - 1) * edge_cycles(arch, "ws")
+    q1 = arch.pe_array.tag_queue - 1
+    if arch.pe_array.stationary_overlap:
+        ticks = w["tile_ticks"]
+        if pipelined(arch):  # tiles back to back: the walk's per-tile skew once
+            ticks -= (w["tiles"] - 1) * edge_cycles(arch, "ws") * q1
+        want = ticks / q1
+    else:
+        want = w["tile_cycles_serial"]
     assert c.compute_cycles == want, (shape, m)
 
 
@@ -119,10 +128,12 @@ def test_small_conv_by_hand(gemmini):
     assert c.dram_bytes_by_tensor == {"A": 48, "B": 54, "C": 48}
     assert c.compulsory_dram_bytes == 32 + 54 + 48
     # Compute: per tile, max_pixels_per_row = min(16 // 2, 3) = 3, so one kcol group per krow:
-    # ceil(3/16)·3 krows·ceil(3/3)·ceil(2/16) = 3 weight blocks, each streaming 1·2·4 = 8 pixels.
-    # fold_cycles: (2·16 + 16 − 2) + 3·max(8, 16) = 46 + 48 = 94 per tile, 2 tiles → 188, less the
-    # skew of the second tile, which streams right behind the first: 188 − 46 = 142.
-    assert c.compute_cycles == 142
+    # ceil(3/16)·3 krows·ceil(3/3)·ceil(2/16) = 3 weight blocks, each streaming 1·2·4 = 8 pixels as
+    # 2 output rows of 4: the first request carries the weights (16 rows: max(16·5, 16 + 32) = 80
+    # ticks of 1/5 cycle), the second feeds max(4, 4) = 4 rows, throttled by the tag queue to
+    # (4 + 32) / 5 = 7.2 cycles (36 ticks). Per tile 46·5 + 3·(80 + 36) = 578 ticks; 2 tiles, the
+    # second's skew hidden: (2·578 − 230) / 5 = 185.2 cycles.
+    assert c.compute_cycles == 185.2
 
 
 def test_stride2_window_by_hand():
@@ -403,7 +414,11 @@ def test_invariants(gemmini_arch_for_hypothesis, sm):
     if conv.invalid_reason(arch, p, m) is not None:
         return
     c = convmodel.evaluate_conv(arch, p, m)
-    w = walk(shape, m, arch.dim_rows, shape.input_rows, shape.input_cols, arch.software.reload_operands)
+    w = walk(
+        shape, m, arch.dim_rows, shape.input_rows, shape.input_cols, arch.software.reload_operands,
+        q1=arch.pe_array.tag_queue - 1, latency=arch.pe_array.latency_cycles,
+        first_layer=arch.software.first_layer_optimizations,
+    )  # fmt: skip
     assert w["macs"] == c.macs == shape.macs == p.macs  # MACs conserved (tiles partition the nest)
     visits = {tr.tensor: tr.visits for tr in c.traffic}
     assert visits == {"A": w["A"], "B": w["B"], "C": w["C"]}

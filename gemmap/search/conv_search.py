@@ -37,8 +37,15 @@ import numpy as np
 
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping, ConvMappingBatch, invalid_reason
-from gemmap.convmodel import bound_multipliers, costs, evaluate_conv, evaluate_conv_batch, tile_terms
-from gemmap.convspace import _DBC, ConvMapSpace, tile_masks
+from gemmap.convmodel import (
+    Multipliers,
+    bound_multipliers,
+    costs,
+    evaluate_conv,
+    evaluate_conv_batch,
+    tile_terms,
+)
+from gemmap.convspace import DB_FLAGS, ConvMapSpace, tile_masks
 from gemmap.errors import GemmapError
 from gemmap.search import SearchOptions, SearchResult, objective_value
 from gemmap.search.conv_heuristic import tiled_conv_auto
@@ -121,10 +128,10 @@ def bounds(space: ConvMapSpace, tiles: np.ndarray, objective: str) -> np.ndarray
     arch, problem = space.arch, space.problem
     terms = tile_terms(arch, problem, tiles)
     col = terms.column()
-    lt = col.buffered(_DBC[None, :, 0], _DBC[None, :, 1])
+    lt = col.buffered(DB_FLAGS[None, :, 0], DB_FLAGS[None, :, 1])
     lb = np.full((len(tiles), 4), np.inf)
     for mult, avail in bound_multipliers(arch, terms.n):
-        m = type(mult)(*(np.asarray(x).reshape(-1, 1) for x in (mult.a, mult.b, mult.c, mult.a_l2, mult.b_l2)))
+        m = Multipliers(*(np.asarray(x).reshape(-1, 1) for x in (mult.a, mult.b, mult.c, mult.a_l2, mult.b_l2)))
         v = np.asarray(costs(arch, problem, col, lt, m).metric(objective), dtype=np.float64)
         lb = np.minimum(lb, np.where(avail[:, None], v, np.inf))
     return lb
@@ -141,7 +148,9 @@ def _solve(space: ConvMapSpace, flat: np.ndarray, db: np.ndarray, objective: str
     cls = np.arange(len(row)) - np.repeat(np.cumsum(k) - k, k)
     for lo in range(0, len(row), _EXACT_BATCH):
         r, c = row[lo : lo + _EXACT_BATCH], cls[lo : lo + _EXACT_BATCH]
-        batch = ConvMappingBatch(tiles[r], reps[r, c], np.zeros(len(r), dtype=np.int8), _DBC[db[r], 0], _DBC[db[r], 1])
+        batch = ConvMappingBatch(
+            tiles[r], reps[r, c], np.zeros(len(r), dtype=np.int8), DB_FLAGS[db[r], 0], DB_FLAGS[db[r], 1]
+        )
         i, v = _best(arch, problem, batch, objective)
         n += len(r)
         if v < best_v:

@@ -174,6 +174,8 @@ def _compute_bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _Bound
         b_cpb=by_tile("b_cpb"),
         out_cpb=by_tile("out_cpb"),
         psum_cpb=by_tile("psum_cpb"),
+        psum_out_cpb=by_tile("psum_out_cpb"),
+        issue=by_tile("issue"),
     )
     n1 = -(-D // T)
     sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])
