@@ -147,6 +147,7 @@ def _local_terms(
     db_acc: np.ndarray,
     rates: tuple[np.ndarray, ...],
     issue: np.ndarray,
+    latency: np.ndarray,
 ) -> LocalTerms:
     """The one place a conv builds :class:`gemmap.model.LocalTerms` (by keyword)."""
     a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = rates
@@ -165,6 +166,7 @@ def _local_terms(
         psum_cpb=psum_cpb,
         psum_out_cpb=psum_out_cpb,
         issue=issue,
+        latency=latency,
     )
 
 
@@ -281,16 +283,16 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     lt = _local_terms(
         arr(compute), arr(prologue), arr(epilogue), arr(stationary), arr(spad_reads), arr(accumulations),
         arr(m.db_spad), arr(m.db_acc), rates, arr(n_tiles * arch.software.tile_issue_cycles),
+        arr(n_tiles * model.tile_latency(arch)),
     )  # fmt: skip
     moved_1 = Moved(arr(moved.a), arr(moved.b), arr(moved.out), arr(moved.psum))
     bc = model.combine(arch, problem, lt, moved_1, arr(dram_bytes), arr(l2_total))
     cycles = int(bc.cycles[0])
 
     t_load, t_store = model.transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
-    core = float(model.core_cycles(compute, t_load, t_store, 0.0, 0.0, m.db_spad, m.db_acc, 0.0))
-    if not (m.db_spad and m.db_acc):  # the model's other branch (serialized transfers)
-        t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb, moved.out * out_cpb + moved.psum * psum_cpb
-        core = float(model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, 0.0))
+    t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb, moved.out * out_cpb + moved.psum * psum_cpb
+    latency = n_tiles * model.tile_latency(arch)
+    core = float(model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, 0.0, latency))
     core += prologue + epilogue
     macs = shape.macs
     breakdown = {
@@ -390,6 +392,7 @@ class TileTerms:
     accumulations: np.ndarray
     rates: tuple[np.ndarray, ...]
     issue: np.ndarray  # host cycles to issue every tile
+    latency: np.ndarray  # every tile's fixed phase latencies (model.tile_latency), summed
 
     def column(self) -> TileTerms:
         """The per-tile arrays as (m, 1) columns, to broadcast against (1, b) buffering choices."""
@@ -400,7 +403,7 @@ class TileTerms:
         return TileTerms(
             self.n, col(self.vol_a), col(self.compute), col(self.first_load), col(self.last_store),
             col(self.stationary), col(self.spad_reads), col(self.accumulations),
-            tuple(col(r) for r in self.rates), col(self.issue),  # type: ignore[arg-type]
+            tuple(col(r) for r in self.rates), col(self.issue), col(self.latency),  # type: ignore[arg-type]
         )  # fmt: skip
 
     def buffered(self, db_spad: np.ndarray, db_acc: np.ndarray) -> LocalTerms:
@@ -408,6 +411,7 @@ class TileTerms:
         return _local_terms(
             self.compute, np.where(db_spad, self.first_load, 0.0), np.where(db_acc, self.last_store, 0.0),
             self.stationary, self.spad_reads, self.accumulations, db_spad, db_acc, self.rates, self.issue,
+            self.latency,
         )  # fmt: skip
 
 
@@ -474,6 +478,7 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
         accumulations=kf * shape.output_elems,
         rates=rates,
         issue=n_all * arch.software.tile_issue_cycles,
+        latency=n_all * model.tile_latency(arch),
     )
 
 

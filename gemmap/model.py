@@ -331,7 +331,8 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     epilogue = last_m * last_n * t.output_bytes * out_cpb if m.db_acc else 0.0
     t_load, t_store = transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
     t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb, moved.out * out_cpb + moved.psum * psum_cpb
-    core = float(core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, issue))
+    latency = n_tiles * tile_latency(arch)
+    core = float(core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, issue, latency))
     core += prologue + epilogue
     dram_cycles = dram_bytes / arch.dram.bytes_per_cycle
     cycles = math.ceil(max(core, dram_cycles))
@@ -469,6 +470,7 @@ class LocalTerms:
     psum_cpb: np.ndarray  # of a partial sum moved out and back in
     psum_out_cpb: np.ndarray | float | None = None  # of its way out (None: half of psum_cpb)
     issue: np.ndarray | float = 0.0  # host cycles to issue every tile (software.tile_issue_cycles each)
+    latency: np.ndarray | float = 0.0  # every tile's fixed phase latencies (tile_latency), summed
 
 
 def local_terms(
@@ -519,6 +521,7 @@ def local_terms(
         psum_cpb=psum_cpb,
         psum_out_cpb=psum_out_cpb,
         issue=n_all * arch.software.tile_issue_cycles,
+        latency=n_all * tile_latency(arch),
     )
 
 
@@ -537,9 +540,17 @@ def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.n
     t_load, t_store = transfer_cycles(moved, lt.a_cpb, lt.b_cpb, lt.out_cpb, lt.psum_cpb, psum_out)
     t_spad = moved.a * lt.a_cpb + moved.b * lt.b_cpb
     t_acc = moved.out * lt.out_cpb + moved.psum * lt.psum_cpb
-    core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue)
+    core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue, lt.latency)
     core = core + lt.prologue + lt.epilogue
     return np.ceil(np.maximum(core, dram_bytes / arch.dram.bytes_per_cycle)).astype(np.int64)
+
+
+def tile_latency(arch: Arch) -> float:
+    """The fixed latency of one tile's three phases: its loads' first data arrives a memory round trip
+    after the first request, its results leave the array ``array_latency`` after the last row went in,
+    and its stores are acknowledged a round trip after they leave; a loop slot is free only then
+    (LoopMatmul.scala L1104-1107, LoopConv.scala L1496)."""
+    return 2 * arch.dram.latency_cycles + array_latency(arch)
 
 
 def transfer_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb):
@@ -550,18 +561,19 @@ def transfer_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
     return load, store
 
 
-def core_cycles(compute, t_load, t_store, t_spad, t_acc, db_spad, db_acc, issue):
+def core_cycles(compute, t_load, t_store, t_spad, t_acc, db_spad, db_acc, issue, latency=0.0):
     """Cycles of the tile pipeline before the exposed first load / last store. Broadcasts.
 
     Double-buffered scratchpad and accumulator (Gemmini's LoopMatmul / LoopConv: two loops in flight,
     each on its own half of the SRAMs, each loading, executing, then storing its tile;
     LoopConv.scala L1496, LoopMatmul.scala L1104-1107): the reader, the array and the writer each
-    work on one tile at a time, and a loop's three phases are sequential, so per tile
-    ``max(execute, load, store, (load + execute + store) / 2)``. Otherwise double-buffered
+    work on one tile at a time, and a loop's three phases (with their fixed latencies, ``latency``)
+    are sequential, so per tile ``max(execute, load, store, (load + execute + store + latency) / 2)``.
+    Otherwise double-buffered
     transfers overlap compute and the rest serialize with it. Issuing the tiles from the host
     (``issue``) is a floor either way."""
     compute = np.asarray(compute, dtype=np.float64)
-    both = np.maximum(np.maximum(compute, np.maximum(t_load, t_store)), (compute + t_load + t_store) / 2)
+    both = np.maximum(np.maximum(compute, np.maximum(t_load, t_store)), (compute + t_load + t_store + latency) / 2)
     overlapped = np.where(db_spad, t_spad, 0.0) + np.where(db_acc, t_acc, 0.0)
     serial = np.where(db_spad, 0.0, t_spad) + np.where(db_acc, 0.0, t_acc)
     other = serial + np.maximum(compute, overlapped)

@@ -176,6 +176,7 @@ def _compute_bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _Bound
         psum_cpb=by_tile("psum_cpb"),
         psum_out_cpb=by_tile("psum_out_cpb"),
         issue=by_tile("issue"),
+        latency=by_tile("latency"),
     )
     n1 = -(-D // T)
     sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])

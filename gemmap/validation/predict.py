@@ -19,7 +19,7 @@ from gemmap.convmodel import evaluate_conv
 from gemmap.errors import GemmapError
 from gemmap.interop.convert import CONV_LETTERS, cache_factors, software_matmul
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall, conv_call, matmul_call, pe_dim_for
-from gemmap.interop.timeloop import check_covers, parse_compact
+from gemmap.interop.timeloop import LoopNest, check_covers, parse_compact
 from gemmap.mapping import Mapping, invalid_reason
 from gemmap.model import Cost, evaluate
 from gemmap.search.conv_heuristic import tiled_conv_auto
@@ -54,13 +54,23 @@ def _matmul_mapping(arch: Arch, call: MatmulCall, problem: Problem, block: int) 
     return software_matmul(arch, problem, local, order)  # type: ignore[arg-type]
 
 
+def run_pe_dim(run: MeasuredRun, arch: Arch, nest: LoopNest) -> int:
+    """The array a run executed on. A row whose stated array (``arch.meshX``) is the arch's ran on it;
+    otherwise DOSA's data collection sent it to the smallest power-of-two array at least as wide as
+    both spatial factors, with that DIM as the software's PE_DIM (gemmini-rocc-tests @959b23f7
+    gemmini_data_collection.py ``per_pe_dim`` L155-212; docs/validation.md)."""
+    try:
+        stated = int(float(run.arch.get("meshX", "")))
+    except ValueError:
+        stated = arch.dim_rows
+    return arch.dim_rows if stated == arch.dim_rows else pe_dim_for(nest)
+
+
 def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
     """The (hardware, problem, mapping) of one run; a one-line GemmapError when it cannot be expressed."""
     nest = parse_compact(run.mapping)
     check_covers(nest, {d: run.layer[d] for d in ("C", "K", "N", "P", "Q", "R", "S")})
-    dim = arch.dim_rows
-    if max(nest.spatial("L1").get("C", 1), nest.spatial("L2").get("K", 1)) > dim:
-        dim = pe_dim_for(nest)
+    dim = run_pe_dim(run, arch, nest)
     hw = hardware_for(arch, dim)
     if run.kind != "matmul":
         return _conv_setup(run, hw, conv_call(nest, run.layer), tiler)
@@ -72,7 +82,7 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
         auto = heuristic_mapping(software_view(hw), problem, "ws")
         f = cache_factors(hw, problem, auto.local, auto.dram_order)
         return RunSetup(hw, problem, dataclasses.replace(auto, l2_factors=f, l2_order=auto.dram_order))
-    return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, 16))
+    return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, dim))
 
 
 def _conv_setup(run: MeasuredRun, hw: Arch, call: ConvCall, tiler: bool) -> RunSetup:
