@@ -1,5 +1,3 @@
-import sys
+from gemmap.cli import entry
 
-from gemmap.cli import main
-
-sys.exit(main())
+entry()

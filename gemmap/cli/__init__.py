@@ -7,6 +7,7 @@ Errors in the user's input print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from typing import NoReturn
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except GemmapError as exc:
         print(f"gemmap: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a reader that stopped (e.g. head)
+        return 0
     except OSError as exc:  # a path the user gave: a directory, an unwritable or missing place
         where = f" {exc.filename}" if exc.filename else ""
         print(f"gemmap: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
@@ -60,9 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gemmap: interrupted; finished results are on disk", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def entry() -> NoReturn:
+    """The ``gemmap`` console script: :func:`main`, then exit with its status. After an interrupt it
+    leaves at once: every finished result is already on disk (fsync-ed), and a normal interpreter
+    exit would run concurrent.futures' exit hook, which may write to the pipes of workers just killed."""
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if status == 130:
+        os._exit(130)
+    sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

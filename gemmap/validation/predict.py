@@ -54,11 +54,17 @@ def _matmul_mapping(arch: Arch, call: MatmulCall, problem: Problem, block: int) 
     return software_matmul(arch, problem, local, order)  # type: ignore[arg-type]
 
 
-def run_pe_dim(run: MeasuredRun, arch: Arch, nest: LoopNest) -> int:
+def run_pe_dim(run: MeasuredRun, arch: Arch, nest: LoopNest, per_pe_dim: bool = True) -> int:
     """The array a run executed on. A row whose stated array (``arch.meshX``) is the arch's ran on it;
     otherwise DOSA's data collection sent it to the smallest power-of-two array at least as wide as
     both spatial factors, with that DIM as the software's PE_DIM (gemmini-rocc-tests @959b23f7
-    gemmini_data_collection.py ``per_pe_dim`` L155-212; docs/validation.md)."""
+    gemmini_data_collection.py ``per_pe_dim`` L155-212; docs/validation.md).
+
+    ``per_pe_dim=False`` is the earlier rule, kept for the ablation in benchmarks/bench_validate.py:
+    the arch's array unless a spatial factor exceeds it."""
+    if not per_pe_dim:
+        wide = max(nest.spatial("L1").get("C", 1), nest.spatial("L2").get("K", 1)) > arch.dim_rows
+        return pe_dim_for(nest) if wide else arch.dim_rows
     try:
         stated = int(float(run.arch.get("meshX", "")))
     except ValueError:
@@ -66,11 +72,12 @@ def run_pe_dim(run: MeasuredRun, arch: Arch, nest: LoopNest) -> int:
     return arch.dim_rows if stated == arch.dim_rows else pe_dim_for(nest)
 
 
-def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
-    """The (hardware, problem, mapping) of one run; a one-line GemmapError when it cannot be expressed."""
+def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> RunSetup:
+    """The (hardware, problem, mapping) of one run; a one-line GemmapError when it cannot be expressed.
+    ``per_pe_dim=False``: the earlier array rule (:func:`run_pe_dim`), matmul tiles in 16-element blocks."""
     nest = parse_compact(run.mapping)
     check_covers(nest, {d: run.layer[d] for d in ("C", "K", "N", "P", "Q", "R", "S")})
-    dim = run_pe_dim(run, arch, nest)
+    dim = run_pe_dim(run, arch, nest, per_pe_dim)
     hw = hardware_for(arch, dim)
     if run.kind != "matmul":
         return _conv_setup(run, hw, conv_call(nest, run.layer), tiler)
@@ -82,7 +89,7 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False) -> RunSetup:
         auto = heuristic_mapping(software_view(hw), problem, "ws")
         f = cache_factors(hw, problem, auto.local, auto.dram_order)
         return RunSetup(hw, problem, dataclasses.replace(auto, l2_factors=f, l2_order=auto.dram_order))
-    return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, dim))
+    return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, dim if per_pe_dim else 16))
 
 
 def _conv_setup(run: MeasuredRun, hw: Arch, call: ConvCall, tiler: bool) -> RunSetup:
@@ -115,9 +122,9 @@ def software_view(arch: Arch) -> Arch:
     return arch.with_overrides(spad_kib=sw.tiler_spad_kib, acc_kib=sw.tiler_acc_kib)
 
 
-def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False) -> Cost:
+def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> Cost:
     """The full cost breakdown of one run (raises GemmapError when it cannot be predicted)."""
-    s = setup_run(run, arch, tiler)
+    s = setup_run(run, arch, tiler, per_pe_dim=per_pe_dim)
     if isinstance(s.mapping, ConvMapping):
         reason = conv_invalid_reason(s.arch, s.problem, s.mapping)
         if reason is not None:
@@ -129,10 +136,10 @@ def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False) -> Cost:
     return evaluate(s.arch, s.problem, s.mapping)
 
 
-def predict(run: MeasuredRun, arch: Arch, tiler: bool = False) -> Prediction:
+def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> Prediction:
     """Predicted cycles of one run, or None with the one-line reason it cannot be predicted."""
     try:
-        return Prediction(float(predict_cost(run, arch, tiler).cycles), "ok")
+        return Prediction(float(predict_cost(run, arch, tiler, per_pe_dim=per_pe_dim).cycles), "ok")
     except GemmapError as exc:
         return Prediction(None, str(exc))
 
