@@ -190,7 +190,12 @@ def test_predictions_csv_one_line_per_row_in_order(tiler):
 
 def test_validate_cli_with_a_fake_predictor(tmp_path, capsys, fake_predictor_module):
     out = tmp_path / "val"
-    assert main(["validate", str(data_csv(tmp_path)), "--out", str(out)]) == 0
+    # one row cannot be predicted: every other row is written all the same, that row is named on
+    # stderr in one line, and the status is 2
+    assert main(["validate", str(data_csv(tmp_path)), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gemmap: error: row ")
     for name in ("predictions.csv", "summary.json", "scatter.png", "scatter.svg"):
         assert (out / name).stat().st_size > 0
     got = list(csv.DictReader((out / "predictions.csv").open()))
@@ -199,7 +204,7 @@ def test_validate_cli_with_a_fake_predictor(tmp_path, capsys, fake_predictor_mod
     assert summary["options"]["tiler"] is False and summary["rows"] == 6
     assert summary["overall"]["predicted"] == 5 and set(summary["by_kind"]) == {"conv", "matmul"}
     assert set(summary["by_config"]) == {"mesh16-sp127k-acc32k", "mesh16-sp144k-acc32k", "mesh16-sp389k-acc86k"}
-    printed = capsys.readouterr().out
+    printed = captured.out
     assert "Worst 5 rows" in printed and max(len(line) for line in printed.splitlines() if "│" in line) <= 100
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -62,10 +63,6 @@ def run(args: argparse.Namespace) -> int:
         return predict(r, arch, args.tiler)
 
     console = Console(stderr=True)
-    for line in problems[:5]:
-        console.print(f"note: {args.data}: {line}", markup=False, highlight=False)
-    if len(problems) > 5:
-        console.print(f"note: {len(problems) - 5} more unusable rows (see the status column)", highlight=False)
     with api.progress(console, total=len(runs), what="predicting") as tick:
         predictions = validate_runs(runs, predictor, tiler=args.tiler, on_row=tick)
     measured = [r.target(args.tiler) for r in runs]
@@ -91,7 +88,18 @@ def run(args: argparse.Namespace) -> int:
                   f"Spearman {_fmt(st.spearman)}")  # fmt: skip
     for path in (out / "predictions.csv", out / "summary.json", *paths):
         print(f"wrote {path}")
-    return 0
+    return _report_unpredicted(runs, predictions)
+
+
+def _report_unpredicted(runs, predictions) -> int:
+    """One stderr line per row that could not be predicted (the first 10), naming the row and why;
+    status 2 when there is any (every other row is predicted and written all the same)."""
+    bad = [(r.row, p.status) for r, p in zip(runs, predictions) if p.predicted is None]
+    for row, why in bad[:10]:
+        print(f"gemmap: error: row {row}: {why}", file=sys.stderr)
+    if len(bad) > 10:
+        print(f"gemmap: error: {len(bad) - 10} more rows not predicted (see the status column)", file=sys.stderr)
+    return 2 if bad else 0
 
 
 def _fmt(x: float | None) -> str:
