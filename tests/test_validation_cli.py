@@ -260,7 +260,8 @@ def test_calibration_recovers_a_known_parameter():
     assert p.default == 16 and p.fitted == pytest.approx(5.5, rel=1e-3)
     assert cal.rows == 12 and cal.used == 11  # row 2 cannot be predicted: left out
     assert cal.default_error.mape > 10 and cal.fit_error.mape < 0.1 and cal.heldout_error.mape < 0.1
-    assert len(cal.fold_values) == 3 and all(v[0] == pytest.approx(5.5, rel=1e-3) for v in cal.fold_values)
+    # the search stops at 1 % in the parameters
+    assert len(cal.fold_values) == 3 and all(v[0] == pytest.approx(5.5, rel=1e-2) for v in cal.fold_values)
     again = calibrate(runs, gemmini, lambda r, a: fake_predict(r, a, False), ["dram.bytes_per_cycle"], folds=3)
     assert again == cal  # deterministic
 

@@ -1,0 +1,222 @@
+"""Mechanism → error table (run by hand): ``python benchmarks/bench_validate.py [--workers 2] [--out FILE]``.
+
+Predicts DOSA's FireSim runs (``/work/shared/validation``: the 16x16 file with the rows' mappings and
+with Gemmini's own tiler, the 128x128 file with the rows' mappings) with ``arch/gemmini-firesim.yaml``
+and with variants of it in which mechanisms of the model are switched off:
+
+- *cumulative*: from a "before" baseline (every mechanism below off: the model before the memory-path,
+  execute-pipeline and per-PE-dim work) the mechanisms are switched on one at a time, in the order of
+  :data:`MECHANISMS`, up to the shipped arch;
+- *leave-one-out*: each mechanism switched off alone in the full model.
+
+For each variant and data set: rows predicted, MAPE, median APE, Spearman, share within ±10 % and mean
+signed error (gemmap.validation.stats). Then the wall time of ``gemmap validate`` on each file.
+Prints markdown (``--out`` also writes it to a file). Nothing is fitted: the variants only switch
+mechanisms off.
+
+Not switchable, on in every variant: the 4-row floor and the preload-carrying first request of a fold
+(ExecuteController.scala L285-302), LoopConv's per-output-row requests, and the two-loops-in-flight
+overlap ``max(ex, load, store, (ex + load + store + latency) / 2)`` (gemmap/model.py core_cycles).
+DMA rows at full bus efficiency (the "before" DMA) are emulated with ``dma.beat_bytes = 1`` and no
+memory latency: every byte then costs 1 / bus width, as before the beat/request row model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from docsection import machine  # noqa: E402
+
+from gemmap.arch import Arch, load_arch  # noqa: E402
+from gemmap.validation.data import read_runs, validate_runs  # noqa: E402
+from gemmap.validation.predict import predict  # noqa: E402
+from gemmap.validation.stats import ErrorStats, error_stats  # noqa: E402
+
+SHARED = Path("/work/shared/validation")
+ARCH = ROOT / "arch" / "gemmini-firesim.yaml"
+# (label, file, tiler)
+DATASETS = (
+    ("16x16", "gemmini-firesim-16x16.csv", False),
+    ("16x16 --tiler", "gemmini-firesim-16x16.csv", True),
+    ("128x128", "gemmini-firesim-128x128.csv", False),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What a variant predicts with: the arch, and whether the 128x128 file's rows use DOSA's
+    per-PE-dim arrays (``predict(..., per_pe_dim=...)``)."""
+
+    arch: Arch
+    per_pe_dim: bool = True
+
+
+def _sub(arch: Arch, section: str, **fields: object) -> Arch:
+    return dataclasses.replace(arch, **{section: dataclasses.replace(getattr(arch, section), **fields)})
+
+
+def _arch(f: Callable[[Arch], Arch]) -> Callable[[Config], Config]:
+    return lambda c: dataclasses.replace(c, arch=f(c.arch))
+
+
+#: (name, description with its source, transform that switches the mechanism OFF), in the order the
+#: cumulative table switches them on. The transforms touch disjoint fields, so they compose in any order.
+MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
+    (
+        "per-call reloads",
+        "every tile call moves its whole A and B tiles in (software.reload_operands; gemmini.h tiled_matmul_outer)",
+        _arch(lambda a: _sub(a, "software", reload_operands=False)),
+    ),
+    (
+        "DMA rows in beats/requests",
+        "a mvin row costs whole 16 B beats and 64 B requests (dma.beat_bytes; DMA.scala L181-200, L277-290)",
+        _arch(lambda a: _sub(a, "dma", beat_bytes=1)),
+    ),
+    (
+        "memory round trip",
+        "30-cycle round trip: in-flight window of 16 requests and per-tile load/store latency "
+        "(dram.latency_cycles; XactTracker.scala L67-84, LoopMatmul.scala L1104-1107)",
+        _arch(lambda a: _sub(a, "dram", latency_cycles=0.0)),
+    ),
+    (
+        "mvout write gather",
+        "StreamWriter gathers a chunk's beats then sends them, 2b − 1 cycles (dma.write_gather; DMA.scala L554-608)",
+        _arch(lambda a: _sub(a, "dma", write_gather=False)),
+    ),
+    (
+        "8 B/cycle DRAM behind 512 KiB L2",
+        "memory bus 8 B/cycle, inclusive L2 as a cache (dram.bytes_per_cycle, l2; MemoryBusKey, WithInclusiveCache)",
+        _arch(lambda a: _sub(dataclasses.replace(a, l2=None), "dram", bytes_per_cycle=16.0)),
+    ),
+    (
+        "tiles pipelined",
+        "fill/drain skew once per layer, not per tile (pe_array.pipelined_tiles; ExecuteController.scala L405-415)",
+        _arch(lambda a: _sub(a, "pe_array", pipelined_tiles=False)),
+    ),
+    (
+        "tag-queue throttle",
+        "≤ tag_queue − 1 requests share the array latency 2·DIM (pe_array.tag_queue, latency_cycles; "
+        "MeshWithDelays.scala L48-56, Mesh.scala L59-66)",
+        _arch(lambda a: _sub(a, "pe_array", tag_queue=10**6, latency_cycles=1)),
+    ),
+    (
+        "host issue per tile",
+        "7 host cycles per tile's RoCC commands as a floor (software.tile_issue_cycles; gemmini.h L388-405)",
+        _arch(lambda a: _sub(a, "software", tile_issue_cycles=0.0)),
+    ),
+    (
+        "per-PE-dim arrays",
+        "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict per_pe_dim; "
+        "gemmini_data_collection.py L155-212)",
+        lambda c: dataclasses.replace(c, per_pe_dim=False),
+    ),
+]
+
+
+def without(config: Config, names: list[str]) -> Config:
+    """``config`` with the named mechanisms switched off."""
+    for name, _, off in MECHANISMS:
+        if name in names:
+            config = off(config)
+    return config
+
+
+def variants(full: Config) -> list[tuple[str, str, Config]]:
+    """(section, label, config): the cumulative steps, then the leave-one-out variants."""
+    names = [m[0] for m in MECHANISMS]
+    out = [("cumulative", "before (all off)", without(full, names))]
+    for i, name in enumerate(names):
+        out.append(("cumulative", f"+ {name}", without(full, names[i + 1 :])))
+    out += [("leave-one-out", f"− {name}", without(full, [name])) for name in names]
+    return out
+
+
+def _stats(job: tuple[Config, str, bool]) -> ErrorStats:
+    config, file, tiler = job
+    runs, _ = read_runs(SHARED / file)
+    preds = validate_runs(runs, lambda r: predict(r, config.arch, tiler, per_pe_dim=config.per_pe_dim), tiler=tiler)
+    return error_stats([r.target(tiler) for r in runs], [p.predicted for p in preds])
+
+
+def _f(x: float | None, fmt: str) -> str:
+    return "–" if x is None else fmt.format(x)
+
+
+def _row(label: str, s: ErrorStats) -> str:
+    return (
+        f"| {label} | {s.predicted}/{s.rows} | {_f(s.mape, '{:.1f}')} | {_f(s.median_ape, '{:.1f}')} | "
+        f"{_f(s.spearman, '{:.3f}')} | {_f(s.within_10pct, '{:.0%}')} | {_f(s.bias_pct, '{:+.1f}')} |"
+    )
+
+
+def time_validate() -> list[str]:
+    lines = ["| command | wall s |", "|---|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, file, tiler in DATASETS:
+            cmd = ["gemmap", "validate", str(SHARED / file), "--out", f"{tmp}/{label.replace(' ', '')}"]
+            cmd += ["--tiler"] if tiler else []
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            shown = " ".join(cmd).replace(tmp, "OUT").replace(str(SHARED), "/work/shared/validation")
+            lines.append(f"| `{shown}` | {time.perf_counter() - t0:.1f} |")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    ap.add_argument("--out", help="also write the markdown to this file")
+    ap.add_argument("--no-timing", action="store_true", help="skip timing gemmap validate")
+    args = ap.parse_args()
+    full = Config(load_arch(ARCH))
+    vs = variants(full)
+    jobs = [(c, file, tiler) for _, _, c in vs for _, file, tiler in DATASETS]
+    t0 = time.perf_counter()
+    if args.workers > 1:
+        with ProcessPoolExecutor(args.workers) as pool:
+            results = list(pool.map(_stats, jobs))
+    else:
+        results = [_stats(j) for j in jobs]
+    seconds = time.perf_counter() - t0
+    stats = {(label, d[0]): results[i * len(DATASETS) + k] for i, (_, label, _) in enumerate(vs)
+             for k, d in enumerate(DATASETS)}  # fmt: skip
+
+    out = [f"Machine: {machine()}. {len(jobs)} passes in {seconds:.0f} s ({args.workers} worker(s)).", ""]
+    out += ["Mechanisms (switched on in this order in the cumulative tables):", ""]
+    out += [f"{i}. **{name}**: {desc}" for i, (name, desc, _) in enumerate(MECHANISMS, 1)]
+    for d in DATASETS:
+        out += ["", f"Cumulative, {d[0]} ({d[1]}{', --tiler' if d[2] else ''}):", ""]
+        out += ["| variant | predicted | MAPE % | median % | Spearman | within ±10% | bias % |"]
+        out += ["|---|---:|---:|---:|---:|---:|---:|"]
+        out += [_row(label, stats[(label, d[0])]) for sec, label, _ in vs if sec == "cumulative"]
+    out += ["", "Leave-one-out (the full model with one mechanism off): MAPE % (Spearman)", ""]
+    out += ["| variant | " + " | ".join(d[0] for d in DATASETS) + " |", "|---|" + "---:|" * len(DATASETS)]
+    full_label = f"+ {MECHANISMS[-1][0]}"  # the last cumulative step is the full model
+    for label, key in [("full model", full_label), *[(v[1], v[1]) for v in vs if v[0] == "leave-one-out"]]:
+        cells = [stats[(key, d[0])] for d in DATASETS]
+        out.append(f"| {label} | " + " | ".join(f"{_f(s.mape, '{:.1f}')} ({_f(s.spearman, '{:.3f}')})"
+                                                 for s in cells) + " |")  # fmt: skip
+    if not args.no_timing:
+        out += ["", "Wall time of `gemmap validate` (one process):", "", *time_validate()]
+    text = "\n".join(out)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
