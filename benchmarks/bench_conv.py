@@ -4,12 +4,15 @@ Per ResNet-50 conv layer (workloads/resnet50.yaml) on each arch: the seconds to 
 EDP mapping (one core, a fresh process-level state per layer apart from numpy's warm-up), the
 mappings evaluated, the pruned space's size, and Gemmini's ``tiled_conv_auto`` against the
 optimum; then the whole model through ``api.map_workload`` (optimal vs heuristic totals, wall
-time). Prints markdown; it writes nothing.
+time). Prints markdown and rewrites its section of docs/benchmarks.md (between the bench_conv
+markers; other sections kept) unless ``--no-write``. Targets (issue 8): a proven optimum in ≤ 5 s
+per conv layer, the whole of ResNet-50 in ≤ 60 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import sys
 import time
@@ -19,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from docsection import machine  # noqa: E402
+from docsection import machine, write_section  # noqa: E402
 
 from gemmap import api  # noqa: E402
 from gemmap.arch import load_arch  # noqa: E402
@@ -88,11 +91,26 @@ def whole_model(arch_path: str) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", action="append", help="arch YAML (repeatable; default: gemmini and gemmini-transformer)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
-    print(f"Machine: {machine()}\n")
+    cmd = "python benchmarks/bench_conv.py" + "".join(f" --arch {a}" for a in args.arch or ())
+    body: list[str] = []
     for path in args.arch or DEFAULT_ARCHES:
-        for line in per_layer(path) + whole_model(path):
-            print(line)
+        body += per_layer(path) + whole_model(path)
+    lines = [
+        "## Conv search (benchmarks/bench_conv.py)",
+        "",
+        f"Command: `{cmd}` — {datetime.date.today().isoformat()}, {machine()}. ResNet-50",
+        "(workloads/resnet50.yaml, batch 1, 224×224), objective EDP, one core; each conv searched as",
+        "Gemmini's `tiled_conv` runs it (7 tile args, weight-stationary). Targets (issue 8): ≤ 5 s per",
+        "layer, whole ResNet-50 ≤ 60 s.",
+        "",
+        *body,
+    ]
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if not args.no_write:
+        write_section("bench_conv", section)
 
 
 if __name__ == "__main__":

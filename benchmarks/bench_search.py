@@ -86,6 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
+    rates, optima = throughput(), optimum_table()
     body = [
         SECTION,
         "",
@@ -93,12 +94,12 @@ def main() -> None:
         "",
         "Batched model (`model.evaluate_batch`), BERT ffn1 (512×768×3072), uniform valid samples, best of 3:",
         "",
-        *throughput(),
+        *rates,
         "",
         "Proven optimum (EDP) per BERT-base layer (seq 512), single-threaded; random = best of N uniform",
         "samples (seed 1) over the optimum; heuristic = Gemmini's `tiled_matmul_auto` tiler over the optimum:",
         "",
-        *optimum_table(),
+        *optima,
         "",
     ]
     text = "\n".join(body)

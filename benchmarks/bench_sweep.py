@@ -87,7 +87,8 @@ def main() -> None:
     lines = [
         "## Sweep throughput (`benchmarks/bench_sweep.py`)",
         "",
-        f"Run `python benchmarks/bench_sweep.py --search {args.search}` on {datetime.date.today().isoformat()}"
+        f"Run `python benchmarks/bench_sweep.py --search {args.search}{' --skip-nas' if args.skip_nas else ''}` on "
+        f"{datetime.date.today().isoformat()}"
         f" (commit {commit}); machine: {machine()}.",
         "Each run is the CLI in a subprocess (start-up, CSV and plots included) from a cold persistent search"
         " cache unless marked warm. Grid: BERT-base (seq 512), scratchpad "

@@ -10,7 +10,8 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def machine() -> str:
-    """CPU model, CPU count and Python version, for the record next to every figure."""
+    """CPU model, CPU count, Python version and the 1-minute load average when called (the scripts
+    call it right after measuring; other work shares the machine), for the record next to every figure."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -19,7 +20,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    try:
+        load = f", 1-min load average {os.getloadavg()[0]:.1f}"  # the machine is shared: other work's load
+    except OSError:
+        load = ""
+    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.release()}{load}"
 
 
 def write_section(name: str, section: str) -> None:

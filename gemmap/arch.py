@@ -196,9 +196,13 @@ class Software:
     first_layer_optimizations: bool = True
     #: ``tiled_conv``'s downsample mode for 1×1 stride-2 convs (moves every other row and column)
     conv_downsample: bool = True
-    #: host-CPU cycles to issue one tile's hardware loop (its RoCC instructions: 7 per LoopConv /
-    #: LoopMatmul tile, gemmini.h L388-405), a floor on the time per tile
-    tile_issue_cycles: NonNegFloat = 7.0
+    #: host-CPU cycles to issue one tile: the instructions the software tile loop executes per tile
+    #: (its loop nest, the tile's arguments and its RoCC commands), at Rocket's one instruction per
+    #: cycle. Counted on gemmini-rocc-tests @959b23f7 built for RV64 with clang -O2 and run under
+    #: qemu-riscv64 (docs/model.md, "Host issue"): 41 per ``tiled_matmul_outer`` tile, 257 per
+    #: ``tiled_conv`` tile (``sp_tiled_conv`` recomputes the window, padding and strides every tile)
+    matmul_tile_issue_cycles: NonNegFloat = 41.0
+    conv_tile_issue_cycles: NonNegFloat = 257.0
     #: the scratchpad / accumulator sizes the software's ``gemmini_params.h`` states, which Gemmini's
     #: own tilers size tiles for (None: the hardware's); a generated header always matches the RTL
     tiler_spad_kib: PosInt | None = None

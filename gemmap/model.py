@@ -316,7 +316,7 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     if pipelined(arch):  # the fill/drain skew once, not per tile
         ticks -= (n_tiles - 1) * edge_cycles(arch, m.dataflow) * ticks_per_cycle(arch)
     compute = ticks / ticks_per_cycle(arch)
-    issue = n_tiles * arch.software.tile_issue_cycles
+    issue = n_tiles * arch.software.matmul_tile_issue_cycles
 
     # time: overlap double-buffered transfers, serialize the rest, DRAM bandwidth bound
     rate = dma_rates(arch, problem, np.array([m.local]))
@@ -469,7 +469,7 @@ class LocalTerms:
     out_cpb: np.ndarray  # of C's outputs moved out
     psum_cpb: np.ndarray  # of a partial sum moved out and back in
     psum_out_cpb: np.ndarray | float | None = None  # of its way out (None: half of psum_cpb)
-    issue: np.ndarray | float = 0.0  # host cycles to issue every tile (software.tile_issue_cycles each)
+    issue: np.ndarray | float = 0.0  # host cycles to issue every tile (software.*_tile_issue_cycles each)
     latency: np.ndarray | float = 0.0  # every tile's fixed phase latencies (tile_latency), summed
 
 
@@ -520,7 +520,7 @@ def local_terms(
         out_cpb=out_cpb,
         psum_cpb=psum_cpb,
         psum_out_cpb=psum_out_cpb,
-        issue=n_all * arch.software.tile_issue_cycles,
+        issue=n_all * arch.software.matmul_tile_issue_cycles,
         latency=n_all * tile_latency(arch),
     )
 
