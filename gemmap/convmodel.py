@@ -206,7 +206,7 @@ def _input_volume(shape: ConvShape, T: tuple[int, ...]) -> int:
 def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     """Cost of one conv mapping with its breakdown; ``m`` must be valid (conv.invalid_reason)."""
     shape = conv_shape(problem, arch)
-    t, e = arch.datatypes, arch.energy
+    t = arch.datatypes
     Ra, Ca = arch.dim_rows, arch.dim_cols
     D, T = shape.dims, m.tile
     n = [ceil_div(d, x) for d, x in zip(D, T)]
@@ -295,15 +295,9 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     core = float(model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, 0.0, latency))
     core += prologue + epilogue
     macs = shape.macs
-    breakdown = {
-        "mac": macs * e.mac_pj,
-        "reg": (macs * (t.input_bytes + t.weight_bytes + t.acc_bytes) + stationary) * e.reg_pj_per_byte,
-        "spad": (spad_reads + spad_bytes) * arch.spad_pj_per_byte(),
-        "acc": (2 * t.acc_bytes * accumulations + acc_bytes) * arch.acc_pj_per_byte(),
-        "l2": l2_total * arch.l2_pj_per_byte(),
-        "dram": dram_bytes * arch.dram.pj_per_byte,
-        "leakage": cycles * e.leakage_pj_per_cycle,
-    }
+    breakdown = model.energy_breakdown(
+        arch, macs, stationary, spad_reads + spad_bytes, accumulations, acc_bytes, l2_total, dram_bytes, cycles
+    )
     return Cost(
         macs=macs,
         cycles=cycles,

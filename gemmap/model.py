@@ -287,9 +287,27 @@ def _extents(d: int, t: int) -> list[tuple[int, int]]:
     return [(t, n - 1), (d - (n - 1) * t, 1)]
 
 
+def energy_breakdown(
+    arch: Arch, macs: int, stationary, spad_bytes, accumulations, acc_bytes, l2_bytes, dram_bytes, cycles
+) -> dict[str, float]:
+    """Energy by component (module docstring, Energy): MACs; PE registers (operands per MAC and the
+    stationary fills); scratchpad bytes read and written; accumulator read-modify-writes and DMA
+    bytes; every byte through the L2; DRAM bytes; leakage × cycles."""
+    t, e = arch.datatypes, arch.energy
+    return {
+        "mac": macs * e.mac_pj,
+        "reg": (macs * (t.input_bytes + t.weight_bytes + t.acc_bytes) + stationary) * e.reg_pj_per_byte,
+        "spad": spad_bytes * arch.spad_pj_per_byte(),
+        "acc": (2 * t.acc_bytes * accumulations + acc_bytes) * arch.acc_pj_per_byte(),
+        "l2": l2_bytes * arch.l2_pj_per_byte(),
+        "dram": dram_bytes * arch.dram.pj_per_byte,
+        "leakage": cycles * e.leakage_pj_per_cycle,
+    }
+
+
 def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     """Cost of one mapping with its breakdown. The mapping must be valid (see mapping.invalid_reason)."""
-    t, e = arch.datatypes, arch.energy
+    t = arch.datatypes
     R, C = arch.dim_rows, arch.dim_cols
     D = problem.shape_key()
     M, K, N = D
@@ -347,15 +365,10 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
         stationary = n1[1] * M * N * t.acc_bytes
         spad_reads = nb[2] * M * K * t.input_bytes + nb[0] * K * N * t.weight_bytes
         accumulations = n1[1] * M * N
-    breakdown = {
-        "mac": macs * e.mac_pj,
-        "reg": (macs * (t.input_bytes + t.weight_bytes + t.acc_bytes) + stationary) * e.reg_pj_per_byte,
-        "spad": (spad_reads + spad_bytes) * arch.spad_pj_per_byte(),
-        "acc": (2 * t.acc_bytes * accumulations + acc_bytes) * arch.acc_pj_per_byte(),
-        "l2": sum(tr.bytes_in + tr.bytes_out for tr in traffic) * arch.l2_pj_per_byte(),
-        "dram": dram_bytes * arch.dram.pj_per_byte,
-        "leakage": cycles * e.leakage_pj_per_cycle,
-    }
+    l2_bytes = sum(tr.bytes_in + tr.bytes_out for tr in traffic)
+    breakdown = energy_breakdown(
+        arch, macs, stationary, spad_reads + spad_bytes, accumulations, acc_bytes, l2_bytes, dram_bytes, cycles
+    )
     return Cost(
         macs=macs,
         cycles=cycles,
