@@ -194,7 +194,9 @@ class SharedSearchCache(SearchCache):
             raise GemmapError(hit)
         return hit
 
-    def get(self, problem: Problem, full_rows: bool = False) -> SearchResult:
+    def get(self, problem: Problem, full_rows: bool = False, acc_overlap: bool = False) -> SearchResult:
+        if acc_overlap:  # a fused site's second candidate: searched in this process, not stored
+            return super().get(problem, full_rows, acc_overlap)
         key = (problem.key(), full_rows)
         log = getattr(self._local, "log", None)
         if log is not None:

@@ -102,12 +102,14 @@ class SearchCache:
 
     def __init__(self, arch: Arch, options: SearchOptions) -> None:
         self.arch, self.options = arch, options
-        self._results: dict[tuple[tuple[int, ...], bool], SearchResult] = {}
+        self._results: dict[tuple[tuple[int, ...], bool, bool], SearchResult] = {}
 
-    def get(self, problem: Problem, full_rows: bool = False) -> SearchResult:
-        key = (problem.key(), full_rows)
+    def get(self, problem: Problem, full_rows: bool = False, acc_overlap: bool = False) -> SearchResult:
+        key = (problem.key(), full_rows, acc_overlap)
         if key not in self._results:
-            self._results[key] = find_mapping(self.arch, problem, self.options, full_rows=full_rows)
+            self._results[key] = find_mapping(
+                self.arch, problem, self.options, full_rows=full_rows, acc_overlap=acc_overlap
+            )
         return self._results[key]
 
 

@@ -144,6 +144,9 @@ class MapSpace:
     arch: Arch
     problem: Problem
     full_rows: bool = False
+    #: only mappings whose accumulator is double-buffered (a fused row-wise op's passes over one row
+    #: block then overlap the next block's matmul: gemmap/schedule.py)
+    acc_overlap: bool = False
 
     # --- sub-spaces ------------------------------------------------------------------------
     @functools.cached_property
@@ -188,7 +191,12 @@ class MapSpace:
         c = arch.dim_cols
         spad = Tm * -(-Tk // c) + Tk * -(-Tn // c)
         acc = Tm * -(-Tn // c)
-        ok = np.stack([(spad * (1 + s) <= arch.spad_rows) & (acc * (1 + a) <= arch.acc_rows) for s, a in DB_CHOICES])
+        ok = np.stack(
+            [
+                (spad * (1 + s) <= arch.spad_rows) & (acc * (1 + a) <= arch.acc_rows) & (a or not self.acc_overlap)
+                for s, a in DB_CHOICES
+            ]
+        )
         if arch.l2 is not None:
             ok &= (Tm * Tk * t.input_bytes + Tk * Tn * t.weight_bytes + Tm * Tn * t.acc_bytes <= arch.l2.bytes)[None]
         _readonly(ok)

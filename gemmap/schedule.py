@@ -13,7 +13,12 @@ Each site is costed both ways with the same analytical model and the same search
 * **fused** — for row-wise ops the matmul's mapping is searched with ``full_rows=True`` (the N tile
   is all of N and the reduction completes in the accumulator); the intermediate never reaches
   DRAM (the matmul's C write is now the op's output) and the unit's passes over a row block
-  overlap the next block's matmul (:func:`gemmap.nonlinear.fused_cost`). Element-wise GELU needs
+  overlap the next block's matmul (:func:`gemmap.nonlinear.fused_cost`) when the accumulator is
+  double-buffered. The site is costed with the matmul's best whole-row mapping and, when that one
+  is single-buffered, also with its best whole-row mapping whose accumulator is double-buffered
+  (``acc_overlap``: the passes then hide behind the next block); the cheaper site for the
+  objective is kept — each candidate proven optimal for the matmul, the site the better of the two,
+  which the site's own optimum may still beat. Element-wise GELU needs
   no constraint: it is applied on mvout of the best free mapping. A site whose constrained
   search finds nothing that fits (``GemmapError``), or an arch without the unit, is infeasible.
 
@@ -25,6 +30,7 @@ The verdict is whatever the model says; there is no rule.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 from collections.abc import Callable
@@ -292,12 +298,23 @@ def fused_schedule(arch: Arch, site: Site, cache: SearchCache) -> tuple[SiteSche
         res = cache.get(p, full_rows=site.row_wise)
     except GemmapError as exc:
         return None, f"no whole-row mapping fits: {exc}"
-    m = res.mapping
+    candidates = [_fused_with(arch, site, res)]
+    if site.row_wise and not res.mapping.db_acc:
+        # the matmul's best whole-row mapping leaves the op's passes exposed; the best one with a
+        # double-buffered accumulator hides them behind the next row block: cost both, keep the better
+        with contextlib.suppress(GemmapError):
+            candidates.append(_fused_with(arch, site, cache.get(p, full_rows=True, acc_overlap=True)))
+    return min(candidates, key=lambda c: c.metric(cache.options.objective)), ""
+
+
+def _fused_with(arch: Arch, site: Site, res: SearchResult) -> SiteSchedule:
+    """The fused schedule of ``site`` with its matmul mapped as ``res``."""
+    p, m = site.producer, res.mapping
     if site.row_wise and m.local[2] != p.N:
         raise GemmapError(f"{p.name}: search returned N tile {m.local[2]} under full_rows (need {p.N})")
     rb = RowBlocks(p.M, m.local[0], res.cost.cycles, m.db_acc)
     ops = tuple(bias_cost(arch, b, p.name) for b in site.biases) + (fused_cost(arch, site.op, p.name, rb),)
-    return SiteSchedule(True, res, ops, 0, 0), ""
+    return SiteSchedule(True, res, ops, 0, 0)
 
 
 def best_assignment(sites: tuple[SiteResult, ...], base: Totals, objective: str) -> tuple[bool, ...]:

@@ -176,3 +176,28 @@ def test_fill_level_table_is_consistent_with_pruning():
     for od, ol, md, ml in itertools.product(range(6), range(6), range(8), range(8)):
         cd, cl = canonical_order(od, md), canonical_order(ol, ml)
         assert (FILL_LEVEL[:, od, ol, md, ml] == FILL_LEVEL[:, cd, cl, md, ml]).all()
+
+
+def test_acc_overlap_space_is_the_double_buffered_part(gemmini, transformer_arch):
+    """``acc_overlap`` keeps exactly the mappings whose accumulator is double-buffered: counted,
+    enumerated and sampled alike, and the optimal search agrees with the exhaustive one on it."""
+    from gemmap.search import SearchOptions, find_mapping
+
+    p = Problem("t", 40, 24, 36)
+    for arch, fr in ((gemmini, False), (gemmini, True), (transformer_arch.with_overrides(acc_kib=16), True)):
+        full, over = MapSpace(arch, p, fr), MapSpace(arch, p, fr, acc_overlap=True)
+        rows = enumerated(full)
+        kept = enumerated(over)
+        assert over.size().total == len(kept) > 0
+        assert {tuple(r) for r in kept} == {tuple(r) for r in rows if r[-1] == 1}  # db_acc is the last key
+        assert over.sample(200, seed=3).db_acc.all()
+        for objective in ("latency", "edp"):
+            a = find_mapping(
+                arch, p, SearchOptions(method="optimal", objective=objective), full_rows=fr, acc_overlap=True
+            )
+            b = find_mapping(
+                arch, p, SearchOptions(method="exhaustive", objective=objective), full_rows=fr, acc_overlap=True
+            )
+            assert a.mapping.db_acc and a.proven_optimal
+            value = {"latency": lambda c: c.cycles, "edp": lambda c: c.edp}[objective]
+            assert value(a.cost) == pytest.approx(value(b.cost), rel=1e-12)

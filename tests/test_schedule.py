@@ -199,3 +199,19 @@ def test_cli_map_fusion_totals_include_ops(tmp_path: Path):
     ops = [x for x in data["layers"] if x["op"] in ("softmax", "layernorm", "gelu", "add")]
     assert len(ops) == 6 and all(x["macs"] == 0 and x["mapping"] == {} for x in ops)
     assert data["total"]["cycles"] == sum(x["cycles"] * x["repeat"] for x in data["layers"])
+
+
+def test_fused_site_tries_a_double_buffered_accumulator(transformer_arch):
+    """At 128 KiB the matmul's fastest whole-row mapping of out_proj is single-buffered, which leaves
+    LayerNorm's passes exposed; the fused site is costed with the best double-buffered whole-row
+    mapping too and keeps the faster site (so fusing pays there)."""
+    from gemmap.schedule import _fused_with, fused_schedule
+
+    arch = transformer_arch.with_overrides(acc_kib=128)
+    site = next(s for s in fusion_sites(load_workload(BERT))[0] if s.name == "out_proj+ln1")
+    cache = SearchCache(arch, SearchOptions(objective="latency"))
+    plain = _fused_with(arch, site, cache.get(site.producer, full_rows=True))
+    fused, _ = fused_schedule(arch, site, cache)
+    assert fused is not None and fused.cycles <= plain.cycles
+    if not plain.matmul.mapping.db_acc:
+        assert fused.matmul.mapping.db_acc and fused.cycles < plain.cycles

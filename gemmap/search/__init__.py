@@ -81,9 +81,12 @@ def restrict_arch(arch: Arch, options: SearchOptions) -> Arch:
     return arch.with_overrides(dataflow=options.dataflow)
 
 
-def find_mapping(arch: Arch, problem: Problem, options: SearchOptions, *, full_rows: bool = False) -> SearchResult:
+def find_mapping(
+    arch: Arch, problem: Problem, options: SearchOptions, *, full_rows: bool = False, acc_overlap: bool = False
+) -> SearchResult:
     """Best mapping of ``problem`` by ``options``; ``full_rows`` demands whole output rows in the
-    accumulator (the N tile covers all of N), as fusing a row-wise Softmax/LayerNorm needs."""
+    accumulator (the N tile covers all of N), as fusing a row-wise Softmax/LayerNorm needs, and
+    ``acc_overlap`` a double-buffered accumulator (the fused op's passes then overlap the next block)."""
     import time
 
     arch = restrict_arch(arch, options)
@@ -103,6 +106,8 @@ def find_mapping(arch: Arch, problem: Problem, options: SearchOptions, *, full_r
         start = time.perf_counter()
         mapping = heuristic_mapping(arch, problem, options.dataflow, full_rows=full_rows)
         reason = invalid_reason(arch, problem, mapping)
+        if reason is None and acc_overlap and not mapping.db_acc:
+            reason = "its accumulator is not double-buffered"
         if reason is not None:
             raise GemmapError(
                 f"{problem.name}: Gemmini's tiler picks {mapping.summary(arch)}, which does not fit: {reason}"
@@ -119,11 +124,11 @@ def find_mapping(arch: Arch, problem: Problem, options: SearchOptions, *, full_r
     if options.method == "random":
         from gemmap.search.random import random_search
 
-        return random_search(arch, problem, options, full_rows=full_rows)
+        return random_search(arch, problem, options, full_rows=full_rows, acc_overlap=acc_overlap)
     if options.method == "exhaustive":
         from gemmap.search.exhaustive import exhaustive_search
 
-        return exhaustive_search(arch, problem, options, full_rows=full_rows)
+        return exhaustive_search(arch, problem, options, full_rows=full_rows, acc_overlap=acc_overlap)
     from gemmap.search.optimal import optimal_search
 
-    return optimal_search(arch, problem, options, full_rows=full_rows)
+    return optimal_search(arch, problem, options, full_rows=full_rows, acc_overlap=acc_overlap)

@@ -16,10 +16,12 @@ from gemmap.search.random import best_of_batch
 from gemmap.workload import Problem
 
 
-def exhaustive_search(arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False) -> SearchResult:
+def exhaustive_search(
+    arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False, acc_overlap: bool = False
+) -> SearchResult:
     """The best mapping of the whole pruned space (proven: every mapping was evaluated)."""
     start = time.perf_counter()
-    space = MapSpace(arch, problem, full_rows)
+    space = MapSpace(arch, problem, full_rows, acc_overlap)
     space.require_nonempty()
     size = space.size().total
     if size > options.max_exhaustive:

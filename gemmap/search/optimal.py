@@ -341,11 +341,13 @@ def _master(values: np.ndarray, solved: np.ndarray, time_left: float) -> tuple[i
     return i, status == cp_model.OPTIMAL and bool(solved[i])
 
 
-def optimal_search(arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False) -> SearchResult:
+def optimal_search(
+    arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False, acc_overlap: bool = False
+) -> SearchResult:
     """Proven-optimal mapping by the decomposition in the module docstring."""
     start = time.perf_counter()
     deadline = start + options.time_limit if options.time_limit is not None else float("inf")
-    space = MapSpace(arch, problem, full_rows)
+    space = MapSpace(arch, problem, full_rows, acc_overlap)
     space.require_nonempty()
     st = _setup(space, options.objective)
     evaluated = len(st.lb) * 3

@@ -22,10 +22,12 @@ def best_of_batch(arch: Arch, problem: Problem, batch: MappingBatch, objective: 
     return i, float(values[i])
 
 
-def random_search(arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False) -> SearchResult:
+def random_search(
+    arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False, acc_overlap: bool = False
+) -> SearchResult:
     """Best of ``options.samples`` uniform samples (seed ``options.seed``), re-scored by ``evaluate``."""
     start = time.perf_counter()
-    space = MapSpace(arch, problem, full_rows)
+    space = MapSpace(arch, problem, full_rows, acc_overlap)
     space.require_nonempty()
     batch = space.sample(options.samples, options.seed)
     i, _ = best_of_batch(arch, problem, batch, options.objective)
