@@ -101,25 +101,12 @@ def conv_exhaustive_search(
     arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False
 ) -> SearchResult:
     """Every mapping of the pruned conv mapspace (refused beyond ``options.max_exhaustive``)."""
+    from gemmap.search.exhaustive import best_of_space
+
     _no_fusion(problem, full_rows)
-    start = time.perf_counter()
-    space = ConvMapSpace(arch, problem)
-    space.require_nonempty()
-    size = space.size().total
-    if size > options.max_exhaustive:
-        raise GemmapError(
-            f"{problem.name}: the conv mapspace has {size:,} mappings, more than the exhaustive limit of "
-            f"{options.max_exhaustive:,}; use --search optimal (proven optimal) or --search random"
-        )
-    best, best_value, seen = None, float("inf"), 0
-    for batch in space.enumerate():
-        i, value = _best(arch, problem, batch, options.objective)
-        seen += len(batch)
-        if value < best_value:
-            best, best_value = batch[i], value
-    assert best is not None
-    cost = evaluate_conv(arch, problem, best)
-    return SearchResult(best, cost, "exhaustive", options.objective, seen, time.perf_counter() - start, True)
+    return best_of_space(ConvMapSpace(arch, problem), problem, options,
+                         lambda b: _best(arch, problem, b, options.objective),
+                         lambda m: evaluate_conv(arch, problem, m), "conv mapspace")  # fmt: skip
 
 
 def bounds(space: ConvMapSpace, tiles: np.ndarray, objective: str) -> np.ndarray:
