@@ -61,13 +61,14 @@ model's traffic, cycles and energy terms equal :func:`gemmap.model.evaluate` (te
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 
 import numpy as np
 
 from gemmap import dma, model
-from gemmap.arch import Arch, ceil_div
+from gemmap.arch import Arch, DataTypes, ceil_div
 from gemmap.conv import (
     DIMS,
     ORDER_DIMS,
@@ -95,7 +96,11 @@ _B, _P, _Q, _K, _R, _S, _C = range(7)
 
 def compulsory_dram_bytes(arch: Arch, problem: Problem) -> int:
     """Touched input pixels, weights and outputs, each moved once (module docstring, Bounds)."""
-    shape, t = conv_shape(problem, arch), arch.datatypes
+    return _compulsory(conv_shape(problem, arch), arch.datatypes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compulsory(shape: ConvShape, t: DataTypes) -> int:
     return (
         shape.touched_input_elems * t.input_bytes
         + shape.weight_elems * t.weight_bytes
@@ -198,8 +203,9 @@ def _extents(d: int, t: int) -> list[tuple[int, int]]:
     return [(t, n - 1), (d - (n - 1) * t, 1)]
 
 
+@functools.lru_cache(maxsize=65536)
 def _input_volume(shape: ConvShape, T: tuple[int, ...]) -> int:
-    """Input elements moved by one pass over all input tiles: N·C·RowSum·ColSum."""
+    """Input elements moved by one pass over all input tiles: N·C·RowSum·ColSum (pure; cached)."""
     return shape.n * shape.c * window_sum_rows(shape, T[_P], T[_R]) * window_sum_cols(shape, T[_Q], T[_S])
 
 

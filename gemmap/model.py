@@ -183,14 +183,26 @@ def command_ticks(arch: Arch, rows):
     return np.maximum(r * q1, r + array_latency(arch))
 
 
+def _command_ticks_int(arch: Arch, rows: int) -> int:
+    """:func:`command_ticks` of one Python int (equal to the numpy result)."""
+    r = max(rows, 4)
+    return max(r * ticks_per_cycle(arch), r + array_latency(arch))
+
+
 def stream_ticks(arch: Arch, rows, lines=1):
     """Ticks of one WS fold: ``lines`` lines of ``rows`` rows of A streamed through one weight block
     (LoopMatmul: one line of the tile's rows; LoopConv: one line per output row, its pixels), each
     line in requests of at most DIM rows. The fold's first request carries the new weights' preload
     and feeds DIM rows whatever its size (ExecuteController.scala L285-302); the others cost
     :func:`command_ticks`. Broadcasts (rows, lines ≥ 1)."""
-    rows = np.asarray(rows, dtype=np.int64)
     dim = arch.dim_rows
+    if isinstance(rows, int) and isinstance(lines, int):  # the scalar model: the same integers, in Python
+        full, rem = divmod(rows, dim)
+        t_dim = _command_ticks_int(arch, dim)
+        if full >= 1:
+            return lines * full * t_dim + (lines * _command_ticks_int(arch, rem) if rem else 0)
+        return t_dim + (lines - 1) * _command_ticks_int(arch, rem)
+    rows = np.asarray(rows, dtype=np.int64)
     full, rem = rows // dim, rows % dim
     t_dim, t_rem = command_ticks(arch, dim), command_ticks(arch, rem)
     with_full = lines * full * t_dim + lines * np.where(rem > 0, t_rem, 0)
