@@ -49,7 +49,7 @@ from gemmap.convspace import DB_FLAGS, ConvMapSpace, tile_masks
 from gemmap.errors import GemmapError
 from gemmap.search import SearchOptions, SearchResult, objective_value
 from gemmap.search.conv_heuristic import tiled_conv_auto
-from gemmap.search.optimal import _master
+from gemmap.search.optimal import certify
 from gemmap.workload import Problem
 
 #: rows solved exactly per chunk of the sweep, and the first batch of the loop after it
@@ -200,7 +200,7 @@ def conv_optimal_search(arch: Arch, problem: Problem, options: SearchOptions, fu
         solved[0] = True
         if left <= 0:
             break
-        _, proven = _master(values, solved, left)
+        _, proven = certify(values, solved, left)
         if proven or not len(open_):
             proven = proven or not len(open_)
             break

@@ -324,7 +324,7 @@ def _ordered_below(values: np.ndarray, limit: float, inclusive: bool) -> np.ndar
     return idx[np.argsort(values[idx], kind="stable")]
 
 
-def _master(values: np.ndarray, solved: np.ndarray, time_left: float) -> tuple[int, bool]:
+def certify(values: np.ndarray, solved: np.ndarray, time_left: float) -> tuple[int, bool]:
     """CP-SAT: exactly one candidate, minimising its value (by rank). Returns (index, proven)."""
     ranks = np.unique(values, return_inverse=True)[1].reshape(-1)
     model = cp_model.CpModel()
@@ -386,7 +386,7 @@ def optimal_search(
         left = deadline - time.perf_counter()
         if left <= 0:
             break
-        i, proven = _master(values, solved, left)
+        i, proven = certify(values, solved, left)
         if proven or pos >= ntri:
             proven = proven or (len(open_) == 0 and solved[0])
             break
