@@ -6,7 +6,9 @@ no OS path; :mod:`gemmap.conv`).
 
 **Tile candidates** per dim, as :func:`gemmap.mapspace.tile_candidates`: for each distinct tile
 count n the smallest tile ``ceil(D/n)``, and for the channel dims k and c (the ones the array
-folds in DIM blocks) also the smallest multiple of DIM giving n tiles. A 7-dim grid of them.
+folds in DIM blocks) also the smallest multiple of DIM giving n tiles; plus the tile Gemmini's own
+``tiled_conv_auto`` picks (:mod:`gemmap.conv_tiler`), so the optimum is never worse than Gemmini's
+tiler. A 7-dim grid of them.
 
 **Order classes.** The order enters the cost only through the multipliers of
 :func:`gemmap.convmodel.order_multipliers`: a tensor's multiplier is the product of the bounds of
@@ -51,6 +53,7 @@ from gemmap.conv import (
     invalid_reason,
     valid_mask,
 )
+from gemmap.conv_tiler import tiled_conv_auto_args
 from gemmap.errors import GemmapError
 from gemmap.mapspace import DB_CHOICES, candidates, tile_candidates
 from gemmap.workload import Problem
@@ -145,13 +148,17 @@ class ConvMapSpace:
 
     @functools.cached_property
     def cands(self) -> tuple[np.ndarray, ...]:
-        """Tile candidates per dim in :data:`DIMS` order (DIM-aligned ones too for k and c)."""
+        """Tile candidates per dim in :data:`DIMS` order (DIM-aligned ones too for k and c), and the
+        tile Gemmini's own ``tiled_conv_auto`` picks, so its mapping is in the space and the optimum
+        is never worse than it."""
+        auto = tiled_conv_auto_args(self.arch, self.shape)
         out = []
-        for name, size in zip(DIMS, self.shape.dims):
+        for name, size, a in zip(DIMS, self.shape.dims, auto):
             if name in "kc":
-                out.append(tile_candidates(size, self.arch.dim_cols if name == "k" else self.arch.dim_rows))
+                c = tile_candidates(size, self.arch.dim_cols if name == "k" else self.arch.dim_rows)
             else:
-                out.append(candidates(size))
+                c = candidates(size)
+            out.append(np.union1d(c, np.array([a], dtype=np.int64)) if 1 <= a <= size else c)
         for a in out:
             a.setflags(write=False)
         return tuple(out)

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 
 from gemmap import conv, convmodel, model
 from gemmap.conv import ConvMapping, ConvMappingBatch, ConvShape
+from gemmap.conv_tiler import tiled_conv_auto, tiled_conv_auto_args
 from gemmap.errors import GemmapError
 from gemmap.mapping import ORDERS as GEMM_ORDERS
 from gemmap.mapping import Mapping, MappingBatch
 from gemmap.mapping import invalid_reason as gemm_invalid_reason
 from gemmap.model import edge_cycles, pipelined
-from gemmap.search.conv_heuristic import tiled_conv_auto, tiled_conv_auto_args
 from gemmap.workload import Problem, load_workload
 from tests.convloopnest import walk
 

@@ -1,6 +1,6 @@
 """The four searches for convs (DESIGN §6) over :class:`gemmap.convspace.ConvMapSpace`.
 
-``heuristic`` is Gemmini's ``tiled_conv_auto`` (:mod:`gemmap.search.conv_heuristic`); ``random``
+``heuristic`` is Gemmini's ``tiled_conv_auto`` (:mod:`gemmap.conv_tiler`); ``random``
 draws ``options.samples`` uniform valid mappings; ``exhaustive`` costs the whole pruned space.
 
 ``optimal`` — exact, with a proof, by the same decomposition as :mod:`gemmap.search.optimal`:
@@ -37,6 +37,7 @@ import numpy as np
 
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping, ConvMappingBatch, invalid_reason
+from gemmap.conv_tiler import tiled_conv_auto
 from gemmap.convmodel import (
     Multipliers,
     bound_multipliers,
@@ -48,7 +49,6 @@ from gemmap.convmodel import (
 from gemmap.convspace import DB_FLAGS, ConvMapSpace, tile_masks
 from gemmap.errors import GemmapError
 from gemmap.search import SearchOptions, SearchResult, objective_value
-from gemmap.search.conv_heuristic import tiled_conv_auto
 from gemmap.search.optimal import certify
 from gemmap.workload import Problem
 

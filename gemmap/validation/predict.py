@@ -15,6 +15,7 @@ import dataclasses
 from gemmap.arch import Arch, ceil_div
 from gemmap.conv import ConvMapping, ConvShape
 from gemmap.conv import invalid_reason as conv_invalid_reason
+from gemmap.conv_tiler import tiled_conv_auto
 from gemmap.convmodel import evaluate_conv
 from gemmap.errors import GemmapError
 from gemmap.interop.convert import CONV_LETTERS, cache_factors, software_matmul
@@ -22,7 +23,6 @@ from gemmap.interop.gemmini_calls import ConvCall, MatmulCall, conv_call, matmul
 from gemmap.interop.timeloop import LoopNest, check_covers, parse_compact
 from gemmap.mapping import Mapping, invalid_reason
 from gemmap.model import Cost, evaluate
-from gemmap.search.conv_heuristic import tiled_conv_auto
 from gemmap.search.heuristic import heuristic_mapping
 from gemmap.validation.data import MeasuredRun, Prediction
 from gemmap.workload import Problem

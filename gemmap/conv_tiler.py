@@ -17,6 +17,7 @@ scratchpad rows, ``ACC_ROWS/2`` accumulator rows) and the footprints of
    stays ≤ its dim; repeat sweeps until one changes nothing.
 
 The result runs in Gemmini's loop order (``bpqkrsc``), weight-stationary, double-buffered.
+It lives beside the conv mapping (not under ``search``) because the conv mapspace includes its tile.
 """
 
 from __future__ import annotations
