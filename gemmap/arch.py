@@ -19,14 +19,14 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from gemmap.errors import GemmapError
-from gemmap.specio import build, load_yaml
+from gemmap.specio import SHIPPED, build, load_yaml, shipped
 
 _SPEC = ConfigDict(extra="forbid", frozen=True)
 PosInt = Annotated[int, Field(gt=0, strict=True)]
 PosFloat = Annotated[float, Field(gt=0, strict=True)]
 NonNegFloat = Annotated[float, Field(ge=0, strict=True)]
 
-DEFAULT_ARCH = Path(__file__).resolve().parent.parent / "arch" / "gemmini.yaml"
+DEFAULT_ARCH = SHIPPED / "arch" / "gemmini.yaml"
 #: the SoC of DOSA's FireSim measurements (../shared/validation), what ``gemmap validate`` predicts
 FIRESIM_ARCH = DEFAULT_ARCH.parent / "gemmini-firesim.yaml"
 
@@ -322,6 +322,7 @@ class Arch:
 
 def load_arch(path: str | Path = DEFAULT_ARCH) -> Arch:
     """Load and validate an architecture YAML file."""
+    path = shipped(path, "arch")
     data = load_yaml(path)
     arch = build(Arch, data, str(path))
     if arch.spad_rows < arch.dim_rows or arch.acc_rows < 1:

@@ -32,6 +32,22 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: the architecture and workload files shipped inside the package (arch/ and workloads/ of a checkout
+#: are links to them), so an installed gemmap finds them whatever the working directory
+SHIPPED = Path(__file__).resolve().parent / "data"
+
+
+def shipped(path: str | Path, kind: str) -> Path:
+    """``path`` itself if it exists; else the shipped file of that name (``arch/gemmini.yaml``,
+    ``gemmini.yaml`` or ``gemmini`` all find the packaged ``data/arch/gemmini.yaml``)."""
+    p = Path(path)
+    if p.exists():
+        return p
+    name = p.name if p.suffix in (".yaml", ".yml") else p.name + ".yaml"
+    candidate = SHIPPED / kind / name
+    return candidate if candidate.is_file() else p
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping from ``path`` safely; any problem becomes a one-line GemmapError."""
     path = Path(path)

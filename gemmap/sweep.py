@@ -48,7 +48,7 @@ from gemmap.errors import GemmapError, check_choice
 from gemmap.executors import open_executor, run_unordered
 from gemmap.report import atomic_write
 from gemmap.search import SearchOptions
-from gemmap.specio import build, load_yaml
+from gemmap.specio import build, load_yaml, shipped
 from gemmap.workload import BertSpec, Workload, bert_workload, load_workload
 
 FUSION_ORDER = ("none", "all", "auto")
@@ -151,7 +151,8 @@ class WorkloadSource:
 
 
 def load_source(path: str | Path) -> tuple[WorkloadSource, dict[str, object]]:
-    """The workload at ``path`` and its YAML data (for the sweep's identity)."""
+    """The workload at ``path`` (or a shipped one by name) and its YAML data (for the sweep's identity)."""
+    path = shipped(path, "workloads")
     data = load_yaml(path)
     if data.get("model") == "bert" or "ops" not in data:
         spec = build(BertSpec, data, str(path))

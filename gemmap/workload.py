@@ -18,7 +18,7 @@ from pydantic.dataclasses import dataclass
 
 from gemmap.conv import ConvShape
 from gemmap.errors import GemmapError
-from gemmap.specio import build, load_yaml
+from gemmap.specio import build, load_yaml, shipped
 
 _SPEC = ConfigDict(extra="forbid", frozen=True)
 PosInt = Annotated[int, Field(gt=0, strict=True)]
@@ -298,7 +298,9 @@ def explicit_workload(spec: ExplicitSpec, source: str) -> Workload:
 
 
 def load_workload(path: str | Path, *, seq_len: int | None = None) -> Workload:
-    """Load a workload YAML: either BERT hyper-parameters (``model: bert``) or an ``ops`` list."""
+    """Load a workload YAML: either BERT hyper-parameters (``model: bert``) or an ``ops`` list
+    (a path, or the name of a shipped workload such as ``bert`` or ``workloads/resnet50.yaml``)."""
+    path = shipped(path, "workloads")
     data = load_yaml(path)
     if data.get("model") == "bert" or "ops" not in data:
         if seq_len is not None:

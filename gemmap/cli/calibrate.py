@@ -13,6 +13,7 @@ from gemmap.arch import FIRESIM_ARCH, load_arch
 from gemmap.cli.common import nonnegative_int, positive_int
 from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, print_table
+from gemmap.specio import shipped
 
 EXAMPLES = """examples:
   gemmap calibrate my-runs.csv --out arch/my-gemmini.yaml
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     arch = load_arch(args.arch)
     names = resolve_params(arch, [n.strip() for n in args.params.split(",")] if args.params is not None else None)
     runs, problems = read_runs(args.data)
-    base_text = Path(args.arch).read_text(encoding="utf-8")
+    base_text = shipped(args.arch, "arch").read_text(encoding="utf-8")
     try:
         from gemmap.validation.predict import predict
     except ImportError:

@@ -23,7 +23,7 @@ from gemmap.mapper import SearchCache
 from gemmap.report import eng, print_table, write_json
 from gemmap.schedule import POLICIES, ScheduleResult, fusion_sites, schedule_workload
 from gemmap.search import SearchOptions
-from gemmap.specio import load_yaml
+from gemmap.specio import load_yaml, shipped
 from gemmap.workload import load_workload
 
 EXAMPLES = """examples:
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         print_table(site_table(result))
         print_table(totals_table(result))
         if args.json:
-            seq_len = seqs[0] if seqs[0] is not None else load_yaml(args.workload).get("seq_len")
+            seq_len = seqs[0] if seqs[0] is not None else load_yaml(shipped(args.workload, "workloads")).get("seq_len")
             write_json(args.json, {**result.to_json(), "search": options.method, "seq_len": seq_len})
     else:
         print_table(sweep_table(points))
