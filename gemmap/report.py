@@ -19,6 +19,37 @@ from gemmap.errors import GemmapError
 from gemmap.mapper import LayerResult, WorkloadResult
 
 
+def check_writable_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and prove a file can be written in it, before any work is done."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".gemmap-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise GemmapError(f"cannot write to {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """Before any work: ``path`` can be written as a file (not a folder, not under a regular file,
+    its folder created if needed and writable), else one line naming ``flag``."""
+    text = str(path)
+    if not text.strip():
+        raise GemmapError(f"{flag}: cannot write: give a file name, not an empty string")
+    path = Path(path)
+    if path.is_dir():
+        raise GemmapError(f"{flag} {path}: cannot write: it is a folder; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GemmapError(f"{flag} {path}: cannot write: {parent} is a file, not a folder")
+            break
+    check_writable_dir(path.parent)
+    return path
+
+
 def atomic_write(path: str | Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename, so a reader never sees half a file."""
     path = Path(path)

@@ -155,3 +155,32 @@ def test_outputs_are_readable_by_others(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert r.returncode == 0 and out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["map", "bert-tiny", "--json", "{file}/x.json"],
+        ["map", "bert-tiny", "--csv", "{dir}"],
+        ["map", "bert-tiny", "--json", ""],
+        ["schedule", "bert-tiny", "--json", "{file}/s.json"],
+        ["cdf", "bert-tiny", "--out", "{file}/d"],
+    ],
+)
+def test_unwritable_output_fails_before_any_work(tmp_path, monkeypatch, capsys, args):
+    """A typo in an output path is one line and exit 2 before the search starts (nothing is lost)."""
+    from gemmap import api, cdf
+    from gemmap.cli import main as cli_main
+    from gemmap.cli import schedule as schedule_cli
+
+    def no_work(*a, **k):
+        raise AssertionError("the search ran before the output path was checked")
+
+    for module, name in ((api, "map_workload"), (schedule_cli, "schedule_workload"), (cdf, "sample_workload")):
+        monkeypatch.setattr(module, name, no_work)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    argv = [a.format(file=afile, dir=tmp_path) for a in args]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gemmap: error:")

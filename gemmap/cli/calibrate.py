@@ -12,7 +12,7 @@ from gemmap import api
 from gemmap.arch import FIRESIM_ARCH, load_arch
 from gemmap.cli.common import nonnegative_int, positive_int
 from gemmap.errors import GemmapError
-from gemmap.report import atomic_write, print_table
+from gemmap.report import atomic_write, check_output_file, print_table
 from gemmap.specio import shipped
 
 EXAMPLES = """examples:
@@ -47,20 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _check_writable_file(path: Path) -> None:
-    from gemmap.validation.report import check_writable_dir
-
-    if path.is_dir():
-        raise GemmapError(f"--out {path}: is a folder; give a file name such as {path / 'fitted.yaml'}")
-    check_writable_dir(path.parent)
-
-
 def run(args: argparse.Namespace) -> int:
     from gemmap.validation.calibrate import CALIBRATABLE, calibrate, fitted_yaml, resolve_params
     from gemmap.validation.data import read_runs
 
-    out = Path(args.out)
-    _check_writable_file(out)
+    out = check_output_file(args.out, "--out")
     arch = load_arch(args.arch)
     names = resolve_params(arch, [n.strip() for n in args.params.split(",")] if args.params is not None else None)
     runs, problems = read_runs(args.data)

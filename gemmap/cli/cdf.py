@@ -12,7 +12,7 @@ from rich.table import Table
 from gemmap import api
 from gemmap.cli.common import add_arch_args, arch_from_args, nonnegative_int, positive_float, positive_int
 from gemmap.errors import GemmapError
-from gemmap.report import atomic_write, csv_text, print_table
+from gemmap.report import atomic_write, check_writable_dir, csv_text, print_table
 from gemmap.workload import load_workload
 
 EXAMPLES = """examples:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.workload or not args.out:
         raise GemmapError("cdf needs a WORKLOAD and --out DIR (or --replot DIR)")
     arch = arch_from_args(args)
-    out = Path(args.out)
+    out = check_writable_dir(args.out)  # a typo fails now, not after the sampling
     workloads = [load_workload(args.workload)]
     if args.compare:
         workloads.append(load_workload(args.compare))

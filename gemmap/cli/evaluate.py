@@ -14,7 +14,7 @@ from gemmap.cli.common import arch_from_args, positive_int
 from gemmap.errors import GemmapError
 from gemmap.interop.convert import LAYER_KINDS
 from gemmap.interop.gemmini_calls import MatmulCall
-from gemmap.report import eng, write_json
+from gemmap.report import check_output_file, eng, write_json
 from gemmap.workload import load_workload
 
 EXAMPLES = """examples (mappings from DOSA's FireSim runs, ../shared/validation/gemmini-firesim-16x16.csv):
@@ -57,6 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     arch = arch_from_args(args)
     if args.workload is not None:
         layer = load_workload(args.workload).problem(args.layer)

@@ -8,7 +8,16 @@ from rich.console import Console
 
 from gemmap import api
 from gemmap.cli.common import add_arch_args, add_search_args, arch_from_args, search_options
-from gemmap.report import atomic_write, loop_nests, map_csv, map_json, map_table, print_table, write_json
+from gemmap.report import (
+    atomic_write,
+    check_output_file,
+    loop_nests,
+    map_csv,
+    map_json,
+    map_table,
+    print_table,
+    write_json,
+)
 from gemmap.workload import load_workload
 
 EXAMPLES = """examples:
@@ -35,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    for value, flag in ((args.json, "--json"), (args.csv, "--csv")):
+        if value is not None:
+            check_output_file(value, flag)  # a typo fails now, not after the search
     arch = arch_from_args(args)
     options = search_options(args, args.dataflow)
     workload = load_workload(args.workload)

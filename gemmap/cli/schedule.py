@@ -20,7 +20,7 @@ from gemmap.arch import DEFAULT_ARCH, Arch, load_arch
 from gemmap.cli.common import add_search_args, int_list, search_options
 from gemmap.errors import GemmapError
 from gemmap.mapper import SearchCache
-from gemmap.report import eng, print_table, write_json
+from gemmap.report import check_output_file, eng, print_table, write_json
 from gemmap.schedule import POLICIES, ScheduleResult, fusion_sites, schedule_workload
 from gemmap.search import SearchOptions
 from gemmap.specio import load_yaml, shipped
@@ -158,6 +158,9 @@ def sweep_table(points: list[tuple[tuple[int | None, int | None, int | None], Sc
 
 
 def run(args: argparse.Namespace) -> int:
+    for value, flag in ((args.json, "--json"), (args.plot, "--plot"), (args.ratio_plot, "--ratio-plot")):
+        if value is not None:
+            check_output_file(value, flag)  # a typo fails now, not after the searches
     base = load_arch(args.arch)
     if args.dataflow and args.dataflow not in base.dataflows:
         raise GemmapError(f"{args.arch}: {base.name} does not support dataflow {args.dataflow}")

@@ -11,7 +11,7 @@ from rich.console import Console
 from gemmap import api
 from gemmap.arch import FIRESIM_ARCH, load_arch
 from gemmap.errors import GemmapError
-from gemmap.report import atomic_write, write_json
+from gemmap.report import atomic_write, check_writable_dir, write_json
 
 EXAMPLES = """examples:
   gemmap validate ../shared/validation/gemmini-firesim-16x16.csv --out out/val16
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from gemmap.validation.data import AUTO_MEASURED, has_auto_measurements, read_runs, validate_runs
     from gemmap.validation.stats import summarize
 
-    out = report.check_writable_dir(args.out)
+    out = check_writable_dir(args.out)
     runs, problems = read_runs(args.data)
     if args.tiler and not has_auto_measurements(runs):
         raise GemmapError(f"{args.data}: --tiler needs measured cycles of Gemmini's tiler (column {AUTO_MEASURED})")

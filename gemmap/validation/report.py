@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, csv_text, eng
 from gemmap.validation.data import MeasuredRun, Prediction
 from gemmap.validation.stats import Summary
 
 PREDICTIONS_FIELDS = ("row", "kind", "measured", "predicted", "status")
 KIND_COLOURS = {"matmul": "tab:blue", "conv": "tab:orange"}
-
-
-def check_writable_dir(path: str | Path) -> Path:
-    """Create ``path`` if needed and prove a file can be written in it, before any work is done."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".gemmap-probe.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise GemmapError(f"cannot write to {path}: {exc.strerror or exc}") from None
-    return path
 
 
 def number_text(x: float | None) -> str:
