@@ -27,14 +27,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gemmap import conv
 from gemmap.arch import Arch, load_arch
 from gemmap.conv import ConvMapping
-from gemmap.convmodel import evaluate_conv
+from gemmap.convmodel import compulsory_by_tensor, evaluate_of, invalid_reason_of
 from gemmap.errors import GemmapError, check_choice
-from gemmap.interop.convert import compulsory_by_tensor, convert, parse_layer_spec, timeloop_layer
+from gemmap.interop.convert import convert, parse_layer_spec, timeloop_layer
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall
 from gemmap.interop.timeloop import LoopNest, load_mapping
 from gemmap.mapper import LayerResult, SearchCache, WorkloadResult, map_layers
-from gemmap.mapping import Mapping, invalid_reason
-from gemmap.model import Cost, evaluate
+from gemmap.mapping import Mapping
+from gemmap.model import Cost
 from gemmap.search import SearchOptions, SearchResult, find_mapping
 from gemmap.workload import Problem, Workload, load_workload
 
@@ -162,14 +162,7 @@ def evaluate_mapping(arch: Arch, problem: Problem, mapping: str | Path | LoopNes
     nest = mapping if isinstance(mapping, LoopNest) else load_mapping(mapping)
     converted = convert(arch, problem, nest)
     m = converted.mapping
-    if isinstance(m, ConvMapping):
-        reason = conv.invalid_reason(arch, problem, m)
-        if reason is None:
-            cost = evaluate_conv(arch, problem, m)
-    else:
-        reason = invalid_reason(arch, problem, m)
-        if reason is None:
-            cost = evaluate(arch, problem, m)
+    reason = invalid_reason_of(arch, problem, m)
     if reason is not None:
         raise GemmapError(f"mapping {m.summary(arch)} cannot run on {arch.name}: {reason}")
-    return EvaluatedMapping(arch, problem, nest, m, converted.call, converted.notes, cost)
+    return EvaluatedMapping(arch, problem, nest, m, converted.call, converted.notes, evaluate_of(arch, problem, m))

@@ -36,11 +36,10 @@ from pathlib import Path
 
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
-from gemmap.convmodel import evaluate_conv
+from gemmap.convmodel import evaluate_of
 from gemmap.errors import GemmapError
 from gemmap.mapper import SearchCache
 from gemmap.mapping import Mapping
-from gemmap.model import evaluate
 from gemmap.search import SearchOptions, SearchResult, restrict_arch
 from gemmap.workload import Problem
 
@@ -142,11 +141,7 @@ class StoredResult:
         if self.mapping is None:
             return self.error
         seen = restrict_arch(arch, options)
-        problem = Problem.from_key(self.shape)
-        if isinstance(self.mapping, ConvMapping):
-            cost = evaluate_conv(seen, problem, self.mapping)
-        else:
-            cost = evaluate(seen, problem, self.mapping)
+        cost = evaluate_of(seen, Problem.from_key(self.shape), self.mapping)
         return SearchResult(
             self.mapping, cost, self.method, self.objective, self.evaluated, self.seconds, self.proven_optimal
         )

@@ -242,41 +242,51 @@ def _loaded(start: int, length: int, size: int) -> int:
     return max(0, min(start + length, size) - max(start, 0))
 
 
-def rows_loaded(shape: ConvShape, p0: int, p_e: int, r0: int, r_e: int) -> int:
-    """Input rows one tile's mvin brings from DRAM (module docstring, Input window).
+def _axis(shape: ConvShape, rows: bool) -> tuple[int, int, int]:
+    """(output extent, kernel extent, input extent) along the rows (p, r, H) or the columns (q, s, W)."""
+    return (shape.p, shape.r, shape.input_rows) if rows else (shape.q, shape.s, shape.input_cols)
 
-    Gemmini's window starts at ``p0·σ + r0·δ − pad`` and spans ``p_e·σ + (r_e − 1)·δ`` rows;
-    rows outside ``[0, H)`` are zero padding (not fetched). Downsample: ``p_e`` rows.
+
+def _lines_loaded(shape: ConvShape, rows: bool, o0: int, o_e: int, k0: int, k_e: int) -> int:
+    """Input lines (rows or columns) one tile's mvin brings from DRAM (module docstring, Input window).
+
+    Gemmini's window starts at ``o0·σ + k0·δ − pad`` and spans ``o_e·σ + (k_e − 1)·δ`` lines;
+    lines outside the image are zero padding (not fetched). Downsample: ``o_e`` lines.
     """
     if shape.downsample:
-        return p_e
-    start = p0 * shape.stride + r0 * shape.dilation - shape.padding
-    return _loaded(start, p_e * shape.stride + (r_e - 1) * shape.dilation, shape.input_rows)
+        return o_e
+    start = o0 * shape.stride + k0 * shape.dilation - shape.padding
+    return _loaded(start, o_e * shape.stride + (k_e - 1) * shape.dilation, _axis(shape, rows)[2])
+
+
+def _window_sum(shape: ConvShape, rows: bool, o_t: int, k_t: int) -> int:
+    """Σ over all (output-tile, kernel-tile) pairs along one axis of :func:`_lines_loaded` (last tiles partial)."""
+    out, kern, _ = _axis(shape, rows)
+    return sum(
+        _lines_loaded(shape, rows, o0, min(o_t, out - o0), k0, min(k_t, kern - k0))
+        for o0 in range(0, out, o_t)
+        for k0 in range(0, kern, k_t)
+    )
+
+
+def rows_loaded(shape: ConvShape, p0: int, p_e: int, r0: int, r_e: int) -> int:
+    """Input rows one tile's mvin brings from DRAM (:func:`_lines_loaded` along the rows)."""
+    return _lines_loaded(shape, True, p0, p_e, r0, r_e)
 
 
 def cols_loaded(shape: ConvShape, q0: int, q_e: int, s0: int, s_e: int) -> int:
-    """Input columns one tile's mvin brings from DRAM (as :func:`rows_loaded`)."""
-    if shape.downsample:
-        return q_e
-    start = q0 * shape.stride + s0 * shape.dilation - shape.padding
-    return _loaded(start, q_e * shape.stride + (s_e - 1) * shape.dilation, shape.input_cols)
+    """Input columns one tile's mvin brings from DRAM (:func:`_lines_loaded` along the columns)."""
+    return _lines_loaded(shape, False, q0, q_e, s0, s_e)
 
 
 def window_sum_rows(shape: ConvShape, p_t: int, r_t: int) -> int:
     """Σ over all (p-tile, r-tile) pairs of :func:`rows_loaded` (tiles of p_t, r_t; last partial)."""
-    total = 0
-    for p0 in range(0, shape.p, p_t):
-        for r0 in range(0, shape.r, r_t):
-            total += rows_loaded(shape, p0, min(p_t, shape.p - p0), r0, min(r_t, shape.r - r0))
-    return total
+    return _window_sum(shape, True, p_t, r_t)
 
 
 def window_sum_cols(shape: ConvShape, q_t: int, s_t: int) -> int:
-    total = 0
-    for q0 in range(0, shape.q, q_t):
-        for s0 in range(0, shape.s, s_t):
-            total += cols_loaded(shape, q0, min(q_t, shape.q - q0), s0, min(s_t, shape.s - s0))
-    return total
+    """Σ over all (q-tile, s-tile) pairs of :func:`cols_loaded`."""
+    return _window_sum(shape, False, q_t, s_t)
 
 
 def pixels_per_row(arch: Arch, shape: ConvShape, c_e: int, s_e: int) -> int:

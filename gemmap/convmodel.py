@@ -32,11 +32,10 @@ as above (reloads included) and DRAM → L2 with Timeloop residency over the sam
 **Compute** (LoopConvExecute, LoopConv.scala:792-815). Per tile, Gemmini preloads
 ``F = ceil(k_e/DIM)·r_e·ceil(s_e/ppr)·ceil(c_e/DIM)`` DIM×DIM weight blocks
 (:func:`gemmap.conv.weight_blocks`; ppr = ``max_pixels_per_row``) and streams the tile's
-``b_e·p_e·q_e`` output pixels through each. That is :func:`gemmap.model.fold_cycles` on the
-per-tile GEMM ``(em, ek, en) = (b_e·p_e·q_e, r_e·ceil(s_e/ppr)·ceil(c_e/DIM)·DIM, k_e)``, which
-has exactly F folds of ``em`` streamed rows. Where it does not match: LoopConv issues the stream
-as computes of ``min(DIM, ocols − ocol)`` rows and ExecuteController floors each at 4 rows
-(ExecuteController.scala:285-301), so tiles with ``q_e < 4`` are slightly under-costed.
+``b_e·p_e·q_e`` output pixels through each, one output row at a time in compute requests of
+``min(DIM, ocols − ocol)`` pixels: :func:`gemmap.model.stream_ticks` with ``b_e·p_e`` lines of
+``q_e`` rows (the first request carries the preload; ExecuteController floors each at 4 rows,
+ExecuteController.scala:285-301), plus the array's skew once per layer.
 
 **Time and energy**: :func:`gemmap.model.combine` on :class:`gemmap.model.LocalTerms` (built in
 :func:`_local_terms` only) and :class:`gemmap.model.Moved`, with DMA cycles per byte
@@ -84,6 +83,9 @@ from gemmap.conv import (
     window_sum_cols,
     window_sum_rows,
 )
+from gemmap.conv import invalid_reason as conv_invalid_reason
+from gemmap.mapping import Mapping
+from gemmap.mapping import invalid_reason as gemm_invalid_reason
 from gemmap.model import BatchCost, Cost, LocalTerms, Moved, Traffic, pipelined
 from gemmap.workload import Problem
 
@@ -94,17 +96,23 @@ _B, _P, _Q, _K, _R, _S, _C = range(7)
 # --- bounds ------------------------------------------------------------------------------
 
 
+def compulsory_by_tensor(arch: Arch, problem: Problem) -> dict[str, int]:
+    """DRAM bytes each tensor moves at least once: A the input pixels some output reads, B the
+    weights, C the outputs (a matmul, as the conv special case, gives M·K, K·N, M·N)."""
+    return dict(zip("ABC", _compulsory(conv_shape(problem, arch), arch.datatypes)))
+
+
 def compulsory_dram_bytes(arch: Arch, problem: Problem) -> int:
     """Touched input pixels, weights and outputs, each moved once (module docstring, Bounds)."""
-    return _compulsory(conv_shape(problem, arch), arch.datatypes)
+    return sum(_compulsory(conv_shape(problem, arch), arch.datatypes))
 
 
 @functools.lru_cache(maxsize=4096)
-def _compulsory(shape: ConvShape, t: DataTypes) -> int:
+def _compulsory(shape: ConvShape, t: DataTypes) -> tuple[int, int, int]:
     return (
-        shape.touched_input_elems * t.input_bytes
-        + shape.weight_elems * t.weight_bytes
-        + shape.output_elems * t.output_bytes
+        shape.touched_input_elems * t.input_bytes,
+        shape.weight_elems * t.weight_bytes,
+        shape.output_elems * t.output_bytes,
     )
 
 
@@ -446,9 +454,9 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
             for ep, cp in ext(_P)
             for eq, cq in ext(_Q)
         )
-        ticks = (2 * Ra + Ca - 2) * q1 * (1 if pipelined(arch) else n_all) + s_bpq * folds
+        ticks = model.edge_cycles(arch, "ws") * q1 * (1 if pipelined(arch) else n_all) + s_bpq * folds
     else:
-        ticks = folds * ((2 * Ra + Ca - 2) * n_bpq + shape.n * shape.p * shape.q) * q1
+        ticks = folds * (model.edge_cycles(arch, "ws") * n_bpq + shape.n * shape.p * shape.q) * q1
     compute = ticks / q1
 
     im2col = shape.n * shape.p * shape.q * shape.c * shape.r * shape.s
@@ -561,3 +569,18 @@ def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -
     terms = tile_terms(arch, problem, batch.tile)
     lt = terms.buffered(batch.db_spad, batch.db_acc)
     return costs(arch, problem, terms, lt, order_multipliers(arch, terms.n, batch.order))
+
+
+# --- either kind of mapping ----------------------------------------------------------------
+
+
+def invalid_reason_of(arch: Arch, problem: Problem, m: Mapping | ConvMapping) -> str | None:
+    """Why ``m`` (a GEMM :class:`~gemmap.mapping.Mapping` or a :class:`ConvMapping`) cannot run, or None."""
+    if isinstance(m, ConvMapping):
+        return conv_invalid_reason(arch, problem, m)
+    return gemm_invalid_reason(arch, problem, m)
+
+
+def evaluate_of(arch: Arch, problem: Problem, m: Mapping | ConvMapping) -> Cost:
+    """:func:`gemmap.model.evaluate` or :func:`evaluate_conv`, by the kind of mapping."""
+    return evaluate_conv(arch, problem, m) if isinstance(m, ConvMapping) else model.evaluate(arch, problem, m)

@@ -213,28 +213,16 @@ def stream_ticks(arch: Arch, rows, lines=1):
 def fold_ticks(arch: Arch, dataflow: str, em: int, ek: int, en: int) -> int:
     """Ticks (:func:`ticks_per_cycle`) of one local tile of extents (em, ek, en), skew included."""
     R, C = arch.dim_rows, arch.dim_cols
-    q1 = ticks_per_cycle(arch)
+    q1, edge = ticks_per_cycle(arch), edge_cycles(arch, dataflow)
     if dataflow == "ws":
-        folds, edge = ceil_div(ek, R) * ceil_div(en, C), 2 * R + C - 2
+        folds = ceil_div(ek, R) * ceil_div(en, C)
         if arch.pe_array.stationary_overlap:
             return edge * q1 + folds * int(stream_ticks(arch, em))
         return folds * (edge + em) * q1
-    folds, edge = ceil_div(em, R) * ceil_div(en, C), R + C - 2
+    folds = ceil_div(em, R) * ceil_div(en, C)
     if arch.pe_array.stationary_overlap:
         return (edge + folds * max(ek, R)) * q1
     return folds * (edge + ek) * q1
-
-
-def fold_cycles(arch: Arch, dataflow: str, em: int, ek: int, en: int) -> int:
-    """Array cycles of one local tile of extents (em, ek, en) — see the module docstring."""
-    R, C = arch.dim_rows, arch.dim_cols
-    if dataflow == "ws":
-        folds, stream, edge = ceil_div(ek, R) * ceil_div(en, C), em, 2 * R + C - 2
-    else:
-        folds, stream, edge = ceil_div(em, R) * ceil_div(en, C), ek, R + C - 2
-    if arch.pe_array.stationary_overlap:
-        return edge + folds * max(stream, R)
-    return folds * (edge + stream)
 
 
 # --- the scalar path ---------------------------------------------------------------------
@@ -493,9 +481,9 @@ class LocalTerms:
     b_cpb: np.ndarray  # of B moved in
     out_cpb: np.ndarray  # of C's outputs moved out
     psum_cpb: np.ndarray  # of a partial sum moved out and back in
-    psum_out_cpb: np.ndarray | float | None = None  # of its way out (None: half of psum_cpb)
-    issue: np.ndarray | float = 0.0  # host cycles to issue every tile (software.*_tile_issue_cycles each)
-    latency: np.ndarray | float = 0.0  # every tile's fixed phase latencies (tile_latency), summed
+    psum_out_cpb: np.ndarray  # of its way out
+    issue: np.ndarray  # host cycles to issue every tile (software.*_tile_issue_cycles each)
+    latency: np.ndarray  # every tile's fixed phase latencies (tile_latency), summed
 
 
 def local_terms(
@@ -506,7 +494,8 @@ def local_terms(
     Array cycles are separable over dims: with per dim n1 tiles (n1 − 1 full, one of extent
     ``last``), nb = Σ ceil(extent / DIM) blocks and S = Σ max(extent, R), a WS tile sum is
     ``edge·n1m·n1k·n1n + Sm·nbk·nbn`` (OS: ``edge·Π n1 + nbm·nbn·Sk``), the sum over tiles of
-    :func:`fold_cycles`; without stationary overlap it is ``nb·nb·(edge·n1 + D)``.
+    :func:`fold_ticks` (with Sm summing :func:`stream_ticks`, in ticks); without stationary overlap it
+    is ``nb·nb·(edge·n1 + D)``.
     """
     t = arch.datatypes
     R, C = arch.dim_rows, arch.dim_cols
@@ -561,8 +550,7 @@ def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.n
     """Cycles (module docstring, Time): double-buffered transfers overlap compute, the rest
     serialize, plus the exposed first load / last store; DRAM bandwidth bounds the whole. The
     arguments broadcast together (any shapes), so callers may pass factored grids."""
-    psum_out = lt.psum_cpb / 2 if lt.psum_out_cpb is None else lt.psum_out_cpb
-    t_load, t_store = transfer_cycles(moved, lt.a_cpb, lt.b_cpb, lt.out_cpb, lt.psum_cpb, psum_out)
+    t_load, t_store = transfer_cycles(moved, lt.a_cpb, lt.b_cpb, lt.out_cpb, lt.psum_cpb, lt.psum_out_cpb)
     t_spad = moved.a * lt.a_cpb + moved.b * lt.b_cpb
     t_acc = moved.out * lt.out_cpb + moved.psum * lt.psum_cpb
     core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue, lt.latency)

@@ -35,14 +35,19 @@ def conv_problem(shape: ConvShape, name: str = "t") -> Problem:
     return Problem(name, M, K, N, op="conv", conv=shape)
 
 
-def check_against_walk(arch, shape: ConvShape, m: ConvMapping) -> None:
-    p = conv_problem(shape)
-    c = convmodel.evaluate_conv(arch, p, m)
-    w = walk(
+def walk_on(arch, shape: ConvShape, m: ConvMapping) -> dict[str, int]:
+    """The brute-force walk of ``m`` with ``arch``'s array, reloads, tag queue and first-layer switch."""
+    return walk(
         shape, m, arch.dim_rows, shape.input_rows, shape.input_cols, arch.software.reload_operands,
         q1=arch.pe_array.tag_queue - 1, latency=arch.pe_array.latency_cycles,
         first_layer=arch.software.first_layer_optimizations,
     )  # fmt: skip
+
+
+def check_against_walk(arch, shape: ConvShape, m: ConvMapping) -> None:
+    p = conv_problem(shape)
+    c = convmodel.evaluate_conv(arch, p, m)
+    w = walk_on(arch, shape, m)
     visits = {tr.tensor: tr.visits for tr in c.traffic if tr.level == "local"}
     assert visits == {"A": w["A"], "B": w["B"], "C": w["C"]}, (shape, m)
     if arch.l2 is not None:  # DRAM → L2: Timeloop residency over the same loops
@@ -420,11 +425,7 @@ def test_invariants(gemmini_arch_for_hypothesis, sm):
     if conv.invalid_reason(arch, p, m) is not None:
         return
     c = convmodel.evaluate_conv(arch, p, m)
-    w = walk(
-        shape, m, arch.dim_rows, shape.input_rows, shape.input_cols, arch.software.reload_operands,
-        q1=arch.pe_array.tag_queue - 1, latency=arch.pe_array.latency_cycles,
-        first_layer=arch.software.first_layer_optimizations,
-    )  # fmt: skip
+    w = walk_on(arch, shape, m)
     assert w["macs"] == c.macs == shape.macs == p.macs  # MACs conserved (tiles partition the nest)
     visits = {tr.tensor: tr.visits for tr in c.traffic}
     assert visits == {"A": w["A"], "B": w["B"], "C": w["C"]}

@@ -283,20 +283,7 @@ def _convert_conv(problem: Problem, tile: dict[str, int], perm: str, notes: tupl
     return Converted(ConvMapping(tile=args, order=order), call, notes)  # type: ignore[arg-type]
 
 
-def compulsory_by_tensor(arch: Arch, problem: Problem) -> dict[str, int]:
-    """DRAM bytes each tensor must move at least once: A (inputs some output reads), B, C."""
-    t, s = arch.datatypes, problem.conv
-    if s is None:
-        M, K, N = problem.shape_key()
-        return {"A": M * K * t.input_bytes, "B": K * N * t.weight_bytes, "C": M * N * t.output_bytes}
-    return {
-        "A": s.touched_input_elems * t.input_bytes,
-        "B": s.weight_elems * t.weight_bytes,
-        "C": s.output_elems * t.output_bytes,
-    }
-
-
 __all__ = [
     "CONV_LETTERS", "Converted", "LAYER_KINDS", "cache_factors", "check_covers", "check_expressible",
-    "compulsory_by_tensor", "convert", "dropped_loops", "parse_layer_spec", "software_matmul", "timeloop_layer",
+    "convert", "dropped_loops", "parse_layer_spec", "software_matmul", "timeloop_layer",
 ]  # fmt: skip

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from gemmap.arch import Arch, ceil_div
+from gemmap.arch import Arch
 from gemmap.conv import ConvMapping, ConvShape
-from gemmap.conv import invalid_reason as conv_invalid_reason
 from gemmap.conv_tiler import tiled_conv_auto
-from gemmap.convmodel import evaluate_conv
+from gemmap.convmodel import evaluate_of, invalid_reason_of
 from gemmap.errors import GemmapError
 from gemmap.interop.convert import CONV_LETTERS, cache_factors, software_matmul
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall, conv_call, matmul_call, pe_dim_for
 from gemmap.interop.timeloop import LoopNest, check_covers, parse_compact
-from gemmap.mapping import Mapping, invalid_reason
-from gemmap.model import Cost, evaluate
+from gemmap.mapping import Mapping
+from gemmap.model import Cost
 from gemmap.search.heuristic import heuristic_mapping
 from gemmap.validation.data import MeasuredRun, Prediction
 from gemmap.workload import Problem
@@ -125,15 +124,11 @@ def software_view(arch: Arch) -> Arch:
 def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> Cost:
     """The full cost breakdown of one run (raises GemmapError when it cannot be predicted)."""
     s = setup_run(run, arch, tiler, per_pe_dim=per_pe_dim)
-    if isinstance(s.mapping, ConvMapping):
-        reason = conv_invalid_reason(s.arch, s.problem, s.mapping)
-        if reason is not None:
-            raise GemmapError(f"tiled_conv tiles {s.mapping.summary(s.arch)} cannot run: {reason}")
-        return evaluate_conv(s.arch, s.problem, s.mapping)
-    reason = invalid_reason(s.arch, s.problem, s.mapping)
+    reason = invalid_reason_of(s.arch, s.problem, s.mapping)
     if reason is not None:
-        raise GemmapError(f"mapping {s.mapping.summary(s.arch)} cannot run: {reason}")
-    return evaluate(s.arch, s.problem, s.mapping)
+        what = "tiled_conv tiles" if isinstance(s.mapping, ConvMapping) else "mapping"
+        raise GemmapError(f"{what} {s.mapping.summary(s.arch)} cannot run: {reason}")
+    return evaluate_of(s.arch, s.problem, s.mapping)
 
 
 def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> Prediction:
@@ -144,4 +139,4 @@ def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bo
         return Prediction(None, str(exc))
 
 
-__all__ = ["RunSetup", "ceil_div", "hardware_for", "predict", "predict_cost", "setup_run", "software_view"]
+__all__ = ["RunSetup", "hardware_for", "predict", "predict_cost", "setup_run", "software_view"]
