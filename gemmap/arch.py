@@ -143,12 +143,19 @@ class Area:
 
 @dataclass(config=_SPEC)
 class CpuCosts:
-    """Host-CPU cost of each non-linear op kind, in accelerator cycles per element."""
+    """Host-CPU cost of each non-linear op kind, in accelerator cycles per element (assumptions
+    for a scalar in-order core, stated in the arch YAML). The LLM kinds are derived from the
+    others: RMSNorm is LayerNorm without its mean pass (2 of 3 passes: 20), SwiGLU is SiLU's
+    exponential and division (as Softmax's, 40) plus the product (as an add, 2), RoPE is two
+    multiplies and an add per element (3 adds' worth: 6)."""
 
     softmax: NonNegFloat = 40.0
     layernorm: NonNegFloat = 30.0
     gelu: NonNegFloat = 30.0
     add: NonNegFloat = 2.0
+    rmsnorm: NonNegFloat = 20.0
+    swiglu: NonNegFloat = 42.0
+    rope: NonNegFloat = 6.0
 
     def of(self, kind: str) -> float:
         return float(getattr(self, kind))

@@ -38,6 +38,11 @@ class LayerResult:
     note: str = ""
     #: the matmul or conv this row maps (None for a non-linear op)
     problem: Problem | None = None
+    #: cycles of array compute (matmul, conv) or of the unit / host CPU (non-linear op); the rest
+    #: of ``cycles`` is exposed memory time
+    busy_cycles: float = 0.0
+    #: what bounds the time: compute, memory (exposed transfers), DRAM (bandwidth floor), CPU, unit
+    bound: str = ""
 
     @property
     def edp(self) -> float:
@@ -61,6 +66,8 @@ class LayerResult:
             search=result,
             note=note,
             problem=problem,
+            busy_cycles=float(min(c.compute_cycles, c.cycles)),
+            bound=c.bound,
         )
 
 

@@ -94,6 +94,16 @@ class Cost:
     def utilization(self) -> float:
         return self.ideal_cycles / self.cycles
 
+    @property
+    def bound(self) -> str:
+        """What the layer's time is bound by: ``DRAM`` when the DRAM bandwidth floor sets the cycles,
+        else ``memory`` when exposed transfers (DMA bandwidth, latency, requests in flight) exceed
+        the array's compute, else ``compute``."""
+        core = self.compute_cycles + self.exposed_transfer_cycles
+        if self.dram_cycles >= core:
+            return "DRAM"
+        return "memory" if self.exposed_transfer_cycles > self.compute_cycles else "compute"
+
     def to_dict(self) -> dict[str, object]:
         return {
             "macs": self.macs,

@@ -51,7 +51,19 @@ import math
 from gemmap.arch import Arch, ceil_div
 from gemmap.workload import NonlinearOp
 
-ROW_WISE = ("softmax", "layernorm")
+ROW_WISE = ("softmax", "layernorm", "rmsnorm")
+#: the op kinds Gemmini has hardware for, and which: the normalizer (``has_normalizations``) for
+#: Softmax and LayerNorm, the mvout activation path (``has_nonlinear_activations``) for GELU
+UNIT_OF = {"softmax": "norm", "layernorm": "norm", "gelu": "activation"}
+#: why the kinds with no Gemmini hardware run on the host CPU (sources in docs/model.md)
+NO_UNIT = {
+    "rmsnorm": "Gemmini's normalizer has no RMS statistic: its variance pass subtracts the MEAN register, "
+    "which only a MEAN pass sets (Normalizer.scala)",
+    "swiglu": "Gemmini's activations are NONE, RELU, LAYERNORM, IGELU, SOFTMAX: no SiLU and no element-wise "
+    "product (Activation.scala)",
+    "rope": "Gemmini has no element-wise rotation (multiply by cos/sin tables) on any data path",
+    "add": "a residual add is the matmul's bias D, not a separate op",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +117,8 @@ def memory_energy(arch: Arch, nbytes: float) -> dict[str, float]:
 
 def fusion_blocker(arch: Arch, op: NonlinearOp, n: int) -> str | None:
     """Why ``op`` cannot be fused with a matmul whose output rows have ``n`` elements, or None."""
+    if op.kind in NO_UNIT:
+        return f"{NO_UNIT[op.kind]}: it runs on the host CPU, through memory"
     if not has_unit(arch, op.kind):
         unit = (
             "normalization unit (nonlinear.norm_unit"
@@ -120,10 +134,9 @@ def fusion_blocker(arch: Arch, op: NonlinearOp, n: int) -> str | None:
 
 
 def has_unit(arch: Arch, kind: str) -> bool:
-    """Is there accelerator hardware for ``kind``: the normalizer for Softmax/LayerNorm
-    (``has_normalizations``), the mvout activation path for GELU (``has_nonlinear_activations``)?"""
-    nl = arch.nonlinear
-    return nl.norm_unit if kind in ROW_WISE else nl.activation_unit
+    """Is there accelerator hardware for ``kind`` on this arch (:data:`UNIT_OF`)?"""
+    unit = UNIT_OF.get(kind)
+    return {"norm": arch.nonlinear.norm_unit, "activation": arch.nonlinear.activation_unit, None: False}[unit]
 
 
 def on_unit(arch: Arch, op: NonlinearOp) -> bool:
@@ -132,10 +145,10 @@ def on_unit(arch: Arch, op: NonlinearOp) -> bool:
 
 
 def stream_cost(arch: Arch, op: NonlinearOp) -> OpCost:
-    """Unfused: read the matmul's output from DRAM, run the op, write the result (one instance)."""
+    """Unfused: read the op's operands from DRAM, run the op, write the result (one instance)."""
     t, nl = arch.datatypes, arch.nonlinear
     elems = op.elements
-    moved = 2 * elems * t.output_bytes  # the intermediate read back + the result written
+    moved = (op.operands + 1) * elems * t.output_bytes  # the operands read back + the result written
     mem = memory_energy(arch, moved)
     if on_unit(arch, op):
         p = passes(arch, op.kind)

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
 from gemmap.errors import GemmapError
 from gemmap.mapper import LayerResult, WorkloadResult
@@ -121,6 +122,9 @@ def layer_record(layer: LayerResult, result: WorkloadResult) -> dict[str, Any]:
         "utilization": layer.utilization,
         "dram_bytes": layer.dram_bytes,
         "dram_bytes_lower_bound": layer.dram_bytes_lower_bound,
+        "bound": layer.bound,
+        "cycles_split": {"busy": layer.busy_cycles, "memory": layer.cycles - layer.busy_cycles},
+        "dram_floor_cycles": layer.dram_bytes / result.arch.dram.bytes_per_cycle,
         "mapping": layer.mapping.to_dict(result.arch, layer.problem) if layer.mapping and layer.problem else {},
         "search": layer.search.info() if layer.search else {},
     }
@@ -147,8 +151,8 @@ def map_json(result: WorkloadResult) -> dict[str, Any]:
 
 #: M, K, N are a conv's im2col view; ``conv`` its named dims (B, K, C, P, Q, R, S, stride, padding, dilation)
 MAP_CSV_FIELDS = (
-    "name", "op", "M", "K", "N", "conv", "repeat", "macs", "cycles", "energy_pj", "edp", "utilization",
-    "dram_bytes", "dram_bytes_lower_bound", "mapping", "method", "evaluated", "seconds", "proven_optimal",
+    "name", "op", "M", "K", "N", "conv", "rows", "row_len", "repeat", "macs", "cycles", "energy_pj", "edp",
+    "utilization", "bound", "dram_bytes", "dram_bytes_lower_bound", "mapping", "method", "evaluated", "seconds", "proven_optimal",
 )  # fmt: skip
 
 
@@ -178,13 +182,19 @@ def _dims_text(layer: LayerResult) -> str:
     return text + (f" dil{d['dilation']}" if d["dilation"] != 1 else "")
 
 
+def _bound_text(layer: LayerResult, arch: Arch) -> str:
+    """The layer's bound; ``compute≈DRAM`` when the DRAM floor is within 10 % of the time too."""
+    share = layer.dram_bytes / arch.dram.bytes_per_cycle / layer.cycles if layer.cycles else 0.0
+    return f"{layer.bound}≈DRAM" if layer.bound != "DRAM" and share >= 0.9 else layer.bound
+
+
 def map_table(result: WorkloadResult, title: str | None = None) -> Table:
     table = Table(
         title=title
         or f"{result.workload_name} on {result.arch.name} (objective {result.objective}, fusion {result.fusion})"
     )
     for col, just in (("layer", "left"), ("op", "left"), ("dims", "left"), ("x", "right"), ("cycles", "right"),
-                      ("energy", "right"), ("EDP", "right"), ("util", "right"), ("DRAM", "right"),
+                      ("energy", "right"), ("EDP", "right"), ("util", "right"), ("bound", "left"), ("DRAM", "right"),
                       ("vs bound", "right"), ("mapping", "left"), ("search", "left")):  # fmt: skip
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for x in result.layers:
@@ -195,17 +205,20 @@ def map_table(result: WorkloadResult, title: str | None = None) -> Table:
             search = f"{s.method} {eng(s.evaluated)} {s.seconds:.2f}s" + (" ✓" if s.proven_optimal else "")
         table.add_row(
             x.name, x.op, _dims_text(x), str(x.repeat), eng(x.cycles), eng(x.energy_pj * 1e-12, "J"),
-            eng(x.edp * 1e-12, "J·cyc"), f"{x.utilization:.0%}" if x.utilization is not None else "-", eng(x.dram_bytes, "B"), bound,
+            eng(x.edp * 1e-12, "J·cyc"), f"{x.utilization:.0%}" if x.utilization is not None else "-", _bound_text(x, result.arch),
+            eng(x.dram_bytes, "B"), bound,
             x.mapping.summary(result.arch) if x.mapping else x.note, search,
         )  # fmt: skip
     t = result.total
     seconds = t.cycles / (result.arch.frequency_mhz * 1e6)
     table.caption = (
-        "x: instances; vs bound: DRAM traffic / its lower bound; search: mappings evaluated, time, ✓ proven optimal"
+        "x: instances; bound: what sets the time (compute, memory: exposed transfers, DRAM: its bandwidth, CPU, unit; "
+        "≈DRAM: the DRAM floor is within 10%); "
+        "vs bound: DRAM traffic / its lower bound; search: mappings evaluated, time, ✓ proven optimal"
     )
     table.add_section()
     table.add_row("total", "", "", "", eng(t.cycles), eng(t.energy_pj * 1e-12, "J"), eng(t.edp * 1e-12, "J·cyc"),
-                  "", "", "", f"{seconds * 1e3:.2f} ms at {result.arch.frequency_mhz:g} MHz", "")  # fmt: skip
+                  "", "", "", "", f"{seconds * 1e3:.2f} ms at {result.arch.frequency_mhz:g} MHz", "")  # fmt: skip
     return table
 
 

@@ -243,10 +243,12 @@ def site_rows(s: SiteResult, fuse: bool) -> list[LayerResult]:
 def op_row(op: NonlinearOp, cost: OpCost) -> LayerResult:
     """A non-linear op as a ``gemmap map`` row (no MACs, no mapping)."""
     lower = cost.dram_bytes if cost.where in ("norm-unit", "cpu", "bias") else 0
+    unit = "CPU" if cost.where == "cpu" else "unit"
+    bound = unit if cost.norm_cycles >= cost.memory_cycles else "memory"
     return LayerResult(
         name=op.name, op=op.kind, dims={"rows": op.rows, "row_len": op.row_len}, repeat=op.repeat, macs=0,
         cycles=cost.cycles, energy_pj=cost.energy_pj, dram_bytes=cost.dram_bytes, dram_bytes_lower_bound=lower,
-        utilization=None, mapping=None, search=None, note=cost.note,
+        utilization=None, mapping=None, search=None, note=cost.note, busy_cycles=cost.norm_cycles, bound=bound,
     )  # fmt: skip
 
 
@@ -400,10 +402,11 @@ def schedule_workload(
 
 
 def _order(workload: Workload, sites: tuple[SiteResult, ...], others: list[LayerResult]) -> tuple[str, ...]:
-    """Row keys in the workload's order: each matmul (a site's rows go under its producer's name)
-    followed by its other consumers; ops after no matmul last."""
+    """Row keys in the workload's order: its stated sequence where it has one; else each matmul (a
+    site's rows go under its producer's name) followed by its other consumers, ops after no matmul
+    last."""
     other_names = {x.name for x in others}
-    order: list[str] = []
+    order: list[str] = list(workload.sequence)
     for p in workload.problems:
         order.append(p.name)
         order += [o.name for o in workload.consumers(p.name) if o.name in other_names]

@@ -24,7 +24,9 @@ _SPEC = ConfigDict(extra="forbid", frozen=True)
 PosInt = Annotated[int, Field(gt=0, strict=True)]
 StrictInt = Annotated[int, Field(strict=True)]
 
-NONLINEAR_KINDS = ("softmax", "layernorm", "gelu", "add")
+NONLINEAR_KINDS = ("softmax", "layernorm", "rmsnorm", "gelu", "swiglu", "rope", "add")
+#: tensors of ``rows × row_len`` an op reads (SwiGLU multiplies SiLU(gate) by up); the others read one
+OPERANDS = {"swiglu": 2}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,14 +118,31 @@ class NonlinearOp:
     def elements(self) -> int:
         return self.rows * self.row_len
 
+    @property
+    def operands(self) -> int:
+        """How many ``rows × row_len`` tensors the op reads (:data:`OPERANDS`)."""
+        return OPERANDS.get(self.kind, 1)
+
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
-    """An op graph: matmul problems and the non-linear ops that consume their outputs."""
+    """An op graph: matmul problems and the non-linear ops that consume their outputs.
+
+    ``sequence`` names every op in execution order where the family states one (pre-norm
+    decoders run their norms before the block); empty, each matmul is followed by its consumers.
+    """
 
     name: str
     problems: tuple[Problem, ...]
     nonlinear: tuple[NonlinearOp, ...] = ()
+    sequence: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, name: str, ops: list[Problem | NonlinearOp]) -> Workload:
+        """The workload of ``ops`` in execution order."""
+        problems = tuple(o for o in ops if isinstance(o, Problem))
+        nonlinear = tuple(o for o in ops if isinstance(o, NonlinearOp))
+        return cls(name, problems, nonlinear, tuple(o.name for o in ops))
 
     def problem(self, name: str) -> Problem:
         for p in self.problems:
@@ -163,7 +182,7 @@ class OpSpec:
     """One entry of an explicit op list. ``op`` picks which fields apply."""
 
     name: str
-    op: Literal["matmul", "conv", "softmax", "layernorm", "gelu", "add"]
+    op: Literal["matmul", "conv", "softmax", "layernorm", "rmsnorm", "gelu", "swiglu", "rope", "add"]
     repeat: PosInt = 1
     # matmul
     M: PosInt | None = None
@@ -257,6 +276,15 @@ def _conv_einsum(stride: int, dilation: int, padding: int) -> str:
     return f"O[b,k,p,q] += I[b,c,{st}p+{dl}r{pad},{st}q+{dl}s{pad}]*W[k,c,r,s]"
 
 
+def conv_problem(name: str, shape: ConvShape, repeat: int) -> Problem:
+    """The :class:`Problem` of a conv (checked: one line naming the layer when it is malformed)."""
+    shape.check(name)
+    c = shape
+    dims = (("b", c.n), ("k", c.k), ("c", c.c), ("p", c.p), ("q", c.q), ("r", c.r), ("s", c.s))
+    einsum = _conv_einsum(c.stride, c.dilation, c.padding)
+    return Problem(name, c.n * c.p * c.q, c.c * c.r * c.s, c.k, repeat, "conv", einsum, dims, shape)
+
+
 def explicit_workload(spec: ExplicitSpec, source: str) -> Workload:
     """Build a workload from an explicit op list (matmul, conv, and non-linear ops)."""
     problems: list[Problem] = []
@@ -272,15 +300,11 @@ def explicit_workload(spec: ExplicitSpec, source: str) -> Workload:
             problems.append(Problem(op.name, M, K, N, op.repeat))
         elif op.op == "conv":
             C, Ko, P, Q, R, S = _need(op, ("C", "K", "P", "Q", "R", "S"), source)
-            Bn = op.B or 1
-            shape = ConvShape(Bn, Ko, C, P, Q, R, S, op.stride, op.padding, op.dilation, op.H, op.W)
+            shape = ConvShape(op.B or 1, Ko, C, P, Q, R, S, op.stride, op.padding, op.dilation, op.H, op.W)
             try:
-                shape.check(op.name)
+                problems.append(conv_problem(op.name, shape, op.repeat))
             except GemmapError as exc:
                 raise GemmapError(f"{source}: {exc}") from None
-            dims = (("b", Bn), ("k", Ko), ("c", C), ("p", P), ("q", Q), ("r", R), ("s", S))
-            einsum = _conv_einsum(op.stride, op.dilation, op.padding)
-            problems.append(Problem(op.name, Bn * P * Q, C * R * S, Ko, op.repeat, "conv", einsum, dims, shape))
         else:
             rows, row_len = _need(op, ("rows", "row_len"), source)
             producers = {p.name: p for p in problems}
@@ -294,18 +318,60 @@ def explicit_workload(spec: ExplicitSpec, source: str) -> Workload:
             nonlinear.append(NonlinearOp(op.name, op.op, rows, row_len, op.repeat, op.after))
     if not problems:
         raise GemmapError(f"{source}: the workload has no matmul or conv op")
-    return Workload(spec.name, tuple(problems), tuple(nonlinear))
+    return Workload(spec.name, tuple(problems), tuple(nonlinear), tuple(op.name for op in spec.ops))
 
 
-def load_workload(path: str | Path, *, seq_len: int | None = None) -> Workload:
-    """Load a workload YAML: either BERT hyper-parameters (``model: bert``) or an ``ops`` list
-    (a path, or the name of a shipped workload such as ``bert`` or ``workloads/resnet50.yaml``)."""
+@dataclasses.dataclass(frozen=True)
+class Overrides:
+    """Command-line overrides of a family's hyper-parameters (None: as the file says).
+
+    ``seq_len`` applies to BERT and the decoders, ``batch`` to every family, ``phase`` and
+    ``kv_len`` to the decoders (``gpt``, ``llama``); anything else is refused in one line.
+    """
+
+    seq_len: int | None = None
+    batch: int | None = None
+    phase: str | None = None
+    kv_len: int | None = None
+
+    def given(self) -> dict[str, int | str]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+#: the overrides each family takes
+_OVERRIDABLE = {
+    "bert": {"seq_len", "batch"},
+    "gpt": {"seq_len", "batch", "phase", "kv_len"},
+    "llama": {"seq_len", "batch", "phase", "kv_len"},
+    "vit": {"batch"},
+    "ops": set(),
+}
+
+
+def load_workload(path: str | Path, *, seq_len: int | None = None, overrides: Overrides | None = None) -> Workload:
+    """Load a workload YAML: a model family by its hyper-parameters (``model: bert``, ``gpt``,
+    ``llama``, ``vit``) or an explicit ``ops`` list (a path, or the name of a shipped workload
+    such as ``bert`` or ``workloads/resnet50.yaml``). ``overrides`` (and ``seq_len``, kept for
+    the sweep and schedule callers) replace the file's hyper-parameters."""
+    from gemmap import families  # families builds on this module's types
+
     path = shipped(path, "workloads")
     data = load_yaml(path)
-    if data.get("model") == "bert" or "ops" not in data:
-        if seq_len is not None:
-            data = {**data, "seq_len": seq_len}
-        return bert_workload(build(BertSpec, data, str(path)))
+    given = (overrides or Overrides()).given()
     if seq_len is not None:
-        raise GemmapError(f"{path}: --seq-len applies to BERT workloads only")
-    return explicit_workload(build(ExplicitSpec, data, str(path)), str(path))
+        given["seq_len"] = seq_len
+    family = "ops" if "ops" in data and "model" not in data else data.get("model", "bert")
+    allowed = _OVERRIDABLE.get(str(family), set())
+    refused = sorted(set(given) - allowed)
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        what = "an explicit op list" if family == "ops" else f"model: {family}"
+        raise GemmapError(f"{path}: {flags} does not apply to {what}")
+    data = {**data, **given}
+    if family == "ops":
+        return explicit_workload(build(ExplicitSpec, data, str(path)), str(path))
+    if family in ("gpt", "llama"):
+        return families.decoder_workload(build(families.DecoderSpec, data, str(path)))
+    if family == "vit":
+        return families.vit_workload(build(families.VitSpec, data, str(path)))
+    return bert_workload(build(BertSpec, data, str(path)))

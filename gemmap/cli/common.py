@@ -7,6 +7,7 @@ import argparse
 from gemmap.arch import DEFAULT_ARCH, Arch, load_arch
 from gemmap.errors import GemmapError
 from gemmap.search import METHODS, OBJECTIVES, SearchOptions
+from gemmap.workload import Overrides
 
 
 def _number(text: str, kind: type[int] | type[float], ok, what: str) -> int | float:
@@ -38,6 +39,24 @@ def int_list(text: str) -> list[int]:
     if not text.strip() or any(not t for t in items):
         raise argparse.ArgumentTypeError(f"expected a comma-separated list of positive whole numbers, got '{text}'")
     return [positive_int(t) for t in items]
+
+
+def add_workload_args(p: argparse.ArgumentParser, seq_len: bool = True) -> None:
+    """The model-family overrides: --phase, --kv-len, --batch (and --seq-len unless the command
+    takes a list of them)."""
+    g = p.add_argument_group("workload overrides (model families)")
+    g.add_argument("--phase", choices=("prefill", "decode"), help="decoder phase (model: gpt, llama)")
+    if seq_len:
+        g.add_argument("--seq-len", type=positive_int, help="sequence length (prefill tokens; bert, gpt, llama)")
+    g.add_argument("--kv-len", type=positive_int, help="cached tokens a decode step attends to (gpt, llama)")
+    g.add_argument("--batch", type=positive_int, help="sequences (or images) per step")
+
+
+def overrides_from_args(args: argparse.Namespace) -> Overrides:
+    seq = getattr(args, "seq_len", None)
+    return Overrides(
+        seq_len=seq if isinstance(seq, int) else None, batch=args.batch, phase=args.phase, kv_len=args.kv_len
+    )
 
 
 def add_arch_args(p: argparse.ArgumentParser, sizes: bool = True) -> None:

@@ -7,7 +7,14 @@ import argparse
 from rich.console import Console
 
 from gemmap import api
-from gemmap.cli.common import add_arch_args, add_search_args, arch_from_args, search_options
+from gemmap.cli.common import (
+    add_arch_args,
+    add_search_args,
+    add_workload_args,
+    arch_from_args,
+    overrides_from_args,
+    search_options,
+)
 from gemmap.report import (
     atomic_write,
     check_output_file,
@@ -25,6 +32,8 @@ EXAMPLES = """examples:
   gemmap map workloads/bert.yaml --search heuristic --explain ffn1
   gemmap map workloads/bert.yaml --arch arch/gemmini-transformer.yaml --objective latency --json out/bert.json
   gemmap map workloads/resnet50.yaml --spad-kib 64 --acc-kib 128 --csv out/resnet.csv
+  gemmap map workloads/llama2-7b.yaml --phase decode --kv-len 2048      # one token against a 2048-token cache
+  gemmap map workloads/llama3-8b.yaml --phase prefill --seq-len 2048 --batch 4
 """
 
 
@@ -34,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("workload", help="workload YAML (e.g. workloads/bert.yaml)")
     add_arch_args(p)
     add_search_args(p)
+    add_workload_args(p)
     p.add_argument("--fusion", default="none", help="fusion policy: none, all or auto (default: none)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per layer as CSV")
@@ -49,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             check_output_file(value, flag)  # a typo fails now, not after the search
     arch = arch_from_args(args)
     options = search_options(args, args.dataflow)
-    workload = load_workload(args.workload)
+    workload = load_workload(args.workload, overrides=overrides_from_args(args))
     if args.explain and args.explain != "*":
         workload.problem(args.explain)  # an unknown layer is an error before any work
     console = Console(stderr=True)
