@@ -10,7 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from gemmap import api
-from gemmap.cli.common import add_arch_args, arch_from_args, nonnegative_int, positive_float, positive_int
+from gemmap.cli.common import (
+    add_arch_args,
+    add_workload_args,
+    arch_from_args,
+    nonnegative_int,
+    overrides_from_args,
+    positive_float,
+    positive_int,
+)
 from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, check_writable_dir, csv_text, print_table
 from gemmap.workload import load_workload
@@ -29,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("workload", nargs="?", help="workload YAML (e.g. workloads/bert.yaml)")
     add_arch_args(p)
+    add_workload_args(p)
     p.add_argument(
         "--samples", type=positive_int, default=100_000, help="random valid mappings per layer (default: 100000)"
     )
@@ -74,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise GemmapError("cdf needs a WORKLOAD and --out DIR (or --replot DIR)")
     arch = arch_from_args(args)
     out = check_writable_dir(args.out)  # a typo fails now, not after the sampling
-    workloads = [load_workload(args.workload)]
+    workloads = [load_workload(args.workload, overrides=overrides_from_args(args))]
     if args.compare:
         workloads.append(load_workload(args.compare))
     if args.compare_layers and not args.compare:

@@ -17,19 +17,20 @@ from rich.table import Table
 
 from gemmap import api
 from gemmap.arch import DEFAULT_ARCH, Arch, load_arch
-from gemmap.cli.common import add_search_args, int_list, search_options
+from gemmap.cli.common import add_search_args, add_workload_args, int_list, overrides_from_args, search_options
 from gemmap.errors import GemmapError
 from gemmap.mapper import SearchCache
 from gemmap.report import check_output_file, eng, print_table, write_json
 from gemmap.schedule import POLICIES, ScheduleResult, fusion_sites, schedule_workload
 from gemmap.search import SearchOptions
 from gemmap.specio import load_yaml, shipped
-from gemmap.workload import load_workload
+from gemmap.workload import Overrides, load_workload
 
 EXAMPLES = """examples:
   gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml
   gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml --search heuristic --json out/s.json --plot out/s
   gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml --acc-kib 64,128,256 --seq-len 128,512,2048
+  gemmap schedule workloads/gpt2.yaml --arch arch/gemmini-transformer.yaml --phase decode --kv-len 1024
   gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml --search heuristic --ratio-plot out/ratio
 """
 
@@ -44,9 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default=str(DEFAULT_ARCH), help="architecture YAML (default: arch/gemmini.yaml)")
     p.add_argument("--spad-kib", type=int_list, help="scratchpad size(s) in KiB, comma-separated")
     p.add_argument("--acc-kib", type=int_list, help="accumulator size(s) in KiB, comma-separated")
-    p.add_argument("--seq-len", type=int_list, help="BERT sequence length(s), comma-separated")
+    p.add_argument("--seq-len", type=int_list, help="sequence length(s), comma-separated (bert, gpt, llama)")
     p.add_argument("--dataflow", choices=("ws", "os"), help="restrict to one dataflow (default: what the arch allows)")
     add_search_args(p)
+    add_workload_args(p, seq_len=False)
     p.add_argument("--json", metavar="FILE", help="write the result as JSON")
     p.add_argument(
         "--plot", metavar="FILE", help="write FILE.png and FILE.svg: per-site time breakdown and a one-layer Gantt"
@@ -60,8 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 class Runner:
     """Schedules configurations, sharing one search cache per (spad, acc) arch."""
 
-    def __init__(self, base: Arch, workload_path: str, options: SearchOptions) -> None:
-        self.base, self.path, self.options = base, workload_path, options
+    def __init__(self, base: Arch, workload_path: str, options: SearchOptions, overrides: Overrides) -> None:
+        self.base, self.path, self.options, self.overrides = base, workload_path, options, overrides
         self._caches: dict[tuple[int | None, int | None], tuple[Arch, SearchCache]] = {}
         self._done: dict[tuple[int | None, int | None, int | None], ScheduleResult] = {}
 
@@ -75,7 +77,7 @@ class Runner:
         key = (seq, spad, acc)
         if key not in self._done:
             arch, cache = self.arch(spad, acc)
-            workload = load_workload(self.path, seq_len=seq)
+            workload = load_workload(self.path, seq_len=seq, overrides=self.overrides)
             self._done[key] = schedule_workload(arch, workload, self.options, "auto", on_layer=tick, cache=cache)
         return self._done[key]
 
@@ -168,11 +170,12 @@ def run(args: argparse.Namespace) -> int:
     seqs: list[int | None] = list(args.seq_len or [None])
     spads: list[int | None] = list(args.spad_kib or [None])
     accs: list[int | None] = list(args.acc_kib or [None])
-    workload = load_workload(args.workload, seq_len=seqs[0])
+    overrides = overrides_from_args(args)
+    workload = load_workload(args.workload, seq_len=seqs[0], overrides=overrides)
     if not fusion_sites(workload)[0]:
         raise GemmapError(f"{args.workload}: workload '{workload.name}' has no fusion site (no Softmax, LayerNorm or GELU "
                           "after a matmul); nothing to schedule — use 'gemmap map'")  # fmt: skip
-    runner = Runner(base, args.workload, options)
+    runner = Runner(base, args.workload, options, overrides)
     console = Console(stderr=True)
     grid = list(itertools.product(seqs, spads, accs))
     per_point = len(workload.problems)
@@ -207,7 +210,7 @@ def ratio_plot(runner: Runner, args: argparse.Namespace, console: Console) -> No
     accs = list(args.acc_kib or RATIO_ACC_KIB)
     spad = args.spad_kib[0] if args.spad_kib else None
     series: dict[str, dict[int, list[tuple[int, float | None]]]] = {}
-    nproblems = len(load_workload(args.workload, seq_len=seqs[0]).problems)
+    nproblems = len(load_workload(args.workload, seq_len=seqs[0], overrides=overrides_from_args(args)).problems)
     with api.progress(console, total=len(seqs) * len(accs) * nproblems, what="ratio plot") as tick:
         for acc, seq in itertools.product(accs, seqs):
             r = runner.run(seq, spad, acc, tick)
