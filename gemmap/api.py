@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,36 @@ def map_workload(
     ).as_workload_result()
 
 
+#: on a console that is not a terminal (a pipe, a log file), a progress line at most this often (s)
+PLAIN_PROGRESS_SECONDS = 10.0
+
+
+@contextlib.contextmanager
+def _plain_progress(console: Console, total: int, what: str) -> Iterator[Callable[[str], None]]:
+    """Progress for a piped or logged run: one line on ``console`` whenever ``PLAIN_PROGRESS_SECONDS``
+    have passed since the last one, so a long run is never silent."""
+    start = last = time.monotonic()
+    done = [0]
+
+    def tick(label: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PLAIN_PROGRESS_SECONDS:
+            console.print(f"gemmap: {what}: {done[0]}/{total} done, now {label} ({now - start:.0f} s)", highlight=False)
+            last = now
+        done[0] += 1
+
+    yield tick
+
+
 @contextlib.contextmanager
 def progress(console: Console, total: int, what: str) -> Iterator[Callable[[str], None]]:
-    """A progress bar on ``console`` (stderr); yields ``tick(label)`` to call before each step."""
+    """A progress bar on ``console`` (stderr); yields ``tick(label)`` to call before each step. Not
+    on a terminal, a plain line every ``PLAIN_PROGRESS_SECONDS`` instead."""
+    if not console.is_terminal:
+        with _plain_progress(console, total, what) as tick:
+            yield tick
+        return
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=console, transient=True,

@@ -322,6 +322,9 @@ class Arch:
             "acc_kib": self.accumulator.kib,
             "l2_kib": self.l2.kib if self.l2 else 0,
             "dataflow": self.pe_array.dataflow,
+            "frequency_mhz": self.frequency_mhz,
+            "dma_bytes_per_cycle": self.local_bytes_per_cycle,
+            "dram_bytes_per_cycle": self.dram.bytes_per_cycle,
             "norm_unit": self.nonlinear.norm_unit,
             "area_mm2": round(self.area_mm2(), 4),
         }

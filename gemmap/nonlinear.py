@@ -173,7 +173,7 @@ def stream_cost(arch: Arch, op: NonlinearOp) -> OpCost:
         cycles = max(busy, moved / arch.dram.bytes_per_cycle)
         breakdown = {**mem, "cpu": elems * nl.cpu_pj_per_elem}
         where = "cpu"
-        how = "on the host CPU" + ("" if has_unit(arch, op.kind) else " (no accelerator unit for it)")
+        how = "host CPU" + ("" if has_unit(arch, op.kind) else " (no Gemmini unit)")
     cyc = math.ceil(cycles)
     return OpCost(op.name, op.kind, where, cyc, min(float(busy), cyc), sum(breakdown.values()), breakdown, moved, how)
 

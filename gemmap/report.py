@@ -11,9 +11,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from gemmap import __version__
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
 from gemmap.errors import GemmapError
@@ -86,8 +88,8 @@ def csv_text(rows: Sequence[dict[str, Any]], fields: Sequence[str] | None = None
     return buf.getvalue()
 
 
-def eng(x: float, unit: str = "") -> str:
-    """Engineering notation: 1.23M, 45.6k."""
+def eng(x: float, unit: str = "", digits: int = 3) -> str:
+    """Engineering notation with ``digits`` significant figures: 1.23M, 45.6k (totals use 4)."""
     if x == 0:
         return f"0{unit}"
     for scale, suffix in (
@@ -102,8 +104,8 @@ def eng(x: float, unit: str = "") -> str:
         (1e-9, "n"),
     ):
         if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}{unit}"
-    return f"{x:.3g}{unit}"
+            return f"{x / scale:.{digits}g}{suffix}{unit}"
+    return f"{x:.{digits}g}{unit}"
 
 
 # --- map -------------------------------------------------------------------------------
@@ -145,7 +147,17 @@ def map_json(result: WorkloadResult) -> dict[str, Any]:
         "objective": result.objective,
         "fusion": result.fusion,
         "layers": [layer_record(x, result) for x in result.layers],
-        "total": result.total.to_dict(),
+        "total": total_record(result),
+    }
+
+
+def total_record(result: WorkloadResult) -> dict[str, float]:
+    """Whole-model totals: every layer × its ``repeat`` (cycles, energy, EDP, DRAM bytes, seconds)."""
+    t = result.total
+    return {
+        **t.to_dict(),
+        "dram_bytes": sum(x.dram_bytes * x.repeat for x in result.layers),
+        "seconds": t.cycles / (result.arch.frequency_mhz * 1e6),
     }
 
 
@@ -169,61 +181,135 @@ def map_csv(result: WorkloadResult) -> str:
         if x.search:
             row.update(x.search.info())
         rows.append(row)
+    total = total_record(result)
+    rows.append(
+        {
+            "name": "total",
+            "op": "whole model (layers x repeat)",
+            **{k: total[k] for k in ("cycles", "energy_pj", "edp", "dram_bytes")},
+        }
+    )
     return csv_text(rows, MAP_CSV_FIELDS)
 
 
 def _dims_text(layer: LayerResult) -> str:
-    """``MxKxN`` for a matmul; a conv's 7 dims by name with stride and padding (dilation if not 1)."""
+    """``MxKxN`` for a matmul (``bmm`` marked), ``kind rows×len`` for a non-linear op; a conv's 7
+    dims by name with stride and padding (dilation if not 1)."""
     d = layer.dims
-    if layer.problem is None or layer.problem.conv is None:
-        return "x".join(str(v) for v in d.values())
-    text = " ".join(f"{k}{d[k]}" for k in ("B", "K", "C", "P", "Q", "R", "S"))
-    text += f" /{d['stride']} pad{d['padding']}"
-    return text + (f" dil{d['dilation']}" if d["dilation"] != 1 else "")
+    if layer.problem is None:
+        return f"{layer.op} {d['rows']}x{d['row_len']}"
+    if layer.problem.conv is None:
+        return ("bmm " if layer.op == "bmm" else "") + "x".join(str(v) for v in d.values())
+    text = " ".join(f"{k}{d[k]}" for k in ("B", "K", "C", "P", "Q", "R", "S") if k != "B" or d[k] != 1)
+    text += (f" /{d['stride']}" if d["stride"] != 1 else "") + (f" p{d['padding']}" if d["padding"] else "")
+    return text + (f" d{d['dilation']}" if d["dilation"] != 1 else "")
 
 
-def _bound_text(layer: LayerResult, arch: Arch) -> str:
-    """The layer's bound; ``compute≈DRAM`` when the DRAM floor is within 10 % of the time too."""
-    share = layer.dram_bytes / arch.dram.bytes_per_cycle / layer.cycles if layer.cycles else 0.0
-    return f"{layer.bound}≈DRAM" if layer.bound != "DRAM" and share >= 0.9 else layer.bound
+def _dram_share(layer: LayerResult, arch: Arch) -> str:
+    """The DRAM bandwidth floor (bytes / DRAM bytes per cycle) as a share of the layer's time."""
+    return f"{layer.dram_bytes / arch.dram.bytes_per_cycle / layer.cycles:.0%}" if layer.cycles else "-"
+
+
+def compact_table(title: str, columns: Sequence[str], left: Sequence[str]) -> Table:
+    """A table in the compact style of every gemmap table (no vertical rules, one space between
+    columns; headers never truncated): ``left`` columns left-justified, the others right."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right", min_width=len(col) + 1)
+    return table
 
 
 def map_table(result: WorkloadResult, title: str | None = None) -> Table:
-    table = Table(
-        title=title
-        or f"{result.workload_name} on {result.arch.name} (objective {result.objective}, fusion {result.fusion})"
+    search = next((x.search.method for x in result.layers if x.search), "")
+    table = compact_table(
+        title
+        or f"{result.workload_name} on {result.arch.name} (search {search}, objective {result.objective}, "
+        f"fusion {result.fusion})",
+        (
+            "layer",
+            "dims",
+            "x",
+            "cycles",
+            "energy",
+            "EDP",
+            "util",
+            "bound",
+            "dram%",
+            "DRAM",
+            "vs LB",
+            "mapping",
+            "search",
+        ),
+        left=("layer", "dims", "bound", "mapping", "search"),
     )
-    for col, just in (("layer", "left"), ("op", "left"), ("dims", "left"), ("x", "right"), ("cycles", "right"),
-                      ("energy", "right"), ("EDP", "right"), ("util", "right"), ("bound", "left"), ("DRAM", "right"),
-                      ("vs bound", "right"), ("mapping", "left"), ("search", "left")):  # fmt: skip
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
     for x in result.layers:
-        bound = f"{x.dram_bytes / x.dram_bytes_lower_bound:.2f}x" if x.dram_bytes_lower_bound else "-"
-        search = ""
+        vs_lb = f"{x.dram_bytes / x.dram_bytes_lower_bound:.2f}x" if x.dram_bytes_lower_bound else "-"
+        effort = ""
         if x.search:
             s = x.search
-            search = f"{s.method} {eng(s.evaluated)} {s.seconds:.2f}s" + (" ✓" if s.proven_optimal else "")
+            effort = f"{eng(s.evaluated)} {s.seconds:.2f}s" + (" ✓" if s.proven_optimal else "")
         table.add_row(
-            x.name, x.op, _dims_text(x), str(x.repeat), eng(x.cycles), eng(x.energy_pj * 1e-12, "J"),
-            eng(x.edp * 1e-12, "J·cyc"), f"{x.utilization:.0%}" if x.utilization is not None else "-", _bound_text(x, result.arch),
-            eng(x.dram_bytes, "B"), bound,
-            x.mapping.summary(result.arch) if x.mapping else x.note, search,
+            x.name, _dims_text(x), str(x.repeat), eng(x.cycles), eng(x.energy_pj * 1e-12, "J"),
+            eng(x.edp * 1e-12, "J·cyc"), f"{x.utilization:.0%}" if x.utilization is not None else "-",
+            x.bound, _dram_share(x, result.arch), eng(x.dram_bytes, "B"), vs_lb,
+            x.mapping.summary(result.arch) if x.mapping else x.note, effort,
         )  # fmt: skip
     t = result.total
     seconds = t.cycles / (result.arch.frequency_mhz * 1e6)
     table.caption = (
-        "x: instances; bound: what sets the time (compute, memory: exposed transfers, DRAM: its bandwidth, CPU, unit; "
-        "≈DRAM: the DRAM floor is within 10%); "
-        "vs bound: DRAM traffic / its lower bound; search: mappings evaluated, time, ✓ proven optimal"
+        "x: instances; bound: what sets the time (compute, memory: exposed transfers, DRAM: its bandwidth, CPU, unit); "
+        "dram%: the DRAM bandwidth floor as a share of the time; vs LB: DRAM traffic / its lower bound; search: "
+        "mappings evaluated, time, ✓ proven optimal"
     )
     table.add_section()
-    table.add_row("total", "", "", "", eng(t.cycles), eng(t.energy_pj * 1e-12, "J"), eng(t.edp * 1e-12, "J·cyc"),
-                  "", "", "", "", f"{seconds * 1e3:.2f} ms at {result.arch.frequency_mhz:g} MHz", "")  # fmt: skip
+    table.add_row("total", "", "", eng(t.cycles, digits=4), eng(t.energy_pj * 1e-12, "J", 4),
+                  eng(t.edp * 1e-12, "J·cyc", 4), "", "", "", eng(sum(x.dram_bytes * x.repeat for x in result.layers), "B", 4),
+                  "", f"{seconds * 1e3:.4g} ms at {result.arch.frequency_mhz:g} MHz", "")  # fmt: skip
     return table
 
 
-def print_table(table: Table, console: Console | None = None) -> None:
-    (console or Console(width=max(Console().width, 160))).print(table)
+#: the map table's columns that go first when it is wider than the terminal, least useful first
+MAP_DROPPABLE = ("EDP", "search", "vs LB", "util")
+
+
+def table_width() -> int:
+    """Columns to fit tables in: the terminal's (or ``COLUMNS``); 100 when output is not a terminal."""
+    console = Console()
+    return console.size.width if console.is_terminal or "COLUMNS" in os.environ else 100
+
+
+#: a text column narrower than this is folded onto more lines rather than squeezed further
+FOLD_WIDTH = 24
+
+
+def fit_table(table: Table, width: int, droppable: Sequence[str]) -> Table:
+    """Drop the columns named in ``droppable``, in that order, until ``table`` fits ``width``
+    columns with its text columns (``mapping``, ``note``) folded to at least :data:`FOLD_WIDTH`;
+    the caption says which went (the JSON and CSV outputs keep everything)."""
+    measure = Console(width=10_000)
+    folding = [c for c in table.columns if c.header in ("mapping", "note")]
+    for c in folding:
+        c.max_width, c.overflow = FOLD_WIDTH, "fold"
+    dropped = []
+    for name in droppable:
+        if measure.measure(table).maximum <= width:
+            break
+        col = next((c for c in table.columns if c.header == name), None)
+        if col is not None:
+            table.columns.remove(col)
+            dropped.append(name)
+    for c in folding:
+        c.max_width = None
+    if dropped:
+        note = f"[{', '.join(dropped)} left out to fit {width} columns: widen the terminal or see --json/--csv]"
+        table.caption = f"{table.caption} {note}" if table.caption else note
+    return table
+
+
+def print_table(table: Table, console: Console | None = None, droppable: Sequence[str] = ()) -> None:
+    """Print ``table`` within :func:`table_width` columns, dropping ``droppable`` columns if needed."""
+    width = table_width()
+    (console or Console(width=width)).print(fit_table(table, width, droppable))
 
 
 def loop_nests(result: WorkloadResult, names: Iterable[str] | None = None) -> str:
@@ -245,4 +331,7 @@ def loop_nests(result: WorkloadResult, names: Iterable[str] | None = None) -> st
 
 
 def write_json(path: str | Path, data: Any) -> None:
+    """Write an output record as JSON; a dict record starts with ``tool`` (gemmap and its version)."""
+    if isinstance(data, dict):
+        data = {"tool": {"name": "gemmap", "version": __version__}, **data}
     atomic_write(path, json.dumps(data, indent=2) + "\n")

@@ -12,10 +12,13 @@ import pytest
 from tests.conftest import ROOT
 
 
-def gemmap(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+def gemmap(*args: str, cwd=ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would, output piped (so tables fit 100 columns unless ``COLUMNS`` says)."""
+    base = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     return subprocess.run(
-        [sys.executable, "-m", "gemmap.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+        [sys.executable, "-m", "gemmap.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={**base, **(env or {})},
+    )  # fmt: skip
 
 
 def test_map_bert_heuristic_json(tmp_path):

@@ -12,11 +12,12 @@ import re
 import sys
 from typing import NoReturn
 
-from gemmap.cli import calibrate, cdf, evaluate, schedule, sweep, validate
+from gemmap import __version__
+from gemmap.cli import calibrate, cdf, evaluate, listing, schedule, sweep, validate
 from gemmap.cli import map as map_cmd
 from gemmap.errors import GemmapError, did_you_mean
 
-COMMANDS = (map_cmd, cdf, sweep, schedule, evaluate, validate, calibrate)
+COMMANDS = (map_cmd, cdf, sweep, schedule, evaluate, validate, calibrate, listing)
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,9 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{map,cdf,sweep,schedule,evaluate,validate,calibrate}"
-    )
+    parser.add_argument("--version", action="version", version=f"gemmap {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
     return parser
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()  # bare `gemmap`: what it can do, not an error
+        return 0
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -6,13 +6,12 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from gemmap import api
 from gemmap.arch import FIRESIM_ARCH, load_arch
 from gemmap.cli.common import nonnegative_int, positive_int
 from gemmap.errors import GemmapError
-from gemmap.report import atomic_write, check_output_file, print_table
+from gemmap.report import atomic_write, check_output_file, compact_table, print_table
 from gemmap.specio import shipped
 
 EXAMPLES = """examples:
@@ -75,16 +74,15 @@ def run(args: argparse.Namespace) -> int:
         cal = calibrate(runs, arch, predictor, names, folds=args.folds, seed=args.seed, on_eval=tick)
     atomic_write(out, fitted_yaml(base_text, arch, cal, Path(args.data).name))
 
-    params = Table(title=f"Fitted on {cal.used} of {cal.rows} rows of {Path(args.data).name}", title_justify="left")
-    for col in ("parameter", "default", "fitted", "bounds", "per fold"):
-        params.add_column(col, justify="left" if col == "parameter" else "right")
+    params = compact_table(f"Fitted on {cal.used} of {cal.rows} rows of {Path(args.data).name}",
+                           ("parameter", "default", "fitted", "bounds", "per fold"), left=("parameter",))  # fmt: skip
     for k, p in enumerate(cal.params):
         folds = " ".join(f"{v[k]:.3g}" for v in cal.fold_values)
         params.add_row(p.name, f"{p.default:g}", f"{p.fitted:.4g}", f"{p.low:g}–{p.high:g}", folds)
     print_table(params)
-    errors = Table(title="Error (mean absolute %, median, Spearman)", title_justify="left")
-    for col in ("", "MAPE", "median", "within ±10%", "Spearman", "mean |ln ratio|"):
-        errors.add_column(col, justify="left" if not col else "right")
+    errors = compact_table("Error (mean absolute %, median, Spearman)",
+                           ("", "MAPE", "median", "within ±10%", "Spearman", "mean |ln ratio|"), left=("",))  # fmt: skip
+    errors.columns[0].no_wrap = True
     for label, st in (("defaults", cal.default_error), ("fitted, in-sample", cal.fit_error),
                       (f"fitted, held out ({cal.folds}-fold)", cal.heldout_error)):  # fmt: skip
         errors.add_row(label, _f(st.mape, "{:.1f}%"), _f(st.median_ape, "{:.1f}%"), _f(st.within_10pct, "{:.0%}"),

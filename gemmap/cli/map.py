@@ -16,6 +16,7 @@ from gemmap.cli.common import (
     search_options,
 )
 from gemmap.report import (
+    MAP_DROPPABLE,
     atomic_write,
     check_output_file,
     loop_nests,
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     with api.progress(console, total=len(workload.problems), what="mapping layers") as tick:
         result = api.map_workload(arch, workload, options, fusion=args.fusion, on_layer=tick)
-    print_table(map_table(result))
+    print_table(map_table(result), droppable=MAP_DROPPABLE)
     if args.explain:
         names = None if args.explain == "*" else [workload.problem(args.explain).name]
         print(loop_nests(result, names))

@@ -20,7 +20,7 @@ from gemmap.arch import DEFAULT_ARCH, Arch, load_arch
 from gemmap.cli.common import add_search_args, add_workload_args, int_list, overrides_from_args, search_options
 from gemmap.errors import GemmapError
 from gemmap.mapper import SearchCache
-from gemmap.report import check_output_file, eng, print_table, write_json
+from gemmap.report import check_output_file, compact_table, eng, print_table, write_json
 from gemmap.schedule import POLICIES, ScheduleResult, fusion_sites, schedule_workload
 from gemmap.search import SearchOptions
 from gemmap.specio import load_yaml, shipped
@@ -88,54 +88,57 @@ def _verdict(ratio: float | None, fused: bool) -> str:
     return f"{'fused' if fused else 'unfused'} {ratio - 1:+.1%}"
 
 
+#: the site table's columns that go first on a narrow terminal
+SITE_DROPPABLE = ("mapping", "DRAM", "energy", "norm", "memory", "compute")
+
+
 def site_table(r: ScheduleResult) -> Table:
-    t = Table(title=f"{r.workload_name} on {r.arch.name} (acc {r.arch.accumulator.kib} KiB, spad {r.arch.scratchpad.kib} KiB, "
-                    f"objective {r.objective}): fused vs unfused per site, one instance")  # fmt: skip
-    cols = (
-        "site",
-        "x",
-        "schedule",
-        "cycles",
-        "compute",
-        "memory",
-        "norm",
-        "energy",
-        "DRAM",
-        "mapping",
-        "latency",
-        "chosen",
+    t = compact_table(
+        f"{r.workload_name} on {r.arch.name} (acc {r.arch.accumulator.kib} KiB, spad {r.arch.scratchpad.kib} KiB): "
+        f"fused vs unfused per site, one instance; chosen for {r.objective}",
+        (
+            "site",
+            "x",
+            "schedule",
+            "cycles",
+            "compute",
+            "memory",
+            "norm",
+            "energy",
+            "DRAM",
+            "latency",
+            "chosen",
+            "mapping",
+        ),
+        left=("site", "schedule", "mapping", "chosen"),
     )
-    for c in cols:
-        t.add_column(c, justify="left" if c in ("site", "schedule", "mapping", "chosen") else "right")
     for s, fuse in zip(r.sites, r.auto_choice):
         for name, sched in (("unfused", s.unfused), ("fused", s.fused)):
             first = name == "unfused"
             if sched is None:
-                t.add_row("", "", name, "-", "", "", "", "", "", s.reason, "", "")
+                t.add_row("", "", name, "-", "", "", "", "", "", "", "", s.reason)
                 continue
             change = "" if first else f"{s.ratio('latency') - 1:+.1%}"  # type: ignore[operator]
             t.add_row(
                 s.site.name if first else "", str(s.site.repeat) if first else "", name, eng(sched.cycles),
                 eng(sched.compute_cycles), eng(sched.memory_cycles), eng(sched.norm_cycles), eng(sched.energy_pj * 1e-12, "J"),
-                eng(sched.dram_bytes, "B"), sched.matmul.mapping.summary(r.arch), change,
-                ("<-" if sched.fused == fuse else ""),
+                eng(sched.dram_bytes, "B"), change, (f"<- {r.objective}" if sched.fused == fuse else ""),
+                sched.matmul.mapping.summary(r.arch),
             )  # fmt: skip
         t.add_section()
     return t
 
 
 def totals_table(r: ScheduleResult) -> Table:
-    t = Table(title="whole workload")
-    for c in ("policy", "cycles", "energy", "EDP", "vs none"):
-        t.add_column(c, justify="left" if c == "policy" else "right")
+    t = compact_table("whole workload", ("policy", "cycles", "energy", "EDP", "vs none"), left=("policy",))
     none = r.total("none")
     for p in POLICIES:
         x = r.total(p)
         t.add_row(
             p,
-            eng(x.cycles),
-            eng(x.energy_pj * 1e-12, "J"),
-            eng(x.edp * 1e-12, "J·cyc"),
+            eng(x.cycles, digits=4),
+            eng(x.energy_pj * 1e-12, "J", 4),
+            eng(x.edp * 1e-12, "J·cyc", 4),
             f"{x.cycles / none.cycles - 1:+.2%} cycles",
         )
     return t
@@ -183,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         points = [((seq, spad, acc), runner.run(seq, spad, acc, tick)) for seq, spad, acc in grid]
     if len(points) == 1:
         result = points[0][1]
-        print_table(site_table(result))
+        print_table(site_table(result), droppable=SITE_DROPPABLE)
         print_table(totals_table(result))
         if args.json:
             seq_len = seqs[0] if seqs[0] is not None else load_yaml(shipped(args.workload, "workloads")).get("seq_len")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from gemmap import api
 from gemmap.arch import DEFAULT_ARCH, load_arch
 from gemmap.cache import default_cache_path
 from gemmap.cli.common import add_search_args, search_options
@@ -139,16 +141,23 @@ def run(args: argparse.Namespace) -> int:
         console=console, transient=True,
     )  # fmt: skip
     task = None
+    plain = not console.is_terminal  # piped or logged: a line every PLAIN_PROGRESS_SECONDS instead of a bar
+    last = [time.monotonic()]
 
     def on_start(total: int, done: int) -> None:
         nonlocal task
-        stack.enter_context(bar)  # only now: a failed start prints nothing but its error line
-        task = bar.add_task("sweep", total=total, completed=done)
+        if not plain:
+            stack.enter_context(bar)  # only now: a failed start prints nothing but its error line
+            task = bar.add_task("sweep", total=total, completed=done)
         if done:
             console.print(f"resuming: {done} of {total} points already finished")
 
     def on_point(result, done: int, total: int) -> None:
-        bar.update(task, completed=done, description=f"sweep: {result.point.label()}")
+        if not plain:
+            bar.update(task, completed=done, description=f"sweep: {result.point.label()}")
+        elif time.monotonic() - last[0] >= api.PLAIN_PROGRESS_SECONDS:
+            console.print(f"gemmap: sweep: {done}/{total} points done, last {result.point.label()}", highlight=False)
+            last[0] = time.monotonic()
 
     with contextlib.ExitStack() as stack:
         outcome = run_sweep(sweep, on_point=on_point, on_start=on_start)
