@@ -12,11 +12,11 @@ import re
 import sys
 from typing import NoReturn
 
-from gemmap.cli import calibrate, cdf, evaluate, schedule, sweep, validate
+from gemmap.cli import calibrate, cdf, evaluate, export, importer, schedule, sweep, validate
 from gemmap.cli import map as map_cmd
 from gemmap.errors import GemmapError, did_you_mean
 
-COMMANDS = (map_cmd, cdf, sweep, schedule, evaluate, validate, calibrate)
+COMMANDS = (map_cmd, cdf, sweep, schedule, evaluate, validate, calibrate, importer, export)
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,11 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mapping and scheduling simulator for Gemmini-like systolic-array accelerators.",
         epilog="examples:\n  gemmap map workloads/bert.yaml\n  gemmap cdf workloads/bert.yaml --out out/cdf\n"
         "  gemmap sweep workloads/bert.yaml --spad-kib 64,256 --acc-kib 64,256 --out out/sweep\n"
-        "  gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml",
+        "  gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml\n"
+        "  gemmap import hf config.json -o workloads/my-model.yaml\n"
+        "  gemmap export timeloop workloads/bert.yaml --out out/timeloop",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{map,cdf,sweep,schedule,evaluate,validate,calibrate}"
+        dest="command", required=True, metavar="{map,cdf,sweep,schedule,evaluate,validate,calibrate,import,export}"
     )
     for module in COMMANDS:
         module.add_parser(sub)
