@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from gemmap.errors import GemmapError, did_you_mean
+from gemmap.specio import read_text
 
 SUPPORTED = ("bert", "gpt2", "llama", "mistral", "vit")
 PHASES = ("prefill", "decode")
@@ -76,13 +77,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     """The JSON object of a local ``config.json``; one line if it cannot be read or is not an object."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise GemmapError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise GemmapError(f"{path}: cannot read file (not UTF-8 text)") from None
-    try:
-        data = json.loads(text)
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise GemmapError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(data, dict):
