@@ -70,5 +70,8 @@ def run(args: argparse.Namespace) -> int:
     for layer in layers:
         for note in layer.notes:
             print(f"note: {layer.problem.name}: {note}")
+    left = [x.name for x in result.layers if x.mapping is None]
+    if left:
+        print(f"not written (no Timeloop einsum): {', '.join(left)}")
     print(f"wrote {len(files)} files to {out}")
     return 0

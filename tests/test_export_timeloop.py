@@ -1,0 +1,178 @@
+"""``gemmap export timeloop``: the written mappings read back through gemmap's own Timeloop import
+(as ``gemmap evaluate --mapping FILE`` reads them) to the identical cost."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gemmap import api
+from gemmap.cli import main
+from gemmap.interop.export import export_files, export_layers, file_stem
+from gemmap.interop.timeloop import load_mapping
+from gemmap.interop.timeloop_nest import spatial_split
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mapped(arch, workload: str, method: str = "heuristic"):
+    return api.map_workload(
+        arch, api.load_workload(ROOT / "workloads" / workload), api.SearchOptions(method=method, dataflow="ws")
+    )
+
+
+def _write(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("workload", ["bert.yaml", "resnet50.yaml"])
+def test_every_layer_round_trips_to_the_identical_cost(gemmini, tmp_path, workload):
+    result = _mapped(gemmini, workload)
+    mapped = [row for row in result.layers if row.mapping is not None]
+    layers = export_layers(gemmini, result.layers)
+    assert len(layers) == len(mapped) > 0
+    out = _write(tmp_path, export_files(gemmini, layers))
+    stems = {row["layer"]: row for row in csv.DictReader((out / "summary.csv").open())}
+    for row in mapped:
+        # the file, as a user would hand it back: gemmap evaluate --mapping LAYER.map.yaml
+        ev = api.evaluate_mapping(gemmini, row.problem, out / stems[row.name]["mapping_file"])
+        got = (ev.cost.cycles, ev.cost.energy_pj, ev.cost.dram_bytes)
+        assert got == (row.cycles, row.energy_pj, row.dram_bytes), row.name
+        assert ev.notes == ()
+        assert stems[row.name]["round_trip"] == "exact"
+
+
+def test_compact_form_of_a_matmul(gemmini):
+    """BERT's ffn1 under Gemmini's tiler: the DRAM loops in the software order, K across the columns,
+    C across the rows, M streamed in the registers' level."""
+    result = _mapped(gemmini, "bert.yaml")
+    ffn1 = next(x for x in export_layers(gemmini, result.layers) if x.problem.name == "ffn1")
+    Tm, Tk, Tn = ffn1.mapping.local
+    text = ffn1.nest.to_compact()
+    assert text.endswith(f"L2[WI] K16X - L1[O] C{Tk // 16} K{Tn // 16} C16X - L0[W] P{Tm}")
+    assert load_mapping(text).trimmed() == ffn1.nest.trimmed()
+
+
+def test_single_buffered_choice_is_named_not_hidden(gemmini):
+    """The optimal search may single-buffer a tile that does not fit twice; the import (DOSA's flow)
+    always double-buffers, so that layer is marked and says why."""
+    result = _mapped(gemmini, "bert.yaml", "optimal")
+    layers = export_layers(gemmini, result.layers)
+    for layer in layers:
+        single = not (layer.mapping.db_spad and layer.mapping.db_acc)
+        assert layer.exact is not single, layer.problem.name
+        if single:
+            assert "double-buffered as the import always runs it" in " ".join(layer.notes)
+    assert any(not x.exact for x in layers) and any(x.exact for x in layers)
+
+
+class _TreeLoader(yaml.SafeLoader):
+    pass
+
+
+_TreeLoader.add_constructor("!Container", lambda loader, node: {"node": "Container", **loader.construct_mapping(node)})
+_TreeLoader.add_constructor("!Component", lambda loader, node: {"node": "Component", **loader.construct_mapping(node)})
+
+
+def test_architecture_tree(gemmini, transformer_arch):
+    from gemmap.interop.timeloop_write import arch_text
+
+    doc = yaml.load(arch_text(gemmini), Loader=_TreeLoader)  # noqa: S506 - a SafeLoader subclass
+    assert doc["architecture"]["version"] == 0.4
+    nodes = doc["architecture"]["nodes"]
+    assert [n["name"] for n in nodes] == ["system", "DRAM", "gemmini", "Scratchpad", "columns", "Accumulator", "rows",
+                                           "Registers", "MACC"]  # fmt: skip
+    by = {n["name"]: n for n in nodes}
+    assert by["Scratchpad"]["attributes"]["depth"] == gemmini.spad_rows == 16384
+    assert by["Scratchpad"]["attributes"]["width"] == 128
+    assert by["Scratchpad"]["constraints"]["dataspace"] == {"keep": ["Weights", "Inputs"], "bypass": ["Outputs"]}
+    assert by["Accumulator"]["attributes"]["depth"] == gemmini.acc_rows
+    assert by["columns"]["spatial"] == by["rows"]["spatial"] == {"meshX": 16}
+    assert by["DRAM"]["attributes"]["width"] == 128
+    l2 = yaml.load(arch_text(transformer_arch), Loader=_TreeLoader)["architecture"]["nodes"][2]  # noqa: S506
+    assert (
+        l2["name"] == "SharedL2"
+        and l2["attributes"]["depth"] * l2["attributes"]["width"] == transformer_arch.l2.bytes * 8
+    )
+
+
+def test_problem_files(gemmini, tmp_path):
+    result = _mapped(gemmini, "resnet50.yaml")
+    files = export_files(gemmini, export_layers(gemmini, result.layers[:3]))
+    conv1 = yaml.safe_load(files["conv1.problem.yaml"])["problem"]
+    inst = conv1["instance"]
+    # conv1: 7x7 stride 2 onto 112x112; P = output columns, Q = output rows (padded up to the tiles)
+    assert (inst["C"], inst["K"], inst["R"], inst["S"], inst["N"], inst["Wstride"]) == (3, 64, 7, 7, 1, 2)
+    assert inst["P"] >= 112 and inst["Q"] >= 112
+    assert conv1["shape"]["data_spaces"][1]["projection"][2] == [["R", "Wdilation"], ["P", "Wstride"]]
+    bert = export_files(gemmini, export_layers(gemmini, _mapped(gemmini, "bert.yaml").layers))
+    ffn1 = yaml.safe_load(bert["ffn1.problem.yaml"])["problem"]["instance"]
+    # M = 512 in tiles of 112 rows (Gemmini's tiler): Timeloop's exact factorization needs P = 5 x 112
+    assert (ffn1["P"], ffn1["C"], ffn1["N"], ffn1["Q"], ffn1["R"], ffn1["S"]) == (560, 768, 1, 1, 1, 1)
+    assert ffn1["K"] >= 3072
+    assert "# P = 560, not 512: the last tile is partial" in bert["ffn1.problem.yaml"]
+    assert set(bert) == {"arch.yaml", "summary.csv"} | {
+        f"{n}.{k}.yaml" for n in result_names(bert) for k in ("problem", "map")
+    }
+
+
+def result_names(files: dict[str, str]) -> set[str]:
+    return {name.split(".")[0] for name in files if name.endswith(".map.yaml")}
+
+
+def test_spatial_split_and_file_stems():
+    assert spatial_split(64, 16) == (16, 4)
+    assert spatial_split(24, 16) == (12, 2)
+    assert spatial_split(7, 16) == (7, 1)
+    taken: set[str] = set()
+    assert [file_stem(n, taken) for n in ("/enc/MatMul", "enc_MatMul", "..", "a b")] == [
+        "_enc_MatMul", "enc_MatMul", "layer", "a_b"
+    ]  # fmt: skip
+
+
+def test_cli(tmp_path, capsys):
+    out = tmp_path / "tl"
+    assert (
+        main(["export", "timeloop", str(ROOT / "workloads" / "bert.yaml"), "--search", "heuristic", "--out", str(out)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "wrote 18 files" in printed
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [r["layer"] for r in rows] == [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "attn_qk",
+        "attn_av",
+        "out_proj",
+        "ffn1",
+        "ffn2",
+    ]
+    assert {r["round_trip"] for r in rows} == {"exact"}
+    assert (
+        main(
+            [
+                "evaluate",
+                str(ROOT / "workloads" / "bert.yaml"),
+                "--layer",
+                "ffn1",
+                "--mapping",
+                str(out / "ffn1.map.yaml"),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    # one line, exit 2, before any search
+    assert main(["export", "timeloop", "bert", "--dataflow", "os", "--out", str(out)]) == 2
+    assert "weight-stationary" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["export", "timeloop", "bert", "--out", str(blocker / "sub")]) == 2
+    assert capsys.readouterr().err.startswith("gemmap: error: cannot write to")
