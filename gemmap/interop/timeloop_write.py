@@ -235,7 +235,7 @@ def arch_text(arch: Arch) -> str:
     if arch.l2 is not None:
         header.append(
             f"SharedL2 ({arch.l2.kib} KiB): gemmap models it as a cache under the software loops; "
-            "the mappings leave it no directive (Timeloop's factors there default to 1)."
+            "the mappings give it no directive, so Timeloop warns, sets its factors to 1 and keeps all data there."
         )
     body = yaml.dump({"architecture": {"version": 0.4, "nodes": nodes}}, Dumper=_TreeDumper, sort_keys=False)
     return "".join(f"# {line}\n" for line in header) + body
