@@ -12,8 +12,9 @@ import yaml
 from gemmap import api
 from gemmap.cli import main
 from gemmap.interop.export import export_files, export_layers, file_stem
-from gemmap.interop.timeloop import load_mapping
+from gemmap.interop.timeloop import load_mapping, parse_yaml
 from gemmap.interop.timeloop_nest import spatial_split
+from gemmap.interop.timeloop_write import mapping_doc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,9 +39,12 @@ def test_every_layer_round_trips_to_the_identical_cost(gemmini, tmp_path, worklo
     assert len(layers) == len(mapped) > 0
     out = _write(tmp_path, export_files(gemmini, layers))
     stems = {row["layer"]: row for row in csv.DictReader((out / "summary.csv").open())}
+    nests = {layer.problem.name: layer.nest for layer in layers}
     for row in mapped:
         # the file, as a user would hand it back: gemmap evaluate --mapping LAYER.map.yaml
-        ev = api.evaluate_mapping(gemmini, row.problem, out / stems[row.name]["mapping_file"])
+        path = out / stems[row.name]["mapping_file"]
+        assert load_mapping(path) == nests[row.name]
+        ev = api.evaluate_mapping(gemmini, row.problem, path)
         got = (ev.cost.cycles, ev.cost.energy_pj, ev.cost.dram_bytes)
         assert got == (row.cycles, row.energy_pj, row.dram_bytes), row.name
         assert ev.notes == ()
@@ -54,8 +58,9 @@ def test_compact_form_of_a_matmul(gemmini):
     ffn1 = next(x for x in export_layers(gemmini, result.layers) if x.problem.name == "ffn1")
     Tm, Tk, Tn = ffn1.mapping.local
     text = ffn1.nest.to_compact()
-    assert text.endswith(f"L2[WI] K16X - L1[O] C{Tk // 16} K{Tn // 16} C16X - L0[W] P{Tm}")
-    assert load_mapping(text).trimmed() == ffn1.nest.trimmed()
+    assert text.endswith(f"L2[WI] N1 K16X - L1[O] C{Tk // 16} K{Tn // 16} C16X - L0[W] P{Tm}")
+    assert load_mapping(text) == ffn1.nest
+    assert parse_yaml(mapping_doc(ffn1.nest)) == ffn1.nest  # the YAML says the same as the compact form
 
 
 def test_single_buffered_choice_is_named_not_hidden(gemmini):

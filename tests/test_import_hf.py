@@ -139,3 +139,27 @@ def test_cli_errors(tmp_path, capsys):
     # the output path is checked before the config is read
     assert main(["import", "hf", str(tmp_path / "missing.json"), "-o", str(tmp_path)]) == 2
     assert "it is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("stem", "shipped"),
+    [("llama2-7b", "llama2-7b"), ("llama3-8b", "llama3-8b"), ("gpt2", "gpt2"), ("vit-base-patch16-224", "vit-base")],
+)
+def test_imports_build_the_shipped_workloads(tmp_path, stem, shipped):
+    """The model card's config and the hand-written workload describe the same op graph."""
+    out = tmp_path / f"{stem}.yaml"
+    assert main(["import", "hf", str(DATA / f"{stem}.json"), "-o", str(out)]) == 0
+    mine, theirs = load_workload(out), load_workload(shipped)
+    assert (mine.problems, mine.nonlinear) == (theirs.problems, theirs.nonlinear)
+
+
+@pytest.mark.parametrize(
+    ("stem", "flags"),
+    [("mistral-7b-v0.1", []), ("llama3-8b", ["--phase", "decode", "--kv-len", "4096", "--batch", "4"]),
+     ("gpt2", ["--kv-len", "512"]), ("vit-base-patch16-224", ["--batch", "2"])],
+)  # fmt: skip
+def test_imports_map(tmp_path, capsys, stem, flags):
+    out = tmp_path / f"{stem}.yaml"
+    assert main(["import", "hf", str(DATA / f"{stem}.json"), *flags, "-o", str(out)]) == 0
+    assert main(["map", str(out), "--search", "heuristic"]) == 0
+    assert "total" in capsys.readouterr().out

@@ -140,6 +140,18 @@ def test_dynamic_shapes_are_one_line_and_fixable():
     assert ops[0]["M"] == 2
 
 
+def test_rmsnorm_of_opset_23():
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
+        helper.make_node("RMSNormalization", ["y", "g"], ["z"], name="rms", axis=-1),
+    ]
+    model = _model(nodes, [("x", [2, 8, 16])], [_init("w", (16, 32)), _init("g", (32,))], opset=23)
+    assert workload_from_model(model, "m", "m.onnx").spec["ops"] == [
+        {"name": "mm", "op": "matmul", "M": 16, "K": 16, "N": 32, "repeat": 1},
+        {"name": "rms", "op": "rmsnorm", "rows": 16, "row_len": 32, "repeat": 1, "after": "mm"},
+    ]
+
+
 def test_no_matmul_is_an_error():
     model = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], [("x", [4])], [])
     with pytest.raises(GemmapError, match=r"no MatMul, Gemm or 2-D Conv to map \(skipped: Relu x1\)"):

@@ -11,8 +11,8 @@ input dims such as ``batch``). Operators and what they become:
 * ``Conv`` (2-D): a conv with its 7 dims, stride, padding, dilation and input H × W; ``group`` g > 1
   is g independent convs of C/g -> K/g channels (``repeat: g``). Unequal strides or dilations per
   axis and asymmetric padding have no gemmap conv and are skipped (named so).
-* ``Softmax``, ``LayerNormalization``, ``Gelu``, ``Add``: rows × row_len of the reduced (softmax,
-  layernorm) or last axis. When the op's input comes straight from a MatMul/Gemm and the shapes agree
+* ``Softmax``, ``LayerNormalization``, ``RMSNormalization`` (opset 23), ``Gelu``, ``Add``: rows ×
+  row_len of the reduced (softmax, the norms) or last axis. When the op's input comes straight from a MatMul/Gemm and the shapes agree
   (the op's rows are the matmul's M × repeat, its row length the matmul's N), it is written
   ``after:`` that matmul with the matmul's M, N and repeat, as the explicit format requires.
 
@@ -36,7 +36,13 @@ from gemmap.specio import build
 from gemmap.workload import ExplicitSpec, explicit_workload
 
 INSTALL_HINT = "gemmap import onnx needs the 'onnx' package: pip install 'gemmap[onnx]' (or pip install onnx)"
-ROW_OPS = {"Softmax": "softmax", "LayerNormalization": "layernorm", "Gelu": "gelu", "Add": "add"}
+ROW_OPS = {
+    "Softmax": "softmax",
+    "LayerNormalization": "layernorm",
+    "RMSNormalization": "rmsnorm",
+    "Gelu": "gelu",
+    "Add": "add",
+}
 
 
 def _onnx() -> Any:

@@ -40,7 +40,12 @@ def spatial_split(tile: int, width: int) -> tuple[int, int]:
 
 
 def _level(name: str, loops: list[Loop]) -> Level:
-    return Level(name, frozenset(KEEPS[name]), tuple(loop for loop in loops if loop.bound > 1))
+    """Level ``name`` with its non-trivial loops; without a temporal one it gets Timeloop's ``N1``
+    placeholder, as Timeloop prints it (and as :func:`~gemmap.interop.timeloop.parse_yaml` reads it)."""
+    kept = tuple(loop for loop in loops if loop.bound > 1)
+    if not any(not loop.spatial for loop in kept):
+        kept = (Loop("N", 1), *kept)
+    return Level(name, frozenset(KEEPS[name]), kept)
 
 
 def matmul_nest(arch: Arch, problem: Problem, mapping: Mapping) -> LoopNest:
