@@ -11,7 +11,7 @@ import yaml
 
 from gemmap import api
 from gemmap.cli import main
-from gemmap.interop.export import export_files, export_layers, file_stem
+from gemmap.interop.export import export_files, export_layer, export_layers, file_stem
 from gemmap.interop.timeloop import load_mapping, parse_yaml
 from gemmap.interop.timeloop_nest import spatial_split
 from gemmap.interop.timeloop_write import mapping_doc
@@ -64,16 +64,24 @@ def test_compact_form_of_a_matmul(gemmini):
 
 
 def test_single_buffered_choice_is_named_not_hidden(gemmini):
-    """The optimal search may single-buffer a tile that does not fit twice; the import (DOSA's flow)
-    always double-buffers, so that layer is marked and says why."""
-    result = _mapped(gemmini, "bert.yaml", "optimal")
-    layers = export_layers(gemmini, result.layers)
-    for layer in layers:
-        single = not (layer.mapping.db_spad and layer.mapping.db_acc)
-        assert layer.exact is not single, layer.problem.name
-        if single:
-            assert "double-buffered as the import always runs it" in " ".join(layer.notes)
-    assert any(not x.exact for x in layers) and any(x.exact for x in layers)
+    """The optimal search may single-buffer (attn_av's accumulator tile fits only once); the import
+    (DOSA's flow) always double-buffers, so that layer is marked and says why; attn_qk round-trips."""
+    bert = api.load_workload("bert")
+    options = api.SearchOptions(method="optimal", dataflow="ws")
+    out = {}
+    for name in ("attn_qk", "attn_av"):
+        problem = bert.problem(name)
+        result = api.find_mapping(gemmini, problem, options)
+        out[name] = export_layer(gemmini, problem, result.mapping, result.cost)
+    assert out["attn_qk"].exact and out["attn_qk"].notes == ()
+    av = out["attn_av"]
+    assert (av.mapping.db_spad, av.mapping.db_acc) == (True, False)
+    assert not av.exact
+    assert av.reimported is None  # double-buffered, its accumulator tile does not fit
+    assert av.notes[0].endswith(
+        "(double-buffered as the import always runs it), which cannot run on gemmini-default: "
+        "accumulator needs 2048 rows, has 1024"
+    )
 
 
 class _TreeLoader(yaml.SafeLoader):
