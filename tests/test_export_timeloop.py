@@ -189,3 +189,19 @@ def test_cli(tmp_path, capsys):
     blocker.write_text("")
     assert main(["export", "timeloop", "bert", "--out", str(blocker / "sub")]) == 2
     assert capsys.readouterr().err.startswith("gemmap: error: cannot write to")
+
+
+def test_a_layer_the_import_refuses_is_still_written(gemmini):
+    """A non-square conv: Timeloop states it, DOSA's square tiled_conv call (the import) cannot."""
+    problem = api.layer_from_spec("conv C=16 K=16 P=8 Q=12 R=3 S=3 stride=1 padding=1 H=8 W=12")
+    result = api.find_mapping(gemmini, problem, api.SearchOptions(method="heuristic"))
+    layer = export_layer(gemmini, problem, result.mapping, result.cost)
+    assert not layer.exact and layer.reimported is None
+    assert layer.notes == (
+        "gemmap's Timeloop import refuses this file: layer 'conv': tiled_conv runs square convs (one in_dim, "
+        "out_dim, kernel_dim); this one has 8x12 input, 8x12 output, 3x3 kernel",
+    )
+    files = export_files(gemmini, [layer])
+    assert yaml.safe_load(files["conv.problem.yaml"])["problem"]["instance"]["Q"] >= 8  # rows
+    assert "note: gemmap's Timeloop import refuses this file" in files["conv.map.yaml"]
+    assert "differs" in files["summary.csv"]

@@ -93,6 +93,7 @@ def test_hf_defaults_absent_keys():
         ({**_llama2(), "hidden_size": "4096"}, HfOptions(), "'hidden_size' must be a positive whole number, got '4096'"),
         ({**_llama2(), "hidden_act": "gelu"}, HfOptions(), "hidden_act 'gelu': gemmap models llama's gated MLP with SiLU"),
         ({**_llama2(), "num_key_value_heads": 5}, HfOptions(), "num_key_value_heads 5 does not divide num_attention_heads 32"),
+        ({"model_type": "gpt2", "activation_function": "relu"}, HfOptions(), "activation_function 'relu': gemmap models gpt2's MLP with GELU only"),
         (_llama2(), HfOptions(seq_len=5000), "--seq-len 5000 exceeds the model's max_position_embeddings 4096"),
         (_llama2(), HfOptions(phase="prefill", kv_len=10), "--kv-len applies to --phase decode"),
         (_llama2(), HfOptions(phase="decode", seq_len=10), "--seq-len is the prefill length"),

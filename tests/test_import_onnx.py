@@ -5,16 +5,14 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import onnx  # in the test extra: a missing package fails here rather than skipping
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from gemmap.cli import main
 from gemmap.errors import GemmapError
+from gemmap.interop.onnx_graph import import_onnx, workload_from_model
 from gemmap.workload import load_workload
-
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from gemmap.interop.onnx_graph import import_onnx, workload_from_model  # noqa: E402
 
 
 def _init(name: str, shape: tuple[int, ...], dtype=np.float32):

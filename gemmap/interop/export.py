@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
 from gemmap.convmodel import evaluate_of, invalid_reason_of
+from gemmap.errors import GemmapError
 from gemmap.interop.convert import convert
 from gemmap.interop.timeloop import LoopNest, parse_yaml
 from gemmap.interop.timeloop_nest import nest_of
@@ -79,7 +80,12 @@ def _differences(arch: Arch, ours: Mapping | ConvMapping, theirs: Mapping | Conv
 def export_layer(arch: Arch, problem: Problem, mapping: Mapping | ConvMapping, cost: Cost) -> ExportedLayer:
     """Export one mapped layer and check it against gemmap's own import of the written mapping."""
     nest = nest_of(arch, problem, mapping)
-    converted = convert(arch, problem, parse_yaml(mapping_doc(nest)))
+    try:
+        converted = convert(arch, problem, parse_yaml(mapping_doc(nest)))
+    except GemmapError as exc:  # e.g. a non-square conv, which DOSA's tiled_conv call cannot state
+        return ExportedLayer(
+            problem, mapping, cost, nest, None, (f"gemmap's Timeloop import refuses this file: {exc}",)
+        )
     notes = list(converted.notes)
     runs = f"gemmap's Timeloop import runs this file as {converted.mapping.summary(arch)}"
     why = "; ".join(_differences(arch, mapping, converted.mapping))

@@ -178,7 +178,16 @@ def _classes(cfg: _Config) -> int | None:
     return cfg.positive("num_labels") if cfg.has("num_labels") else None
 
 
+#: activations gemmap costs as GELU (Hugging Face's names: ACT2FN in transformers/activations.py)
+GELU_ACTS = ("gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python")
+#: ... and as SiLU, the gate of the llama family's MLP
+SILU_ACTS = ("silu", "swish")
+
+
 def _gpt2(cfg: _Config, options: HfOptions) -> dict[str, Any]:
+    act = cfg.data.get("activation_function", "gelu_new")
+    if act not in GELU_ACTS:
+        raise GemmapError(f"{cfg.source}: activation_function '{act}': gemmap models gpt2's MLP with GELU only")
     hidden = cfg.positive("n_embd")
     n_positions = cfg.positive("n_positions", GPT2_SEQ_LEN)
     return {
@@ -198,7 +207,7 @@ def _gpt2(cfg: _Config, options: HfOptions) -> dict[str, Any]:
 
 def _llama(cfg: _Config, options: HfOptions) -> dict[str, Any]:
     act = cfg.data.get("hidden_act", "silu")
-    if act != "silu":
+    if act not in SILU_ACTS:
         raise GemmapError(
             f"{cfg.source}: hidden_act '{act}': gemmap models {cfg.model_type}'s gated MLP with SiLU (swiglu) only"
         )
