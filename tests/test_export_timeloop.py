@@ -182,6 +182,16 @@ def test_cli(tmp_path, capsys):
         == 0
     )
     capsys.readouterr()
+    # the family overrides, as for map: GPT-2 decoding one token against 64 cached ones (M = 1 GEMVs)
+    dec = tmp_path / "dec"
+    assert main(["export", "timeloop", "gpt2", "--phase", "decode", "--kv-len", "64", "--search", "heuristic",
+                 "--out", str(dec)]) == 0  # fmt: skip
+    rows = {r["layer"]: r["round_trip"] for r in csv.DictReader((dec / "summary.csv").open())}
+    # attention spans the 64 cached tokens and the new one: 65 is no whole number of DIM blocks, which
+    # DOSA's flow (the import) floors to 64; every other layer round-trips
+    assert {name for name, trip in rows.items() if trip != "exact"} == {"attn_qk", "attn_av"}
+    assert "note: attn_qk: tile N = 65 runs as 64" in capsys.readouterr().out
+    assert yaml.safe_load((dec / "q_proj.problem.yaml").read_text())["problem"]["instance"]["P"] == 1
     # one line, exit 2, before any search
     assert main(["export", "timeloop", "bert", "--dataflow", "os", "--out", str(out)]) == 2
     assert "weight-stationary" in capsys.readouterr().err

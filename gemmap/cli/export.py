@@ -8,7 +8,14 @@ from rich.console import Console
 from rich.table import Table
 
 from gemmap import api
-from gemmap.cli.common import add_arch_args, add_search_args, arch_from_args, search_options
+from gemmap.cli.common import (
+    add_arch_args,
+    add_search_args,
+    add_workload_args,
+    arch_from_args,
+    overrides_from_args,
+    search_options,
+)
 from gemmap.errors import GemmapError
 from gemmap.interop.export import export_files, export_layers
 from gemmap.report import atomic_write, check_writable_dir, eng, print_table
@@ -17,6 +24,7 @@ from gemmap.workload import load_workload
 EXAMPLES = """examples:
   gemmap export timeloop workloads/bert.yaml --out out/tl-bert
   gemmap export timeloop workloads/resnet50.yaml --search heuristic --out out/tl-resnet
+  gemmap export timeloop workloads/llama2-7b.yaml --phase decode --kv-len 2048 --out out/tl-llama-decode
   timeloop-model out/tl-bert/arch.yaml out/tl-bert/ffn1.problem.yaml out/tl-bert/ffn1.map.yaml
   gemmap evaluate workloads/bert.yaml --layer ffn1 --mapping out/tl-bert/ffn1.map.yaml
 
@@ -41,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, metavar="DIR", help="folder for the files (created if needed)")
     add_arch_args(t)
     add_search_args(t)
+    add_workload_args(t)
     t.set_defaults(run=run)
 
 
@@ -51,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     arch = arch_from_args(args)
     if "ws" not in arch.dataflows:
         raise GemmapError(f"{args.arch}: {arch.name} has no weight-stationary dataflow, which the export writes")
-    workload = load_workload(args.workload)
+    workload = load_workload(args.workload, overrides=overrides_from_args(args))
     console = Console(stderr=True)
     with api.progress(console, total=len(workload.problems), what="mapping layers") as tick:
         result = api.map_workload(arch, workload, search_options(args, "ws"), on_layer=tick)

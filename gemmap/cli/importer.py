@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from gemmap.cli.common import positive_int
+from gemmap.cli.common import add_workload_args
 from gemmap.errors import GemmapError
 from gemmap.interop import hf
 from gemmap.interop.spec_yaml import workload_yaml
@@ -21,7 +21,7 @@ and writes the workload's hyper-parameters: bert -> model: bert; gpt2 -> model: 
 mistral -> model: llama (num_key_value_heads for grouped-query attention, hidden_act silu ->
 ffn_kind swiglu, rms_norm_eps -> norm rmsnorm, rope); vit -> model: vit (image, patch, channels,
 classes). Defaults: prefill of min(context, 1024) tokens for gpt2, min(context, 2048) for llama and
-mistral, min(context, 512) for bert; batch 1.
+mistral, min(context, 512) for bert; batch 1. --kv-len alone means --phase decode.
 """
 
 ONNX_EXAMPLES = """examples:
@@ -53,10 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h.add_argument("config", metavar="CONFIG.json", help="a Hugging Face config.json (local file)")
     h.add_argument("-o", "--out", required=True, metavar="WORKLOAD.yaml", help="the workload YAML to write")
     h.add_argument("--name", help="the workload's name (default: from the config or the file name)")
-    h.add_argument("--phase", choices=hf.PHASES, help="decoders: prefill (default) or decode")
-    h.add_argument("--seq-len", type=positive_int, help="prefill tokens (default: see below)")
-    h.add_argument("--kv-len", type=positive_int, help="decode: cached tokens (implies --phase decode)")
-    h.add_argument("--batch", type=positive_int, help="sequences (default 1)")
+    add_workload_args(h)
     h.set_defaults(run=run_hf)
     o = kinds.add_parser("onnx", help="an ONNX model (needs the onnx package)", epilog=ONNX_EXAMPLES,
                          formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
