@@ -9,8 +9,8 @@ import pytest
 
 from gemmap.cli import main
 from gemmap.errors import GemmapError
-from gemmap.interop.hf import HfOptions, import_config, workload_spec_from_config
-from gemmap.workload import load_workload
+from gemmap.interop.hf import import_config, workload_spec_from_config
+from gemmap.workload import Overrides, load_workload
 
 DATA = Path(__file__).resolve().parent / "data" / "hf"
 
@@ -56,12 +56,12 @@ def _llama2() -> dict:
 
 
 def test_decode_and_overrides():
-    spec = workload_spec_from_config(_llama2(), HfOptions(phase="decode", kv_len=4096, batch=8))
+    spec = workload_spec_from_config(_llama2(), Overrides(phase="decode", kv_len=4096, batch=8))
     assert (spec["phase"], spec["kv_len"], spec["batch"]) == ("decode", 4096, 8)
     assert "seq_len" not in spec
     # --kv-len alone means decode; --seq-len sets prefill
-    assert workload_spec_from_config(_llama2(), HfOptions(kv_len=512))["phase"] == "decode"
-    spec = workload_spec_from_config(_llama2(), HfOptions(seq_len=128, name="mine"))
+    assert workload_spec_from_config(_llama2(), Overrides(kv_len=512))["phase"] == "decode"
+    spec = workload_spec_from_config(_llama2(), Overrides(seq_len=128), name="mine")
     assert (spec["name"], spec["phase"], spec["seq_len"]) == ("mine", "prefill", 128)
 
 
@@ -86,33 +86,33 @@ def test_hf_defaults_absent_keys():
 @pytest.mark.parametrize(
     ("config", "options", "expected"),
     [
-        ({"model_type": "t5"}, HfOptions(), "model_type 't5' is not supported (supported: bert, gpt2, llama, mistral, vit)"),
-        ({"model_type": "lama"}, HfOptions(), "(did you mean 'llama'?)"),
-        ({"hidden_size": 4}, HfOptions(), "no 'model_type' (supported: bert, gpt2, llama, mistral, vit)"),
-        ({"model_type": "bert"}, HfOptions(), "missing 'num_hidden_layers' (needed for model_type bert)"),
-        ({**_llama2(), "hidden_size": "4096"}, HfOptions(), "'hidden_size' must be a positive whole number, got '4096'"),
-        ({**_llama2(), "hidden_act": "gelu"}, HfOptions(), "hidden_act 'gelu': gemmap models llama's gated MLP with SiLU"),
-        ({**_llama2(), "num_key_value_heads": 5}, HfOptions(), "num_key_value_heads 5 does not divide num_attention_heads 32"),
-        ({"model_type": "gpt2", "activation_function": "relu"}, HfOptions(), "activation_function 'relu': gemmap models gpt2's MLP with GELU only"),
-        (_llama2(), HfOptions(seq_len=5000), "--seq-len 5000 exceeds the model's max_position_embeddings 4096"),
-        (_llama2(), HfOptions(phase="prefill", kv_len=10), "--kv-len applies to --phase decode"),
-        (_llama2(), HfOptions(phase="decode", seq_len=10), "--seq-len is the prefill length"),
-        ({"model_type": "bert"}, HfOptions(phase="decode"), "--phase and --kv-len apply to decoder models"),
-        ({"model_type": "vit"}, HfOptions(seq_len=10), "--seq-len does not apply to vit"),
+        ({"model_type": "t5"}, Overrides(), "model_type 't5' is not supported (supported: bert, gpt2, llama, mistral, vit)"),
+        ({"model_type": "lama"}, Overrides(), "(did you mean 'llama'?)"),
+        ({"hidden_size": 4}, Overrides(), "no 'model_type' (supported: bert, gpt2, llama, mistral, vit)"),
+        ({"model_type": "bert"}, Overrides(), "missing 'num_hidden_layers' (needed for model_type bert)"),
+        ({**_llama2(), "hidden_size": "4096"}, Overrides(), "'hidden_size' must be a positive whole number, got '4096'"),
+        ({**_llama2(), "hidden_act": "gelu"}, Overrides(), "hidden_act 'gelu': gemmap models llama's gated MLP with SiLU"),
+        ({**_llama2(), "num_key_value_heads": 5}, Overrides(), "num_key_value_heads 5 does not divide num_attention_heads 32"),
+        ({"model_type": "gpt2", "activation_function": "relu"}, Overrides(), "activation_function 'relu': gemmap models gpt2's MLP with GELU only"),
+        (_llama2(), Overrides(seq_len=5000), "--seq-len 5000 exceeds the model's max_position_embeddings 4096"),
+        (_llama2(), Overrides(phase="prefill", kv_len=10), "--kv-len applies to --phase decode"),
+        (_llama2(), Overrides(phase="decode", seq_len=10), "--seq-len is the prefill length"),
+        ({"model_type": "bert"}, Overrides(phase="decode"), "--phase and --kv-len apply to decoder models"),
+        ({"model_type": "vit"}, Overrides(seq_len=10), "--seq-len does not apply to vit"),
     ],
 )  # fmt: skip
 def test_errors_are_one_line(config, options, expected):
     with pytest.raises(GemmapError) as exc:
-        workload_spec_from_config(config, options, "cfg.json")
+        workload_spec_from_config(config, options, source="cfg.json")
     assert expected in str(exc.value)
     assert "\n" not in str(exc.value)
 
 
 def test_mistral_sliding_window_bounds_the_context():
     cfg = json.loads((DATA / "mistral-7b-v0.1.json").read_text())
-    assert workload_spec_from_config(cfg, HfOptions(seq_len=4096))["seq_len"] == 4096
+    assert workload_spec_from_config(cfg, Overrides(seq_len=4096))["seq_len"] == 4096
     with pytest.raises(GemmapError, match="sliding_window 4096"):
-        workload_spec_from_config(cfg, HfOptions(seq_len=4097))
+        workload_spec_from_config(cfg, Overrides(seq_len=4097))
 
 
 def test_cli_bert_import_loads_and_maps(tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from gemmap.cli.common import add_workload_args
+from gemmap.cli.common import add_workload_args, overrides_from_args
 from gemmap.errors import GemmapError
 from gemmap.interop import hf
 from gemmap.interop.spec_yaml import workload_yaml
@@ -67,9 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_hf(args: argparse.Namespace) -> int:
     out = check_output_file(args.out, "-o")
-    options = hf.HfOptions(name=args.name, phase=args.phase, seq_len=args.seq_len, kv_len=args.kv_len, batch=args.batch)
     config = hf.load_config(args.config)
-    spec = hf.import_config(args.config, options)
+    spec = hf.import_config(args.config, overrides_from_args(args), args.name)
     atomic_write(out, workload_yaml(spec, hf.header(config, args.config)))
     print(f"wrote {out} ({spec['name']}: model {spec['model']}, {spec['layers']} layers)")
     return 0

@@ -15,8 +15,9 @@ Each supported ``model_type`` maps its hyper-parameters onto a family of ``gemma
 * ``vit`` -> ``model: vit``: the encoder sizes, ``image_size``, ``patch_size``, ``num_channels`` and
   the classifier's classes (``len(id2label)`` or ``num_labels``; none without either).
 
-Options override the phase (``prefill`` with ``seq_len`` tokens, ``decode`` against ``kv_len``
-cached tokens), the lengths and the batch. Bad input is one line naming the file and the key.
+The overrides (``gemmap.workload.Overrides``, the family flags of ``gemmap map``) set the phase
+(``prefill`` with ``seq_len`` tokens, ``decode`` against ``kv_len`` cached tokens), the lengths and
+the batch. Bad input is one line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from gemmap.errors import GemmapError, did_you_mean
 from gemmap.specio import read_text
+from gemmap.workload import Overrides
 
 SUPPORTED = ("bert", "gpt2", "llama", "mistral", "vit")
 PHASES = ("prefill", "decode")
@@ -37,17 +39,6 @@ DECODERS = ("gpt2", "llama", "mistral")
 LLAMA_SEQ_LEN = 2048
 GPT2_SEQ_LEN = 1024
 BERT_SEQ_LEN = 512
-
-
-@dataclasses.dataclass(frozen=True)
-class HfOptions:
-    """What the command line may override; None keeps the default of the model family."""
-
-    name: str | None = None
-    phase: str | None = None
-    seq_len: int | None = None
-    kv_len: int | None = None
-    batch: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,9 +91,13 @@ def default_name(config: Mapping[str, Any], path: str | Path | None = None) -> s
 
 
 def workload_spec_from_config(
-    config: Mapping[str, Any], options: HfOptions = HfOptions(), source: str = "config.json"
+    config: Mapping[str, Any],
+    overrides: Overrides | None = None,
+    name: str | None = None,
+    source: str = "config.json",
 ) -> dict[str, Any]:
-    """The workload spec (the dict a workload YAML holds) of a Hugging Face config (module docstring)."""
+    """The workload spec (the dict a workload YAML holds) of a Hugging Face config (module docstring);
+    ``overrides`` are the family flags of ``gemmap map`` (phase, seq_len, kv_len, batch)."""
     model_type = config.get("model_type")
     if not isinstance(model_type, str):
         raise GemmapError(f"{source}: no 'model_type' (supported: {', '.join(SUPPORTED)})")
@@ -111,18 +106,18 @@ def workload_spec_from_config(
             f"{source}: model_type '{model_type}' is not supported{did_you_mean(model_type, SUPPORTED)} "
             f"(supported: {', '.join(SUPPORTED)})"
         )
-    if options.phase is not None and options.phase not in PHASES:
-        raise GemmapError(f"phase '{options.phase}' is not one of {', '.join(PHASES)}")
+    overrides = overrides or Overrides()
+    if overrides.phase is not None and overrides.phase not in PHASES:
+        raise GemmapError(f"phase '{overrides.phase}' is not one of {', '.join(PHASES)}")
     cfg = _Config(config, source, model_type)
-    name = options.name or default_name(config)
-    return {"name": name, **_FAMILIES[model_type](cfg, options)}
+    return {"name": name or default_name(config), **_FAMILIES[model_type](cfg, overrides)}
 
 
-def _batch(options: HfOptions) -> int:
+def _batch(options: Overrides) -> int:
     return 1 if options.batch is None else options.batch
 
 
-def _encoder_only(cfg: _Config, options: HfOptions) -> None:
+def _encoder_only(cfg: _Config, options: Overrides) -> None:
     if options.phase is not None or options.kv_len is not None:
         raise GemmapError(
             f"{cfg.source}: --phase and --kv-len apply to decoder models ({', '.join(DECODERS)}); "
@@ -130,7 +125,7 @@ def _encoder_only(cfg: _Config, options: HfOptions) -> None:
         )
 
 
-def _bert(cfg: _Config, options: HfOptions) -> dict[str, Any]:
+def _bert(cfg: _Config, options: Overrides) -> dict[str, Any]:
     _encoder_only(cfg, options)
     max_pos = cfg.positive("max_position_embeddings", BERT_SEQ_LEN)
     limit = f"max_position_embeddings {max_pos}"
@@ -146,7 +141,7 @@ def _bert(cfg: _Config, options: HfOptions) -> dict[str, Any]:
     }
 
 
-def _vit(cfg: _Config, options: HfOptions) -> dict[str, Any]:
+def _vit(cfg: _Config, options: Overrides) -> dict[str, Any]:
     _encoder_only(cfg, options)
     if options.seq_len is not None:
         raise GemmapError(f"{cfg.source}: --seq-len does not apply to vit (image_size and patch_size set the tokens)")
@@ -184,7 +179,7 @@ GELU_ACTS = ("gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python"
 SILU_ACTS = ("silu", "swish")
 
 
-def _gpt2(cfg: _Config, options: HfOptions) -> dict[str, Any]:
+def _gpt2(cfg: _Config, options: Overrides) -> dict[str, Any]:
     act = cfg.data.get("activation_function", "gelu_new")
     if act not in GELU_ACTS:
         raise GemmapError(f"{cfg.source}: activation_function '{act}': gemmap models gpt2's MLP with GELU only")
@@ -205,7 +200,7 @@ def _gpt2(cfg: _Config, options: HfOptions) -> dict[str, Any]:
     }
 
 
-def _llama(cfg: _Config, options: HfOptions) -> dict[str, Any]:
+def _llama(cfg: _Config, options: Overrides) -> dict[str, Any]:
     act = cfg.data.get("hidden_act", "silu")
     if act not in SILU_ACTS:
         raise GemmapError(
@@ -241,7 +236,7 @@ def _llama(cfg: _Config, options: HfOptions) -> dict[str, Any]:
     }
 
 
-def _phase(cfg: _Config, options: HfOptions, default_len: int, limit: int, limit_text: str) -> dict[str, Any]:
+def _phase(cfg: _Config, options: Overrides, default_len: int, limit: int, limit_text: str) -> dict[str, Any]:
     """``phase`` and its length: ``seq_len`` for prefill, ``kv_len`` for decode; then ``batch``."""
     phase = options.phase or ("decode" if options.kv_len is not None else "prefill")
     if phase == "prefill":
@@ -265,7 +260,7 @@ def _length(cfg: _Config, given: int | None, default: int, limit: int, flag: str
     return given
 
 
-_FAMILIES: dict[str, Callable[[_Config, HfOptions], dict[str, Any]]] = {
+_FAMILIES: dict[str, Callable[[_Config, Overrides], dict[str, Any]]] = {
     "bert": _bert,
     "gpt2": _gpt2,
     "llama": _llama,
@@ -282,10 +277,8 @@ def header(config: Mapping[str, Any], source: str) -> tuple[str, ...]:
     )
 
 
-def import_config(path: str | Path, options: HfOptions = HfOptions()) -> dict[str, Any]:
-    """Read a local ``config.json`` and return its workload spec (named after the file when
-    ``options.name`` is None and the config has no ``_name_or_path``)."""
+def import_config(path: str | Path, overrides: Overrides | None = None, name: str | None = None) -> dict[str, Any]:
+    """Read a local ``config.json`` and return its workload spec (named ``name``, else after the
+    config's ``_name_or_path`` or the file)."""
     config = load_config(path)
-    if options.name is None:
-        options = dataclasses.replace(options, name=default_name(config, path))
-    return workload_spec_from_config(config, options, str(path))
+    return workload_spec_from_config(config, overrides, name or default_name(config, path), str(path))
