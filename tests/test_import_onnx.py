@@ -138,6 +138,23 @@ def test_dynamic_shapes_are_one_line_and_fixable():
     assert ops[0]["M"] == 2
 
 
+def test_unknown_shape_after_a_vendor_operator_is_one_line():
+    """ONNX cannot infer through a vendor operator; the op that needs that shape says so."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
+        helper.make_node("FastGelu", ["y"], ["z"], name="fast_gelu", domain="com.microsoft"),
+        helper.make_node("MatMul", ["z", "w2"], ["o"], name="mm2"),
+    ]
+    model = _model(nodes, [("x", [4, 16])], [_init("w", (16, 32)), _init("w2", (32, 8))])
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    with pytest.raises(GemmapError) as exc:
+        workload_from_model(model, "m", "m.onnx")
+    assert str(exc.value) == (
+        "m.onnx: node 'mm2' (MatMul): tensor 'z' has an unknown shape; gemmap needs static shapes "
+        "(export with fixed sizes)"
+    )
+
+
 def test_rmsnorm_of_opset_23():
     nodes = [
         helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),

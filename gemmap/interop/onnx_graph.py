@@ -1,6 +1,6 @@
 """An ONNX model's graph as a gemmap workload in the explicit ``ops:`` format (``gemmap import onnx``).
 
-The graph is walked after ``onnx.shape_inference`` (static shapes needed; ``dims`` fixes symbolic
+The graph is walked after ``onnx.shape_inference.infer_shapes`` (static shapes needed; ``dims`` fixes symbolic
 input dims such as ``batch``). Operators and what they become:
 
 * ``MatMul`` ``A[..., M, K] · B[..., K, N]``: a matmul. With a 2-D (weight-like) ``B`` every leading
@@ -177,11 +177,10 @@ class _Walk:
     def row_op(self, node: Any, index: int) -> None:
         kind = ROW_OPS[node.op_type]
         shape = self.static(node.output[0], node)
-        total = math.prod(shape)
-        row_len = math.prod(shape[self.axis(node, len(shape)) :]) if shape else 1
-        if kind == "softmax" and self.opset >= 13:
-            row_len = shape[self.axis(node, len(shape))] if shape else 1
-        rows = total // row_len
+        axis = self.axis(node, len(shape))
+        # Softmax from opset 13 normalizes along one axis; before, and the norms, over the flattened tail
+        row_len = shape[axis] if kind == "softmax" and self.opset >= 13 and shape else math.prod(shape[axis:])
+        rows = math.prod(shape) // row_len
         op: dict[str, Any] = {"name": self.name_of(node, index), "op": kind, "rows": rows, "row_len": row_len}
         inputs = node.input if kind == "add" else node.input[:1]
         producer = next((self.matmuls[t] for t in inputs if t in self.matmuls), None)
@@ -260,7 +259,9 @@ def workload_from_model(model: Any, name: str, source: str, dims: Mapping[str, i
     if dims:
         _fix_dims(model_copy.graph, dims)
     try:
-        inferred = onnx.shape_inference.infer_shapes(model_copy, strict_mode=True)
+        # not strict: an operator ONNX does not know (a vendor domain's) leaves its outputs unknown,
+        # which is an error only where gemmap needs that shape (``_Walk.static`` names it)
+        inferred = onnx.shape_inference.infer_shapes(model_copy)
     except Exception as exc:  # onnx raises InferenceError / ValidationError with multi-line text
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GemmapError(f"{source}: shape inference failed: {first}") from None
