@@ -105,6 +105,11 @@ def test_architecture_tree(gemmini, transformer_arch):
     assert by["Scratchpad"]["attributes"]["width"] == 128
     assert by["Scratchpad"]["constraints"]["dataspace"] == {"keep": ["Weights", "Inputs"], "bypass": ["Outputs"]}
     assert by["Accumulator"]["attributes"]["depth"] == gemmini.acc_rows
+    assert (
+        by["Scratchpad"]["attributes"]["multiple_buffering"]
+        == by["Accumulator"]["attributes"]["multiple_buffering"]
+        == 2
+    )
     assert by["columns"]["spatial"] == by["rows"]["spatial"] == {"meshX": 16}
     assert by["DRAM"]["attributes"]["width"] == 128
     l2 = yaml.load(arch_text(transformer_arch), Loader=_TreeLoader)["architecture"]["nodes"][2]  # noqa: S506

@@ -193,6 +193,7 @@ def arch_text(arch: Arch) -> str:
                     "width": arch.dim_cols * t.input_bytes * bits,
                     "datawidth": t.input_bytes * bits,
                     "n_banks": arch.scratchpad.banks,
+                    "multiple_buffering": 2,
                 },
                 "constraints": _keep("W", "I"),
             },
@@ -208,6 +209,7 @@ def arch_text(arch: Arch) -> str:
                     "width": t.acc_bytes * bits,
                     "datawidth": t.acc_bytes * bits,
                     "n_banks": arch.accumulator.banks,
+                    "multiple_buffering": 2,
                 },
                 "constraints": _keep("O"),
             },
@@ -231,6 +233,7 @@ def arch_text(arch: Arch) -> str:
         f"({arch.acc_rows} rows of {arch.dim_cols} x {t.acc_bytes} B, one column's slice per instance).",
         "Both fan-outs (columns: K of the scratchpad level; rows: C of the accumulator level) are along X,",
         "as in DOSA's Gemmini architecture. Energies come from Accelergy's plug-ins, not from gemmap's arch file.",
+        "multiple_buffering 2: LoopMatmul and LoopConv double-buffer the scratchpad and accumulator (as the import assumes).",
     ]
     if arch.l2 is not None:
         header.append(
