@@ -8,13 +8,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from gemmap import api
 from gemmap.cli import main
+from gemmap.conv import ConvMapping
+from gemmap.convmodel import evaluate_of, invalid_reason_of
 from gemmap.interop.export import export_files, export_layer, export_layers, file_stem
 from gemmap.interop.timeloop import load_mapping, parse_yaml
 from gemmap.interop.timeloop_nest import spatial_split
 from gemmap.interop.timeloop_write import mapping_doc
+from gemmap.mapping import ORDERS, Mapping
+from gemmap.workload import Problem
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -220,3 +226,44 @@ def test_a_layer_the_import_refuses_is_still_written(gemmini):
     assert yaml.safe_load(files["conv.problem.yaml"])["problem"]["instance"]["Q"] >= 8  # rows
     assert "note: gemmap's Timeloop import refuses this file" in files["conv.map.yaml"]
     assert "differs" in files["summary.csv"]
+
+
+# --- the inverse property: any mapping DOSA's flow can state comes back identical ---------------
+
+_blocks = st.integers(1, 12).map(lambda b: 16 * b)
+
+
+@st.composite
+def _dosa_gemm(draw, arch):
+    """A WS, double-buffered GEMM mapping with tiles in whole DIM blocks (what DOSA's flow runs)."""
+    M, K, N = draw(_blocks), draw(_blocks), draw(_blocks)
+    problem = Problem("mm", M, K, N)
+    local = (min(draw(_blocks), M), min(draw(_blocks), K), min(draw(_blocks), N))
+    mapping = Mapping("ws", local, dram_order=draw(st.sampled_from(ORDERS)))  # type: ignore[arg-type]
+    assume(invalid_reason_of(arch, problem, mapping) is None)
+    return problem, mapping
+
+
+@st.composite
+def _square_conv(draw, arch):
+    """A square conv and a double-buffered tiled_conv mapping of any tiles and loop order."""
+    n, c, k = draw(st.integers(1, 2)), draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    r, out, stride = draw(st.sampled_from((1, 3))), draw(st.integers(1, 12)), draw(st.integers(1, 2))
+    problem = api.layer_from_spec(
+        f"conv B={n} C={c} K={k} P={out} Q={out} R={r} S={r} stride={stride} padding={r // 2}"
+    )
+    assert problem.conv is not None
+    tile = tuple(draw(st.integers(1, d)) for d in problem.conv.dims)
+    mapping = ConvMapping(tile=tile, order="".join(draw(st.permutations("bpqkrsc"))))  # type: ignore[arg-type]
+    assume(invalid_reason_of(arch, problem, mapping) is None)
+    return problem, mapping
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_dosa_expressible_mappings_round_trip(gemmini, data):
+    for strategy in (_dosa_gemm(gemmini), _square_conv(gemmini)):
+        problem, mapping = data.draw(strategy)
+        layer = export_layer(gemmini, problem, mapping, evaluate_of(gemmini, problem, mapping))
+        assert layer.exact, (mapping, layer.notes)
+        assert parse_yaml(mapping_doc(layer.nest)) == layer.nest
