@@ -155,6 +155,31 @@ def test_unknown_shape_after_a_vendor_operator_is_one_line():
     )
 
 
+def test_quantized_operators():
+    """int8 graphs (Gemmini's datatype): QLinearMatMul's operands are inputs 0 and 3, ConvInteger's 0 and 1."""
+    u8, i8 = np.uint8, np.int8
+    scale = numpy_helper.from_array(np.array(0.5, dtype=np.float32), "s")
+    nodes = [
+        helper.make_node("ConvInteger", ["x", "w"], ["c"], name="qconv", pads=[1, 1, 1, 1]),
+        helper.make_node("QLinearMatMul", ["a", "s", "za", "b", "s", "zb", "s", "zy"], ["y"], name="qmm"),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4, 8, 8]),
+        helper.make_tensor_value_info("a", TensorProto.UINT8, [6, 32]),
+    ]
+    inits = [
+        _init("w", (8, 4, 3, 3), i8), _init("b", (32, 16), u8), scale,
+        _init("za", (), u8), _init("zb", (), u8), _init("zy", (), u8),
+    ]  # fmt: skip
+    graph = helper.make_graph(nodes, "q", inputs, [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    assert workload_from_model(model, "q", "q.onnx").spec["ops"] == [
+        {"name": "qconv", "op": "conv", "B": 1, "C": 4, "K": 8, "P": 8, "Q": 8, "R": 3, "S": 3, "stride": 1,
+         "padding": 1, "dilation": 1, "H": 8, "W": 8, "repeat": 1},
+        {"name": "qmm", "op": "matmul", "M": 6, "K": 32, "N": 16, "repeat": 1},
+    ]  # fmt: skip
+
+
 def test_rmsnorm_of_opset_23():
     nodes = [
         helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),

@@ -6,10 +6,11 @@ input dims such as ``batch``). Operators and what they become:
 * ``MatMul`` ``A[..., M, K] · B[..., K, N]``: a matmul. With a 2-D (weight-like) ``B`` every leading
   dim of ``A`` folds into M (one GEMM over all rows); with batched operands the broadcast leading
   dims become ``repeat`` (e.g. attention's batch × heads). A 1-D operand is a single row / column.
+* ``MatMulInteger`` and ``QLinearMatMul`` (int8 models, Gemmini's own datatype): as MatMul.
 * ``Gemm``: a matmul with ``transA``/``transB`` applied (the bias ``C`` is folded into the accumulator,
   as Gemmini preloads a bias).
 * ``Conv`` (2-D): a conv with its 7 dims, stride, padding, dilation and input H × W; ``group`` g > 1
-  is g independent convs of C/g -> K/g channels (``repeat: g``). Unequal strides or dilations per
+  is g independent convs of C/g -> K/g channels (``repeat: g``); ``ConvInteger`` and ``QLinearConv`` the same. Unequal strides or dilations per
   axis and asymmetric padding have no gemmap conv and are skipped (named so).
 * ``Softmax``, ``LayerNormalization``, ``RMSNormalization`` (opset 23), ``Gelu``, ``Add``: rows ×
   row_len of the reduced (softmax, the norms) or last axis. When the op's input comes straight from a MatMul/Gemm and the shapes agree
@@ -36,6 +37,8 @@ from gemmap.specio import build
 from gemmap.workload import ExplicitSpec, explicit_workload
 
 INSTALL_HINT = "gemmap import onnx needs the 'onnx' package: pip install 'gemmap[onnx]' (or pip install onnx)"
+#: where the two operands of the quantized variants sit among their inputs (the rest: scales, zero points)
+OPERANDS = {"QLinearMatMul": (0, 3), "QLinearConv": (0, 3)}
 ROW_OPS = {
     "Softmax": "softmax",
     "LayerNormalization": "layernorm",
@@ -131,7 +134,8 @@ class _Walk:
     # -- operators ----------------------------------------------------------------------
 
     def matmul(self, node: Any, index: int) -> None:
-        a, b = self.static(node.input[0], node), self.static(node.input[1], node)
+        a_at, b_at = OPERANDS.get(node.op_type, (0, 1))
+        a, b = self.static(node.input[a_at], node), self.static(node.input[b_at], node)
         a = (1, *a) if len(a) == 1 else a
         b = (*b, 1) if len(b) == 1 else b
         K, N = a[-1], b[-1]
@@ -149,7 +153,8 @@ class _Walk:
         self.emit_matmul(node, index, M, K, N, 1)
 
     def conv(self, node: Any, index: int) -> None:
-        x, w, y = (self.static(t, node) for t in (node.input[0], node.input[1], node.output[0]))
+        x_at, w_at = OPERANDS.get(node.op_type, (0, 1))
+        x, w, y = (self.static(t, node) for t in (node.input[x_at], node.input[w_at], node.output[0]))
         if len(x) != 4:
             self.skipped[f"Conv ({len(x) - 2}-D)"] += 1
             return
@@ -266,7 +271,12 @@ def workload_from_model(model: Any, name: str, source: str, dims: Mapping[str, i
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GemmapError(f"{source}: shape inference failed: {first}") from None
     walk = _Walk(inferred.graph, source, _opset(inferred))
-    handlers = {"MatMul": walk.matmul, "Gemm": walk.gemm, "Conv": walk.conv, **dict.fromkeys(ROW_OPS, walk.row_op)}
+    handlers = {
+        **dict.fromkeys(("MatMul", "MatMulInteger", "QLinearMatMul"), walk.matmul),
+        "Gemm": walk.gemm,
+        **dict.fromkeys(("Conv", "ConvInteger", "QLinearConv"), walk.conv),
+        **dict.fromkeys(ROW_OPS, walk.row_op),
+    }
     for index, node in enumerate(inferred.graph.node):
         handler = handlers.get(node.op_type)
         if handler is None:
