@@ -29,9 +29,10 @@ ONNX_EXAMPLES = """examples:
   gemmap import onnx bert.onnx --dim batch=1 --dim sequence=128 -o bert-onnx.yaml
 
 Needs the onnx package (pip install 'gemmap[onnx]'). Runs ONNX shape inference and writes the
-explicit ops: format: MatMul/Gemm -> matmul (batched MatMul's leading dims -> repeat), 2-D Conv ->
-conv (7 dims, stride, padding, dilation, H x W; group g -> repeat g), Softmax, LayerNormalization,
-Gelu, Add -> row ops (after: the producing matmul where the shapes agree). Every other operator is
+explicit ops: format: MatMul/Gemm (and int8 MatMulInteger, QLinearMatMul) -> matmul (batched
+MatMul's leading dims -> repeat), 2-D Conv (ConvInteger, QLinearConv) -> conv (7 dims, stride,
+padding, dilation, H x W; group g -> repeat g), Softmax, LayerNormalization, RMSNormalization, Gelu,
+Add -> row ops (after: the producing matmul where the shapes agree). Every other operator is
 skipped, counted, printed and listed in the file's header: it is not in any total. Symbolic input
 dims (batch, sequence) need --dim NAME=SIZE.
 """
