@@ -48,15 +48,21 @@ def shipped(path: str | Path, kind: str) -> Path:
     return candidate if candidate.is_file() else p
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping from ``path`` safely; any problem becomes a one-line GemmapError."""
+def read_text(path: str | Path) -> str:
+    """The UTF-8 text of ``path``; a one-line GemmapError if it cannot be read."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise GemmapError(f"{path}: cannot read file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise GemmapError(f"{path}: cannot read file (not UTF-8 text)") from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping from ``path`` safely; any problem becomes a one-line GemmapError."""
+    path = Path(path)
+    text = read_text(path)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
