@@ -93,6 +93,10 @@ def laid_out(fig):
     return fig.canvas.get_renderer()
 
 
+#: text alignment (horizontal, vertical) for an offset's sign (-1, 0, 1): away from the point
+_ALIGN = {-1: ("right", "top"), 0: ("center", "center"), 1: ("left", "bottom")}
+
+
 def place_labels(
     ax,
     points: Sequence[tuple[float, float]],
@@ -100,25 +104,32 @@ def place_labels(
     renderer,
     avoid: Sequence[tuple[float, float]] = (),
     fontsize: float = 7,
+    offsets: Sequence[tuple[float, float]] = (),
+    taken: list | None = None,
 ) -> list:
     """Annotate ``points`` of ``ax`` with ``texts``, each at the nearest offset where its box
     overlaps no label placed before, none of ``points`` and ``avoid`` (other markers) and stays
-    inside the axes. A label with no free place is left out (the returned list is shorter).
+    inside the axes, trying ``offsets`` (points; default: around the point, nearest first). A
+    label with no free place is left out (the returned list is shorter). ``taken`` (window boxes
+    already occupied) is extended with the placed labels, to share between calls.
     ``renderer`` is :func:`laid_out`'s, taken once the figure is complete; the labels do not
     take part in the layout."""
+    from matplotlib.text import Text
     from matplotlib.transforms import Bbox
 
     frame = ax.get_window_extent(renderer)
     marks = [ax.transData.transform(p) for p in [*points, *avoid]]
-    taken: list = [Bbox.from_extents(x - 3, y - 3, x + 3, y + 3) for x, y in marks]
+    taken = taken if taken is not None else []
+    taken += [Bbox.from_extents(x - 3, y - 3, x + 3, y + 3) for x, y in marks]
     placed = []
     for xy, text in zip(points, texts):
-        for dx, dy in _OFFSETS:
+        for dx, dy in offsets or _OFFSETS:
             a = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
-                            ha="left" if dx >= 0 else "right", va="bottom" if dy >= 0 else "top",
-                            arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.4"} if abs(dx) > 5 else None)  # fmt: skip
+                            ha=_ALIGN[(dx > 0) - (dx < 0)][0], va=_ALIGN[(dy > 0) - (dy < 0)][1],
+                            arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.4"} if max(abs(dx), abs(dy)) > 5 else None)  # fmt: skip
             a.set_in_layout(False)
-            box = a.get_window_extent(renderer).expanded(1.0, 1.0).padded(2)
+            a.update_positions(renderer)
+            box = Text.get_window_extent(a, renderer).padded(2)  # the text alone, not its leader line
             inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
             if inside and not any(box.overlaps(t) for t in taken):
                 taken.append(box)
