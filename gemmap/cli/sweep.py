@@ -190,7 +190,8 @@ def print_summary(outcome, tolerance: float) -> None:
     caption = None
     if len(chosen) > 24:
         chosen = [p for p in chosen if p.fusion == "any"][:24]
-        caption = f"{len({p.variant for p in chosen})} of {variants} variants shown, best over fusion policies; all in sweep.csv"
+        shown = f"{len(chosen)} of {variants} variants shown" if len(chosen) < variants else "all variants shown"
+        caption = f"{shown}, best over fusion policies only; every point is in sweep.csv"
     table = Table(title=f"best latency, and the smallest configuration within {tolerance:.0%} of it", caption=caption)
     for col in (
         "variant",
