@@ -18,7 +18,16 @@ DPI = 120
 
 def si(x: float) -> str:
     """4 significant digits with an SI suffix: 1671000 → '1.671M' (neighbours often differ in the 4th)."""
-    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for scale, suffix in (
+        (1e24, "Y"),
+        (1e21, "Z"),
+        (1e18, "E"),
+        (1e15, "P"),
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "k"),
+    ):
         if abs(x) >= scale:
             return f"{x / scale:.4g}{suffix}"
     return f"{x:.4g}"

@@ -14,7 +14,7 @@ from matplotlib.text import Text
 
 from gemmap.cdf import LayerSamples, cdf_figure, load_samples, load_title, save_samples
 from gemmap.cli import main
-from gemmap.figures import laid_out
+from gemmap.figures import laid_out, si
 from gemmap.schedule import schedule_workload
 from gemmap.schedule_plots import LANE_COLORS, ratio_figure, schedule_figure
 from gemmap.search import SearchOptions
@@ -24,6 +24,10 @@ from gemmap.workload import load_workload
 from tests.conftest import ROOT
 
 TINY = str(ROOT / "workloads" / "bert-tiny.yaml")
+
+
+def test_si_labels_have_no_exponent():
+    assert [si(x) for x in (0.5, 999, 1671000, 5.516e19, 7.2e26)] == ["0.5", "999", "1.671M", "55.16E", "720Y"]
 
 
 def check_layout(fig) -> list:
