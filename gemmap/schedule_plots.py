@@ -133,11 +133,12 @@ def _site_bars(ax, result: ScheduleResult) -> None:
                 ha="center", va="top", fontsize=8)  # fmt: skip
         x += 0.6
     ax.set_xticks(ticks, names, fontsize=8)
+    ax.set_xlim(-0.6, ticks[-1] + 0.6)  # an infeasible bar is text only: keep its place in view
     ax.margins(y=0.12)
     si_axis(ax.yaxis)
     ax.tick_params(axis="y", labelsize=8)
     ax.set_ylabel("cycles, whole model\n(per instance × instances)", fontsize=8)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # beside: bars stay visible
 
 
 def _stack(ax, x: float, sched, repeat: int) -> None:
