@@ -72,8 +72,9 @@ def _agg(fig) -> None:
         FigureCanvasAgg(fig)
 
 
-def save(fig, base: str | Path) -> list[Path]:
-    """Write ``base.png`` and ``base.svg`` (a .png/.svg suffix of ``base`` is replaced) atomically."""
+def save(fig, base: str | Path, tight: bool = False) -> list[Path]:
+    """Write ``base.png`` and ``base.svg`` (a .png/.svg suffix of ``base`` is replaced) atomically;
+    ``tight`` crops to the drawn content (for figures not made by :func:`new_figure`)."""
     from matplotlib import rc_context
 
     base = Path(base)
@@ -84,7 +85,8 @@ def save(fig, base: str | Path) -> list[Path]:
     for ext in ("png", "svg"):
         buf = io.BytesIO()
         with rc_context({"svg.fonttype": "none", "svg.hashsalt": "gemmap"}):  # text stays text; stable ids
-            fig.savefig(buf, format=ext, dpi=DPI, metadata={"Date": None} if ext == "svg" else None)
+            fig.savefig(buf, format=ext, dpi=DPI, metadata={"Date": None} if ext == "svg" else None,
+                        bbox_inches="tight" if tight else None)  # fmt: skip
         target = base.with_name(f"{base.name}.{ext}")
         atomic_write(target, buf.getvalue())
         out.append(target)

@@ -35,10 +35,10 @@ OBJECTIVES = {"edp": "EDP", "latency": "latency", "energy": "energy"}
 
 
 def save_figure(fig, path: str | Path) -> list[Path]:
-    """Write ``fig`` as PNG and SVG next to each other (``path``'s suffix is replaced)."""
+    """Write a pyplot ``fig`` as PNG and SVG, cropped to its content, and close it."""
     import matplotlib.pyplot as plt
 
-    out = save(fig, path)
+    out = save(fig, path, tight=True)
     plt.close(fig)
     return out
 
@@ -184,7 +184,7 @@ def schedule_figure(result: ScheduleResult):
 
 def plot_schedule(result: ScheduleResult, path: str | Path) -> list[Path]:
     """:func:`schedule_figure` as ``path``.png and .svg."""
-    return save_figure(schedule_figure(result), path)
+    return save(schedule_figure(result), path)
 
 
 Series = dict[str, dict[int, list[tuple[int, float | None]]]]
@@ -245,4 +245,4 @@ def _infeasible_strip(ax, by_acc, colours, accs: list[int], seqs: list[int]) -> 
 
 def plot_ratio(series: Series, title: str, path: str | Path) -> list[Path]:
     """:func:`ratio_figure` as ``path``.png and .svg."""
-    return save_figure(ratio_figure(series, title), path)
+    return save(ratio_figure(series, title), path)
