@@ -20,7 +20,7 @@ from gemmap.errors import GemmapError
 from gemmap.report import eng, print_table
 
 EXAMPLES = """examples:
-  gemmap sweep workloads/bert.yaml --arch arch/gemmini-transformer.yaml --spad-kib 32,64,128,256 \
+  gemmap sweep workloads/bert.yaml --arch arch/gemmini-transformer.yaml --spad-kib 32,64,128,256 \\
       --acc-kib 32,64,128,256 --fusion none,auto --objective latency --out out/sweep
   gemmap sweep workloads/bert.yaml --spad-kib 64,256 --acc-kib 64,256 --workers 2 --out out/s2
   gemmap sweep workloads/bert.yaml --spad-kib 64,256 --acc-kib 64,256 --scheduler tcp://10.0.0.5:8786 --out out/s3
