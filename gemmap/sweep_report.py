@@ -216,8 +216,9 @@ def pareto_figure(rows: Sequence[Row], objective: str | None = None):
     for ax, v in zip(_panel_axes(fig, nrows, ncols, len(variants)), variants):
         mine = [r for r in good if variant(r, fields) == v]
         fronts.append((ax, _pareto_panel(ax, mine, variant_label(v))))
-    handles, labels = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
+    entries = {label: h for ax in fig.axes for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=len(entries), fontsize=8,
+               frameon=False)  # fmt: skip
     text = f"area vs latency{objective_phrase(objective)}; Pareto front labelled spad/acc KiB" + (
         " and fusion" if several else ""
     )
