@@ -162,8 +162,9 @@ CSV_FIELDS = ("workload", "layer", "label", "metric", "M", "K", "N", "min", "p1"
               "spread", "within_3x", "samples", "optimum", "proven_optimal")  # fmt: skip
 
 
-def save_samples(path: str | Path, samples: Sequence[LayerSamples]) -> None:
-    """Keep the raw samples (npz) so plots can be redrawn without re-running the search."""
+def save_samples(path: str | Path, samples: Sequence[LayerSamples], title: str = "") -> None:
+    """Keep the raw samples (npz) and the plot's title so plots can be redrawn without re-running
+    the search."""
     import io
     import json
 
@@ -185,9 +186,16 @@ def save_samples(path: str | Path, samples: Sequence[LayerSamples]) -> None:
             }
         )
     arrays["meta"] = np.array(json.dumps(meta))
+    arrays["title"] = np.array(title)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write(path, buf.getvalue())
+
+
+def load_title(path: str | Path) -> str:
+    """The plot title kept with the samples ('' for a file written before titles were kept)."""
+    with np.load(path) as data:
+        return str(data["title"]) if "title" in data.files else ""
 
 
 def load_samples(path: str | Path) -> list[LayerSamples]:
@@ -210,49 +218,90 @@ def load_samples(path: str | Path) -> list[LayerSamples]:
         ]
 
 
-def plot_cdf(samples: Sequence[LayerSamples], out_stem: str | Path, title: str = "") -> list[Path]:
-    """CDF panels (latency, energy, EDP), one line per layer shape, log x; PNG and SVG."""
-    import matplotlib
+#: beside another workload, one with more layer shapes than this gets one legend entry for all
+LEGEND_PER_WORKLOAD = 8
+#: the first workload's colours (no warm ones: those are the second workload's family)
+FIRST_COLOURS = ("tab:blue", "tab:green", "tab:purple", "tab:cyan", "tab:olive", "tab:pink", "tab:brown", "tab:gray")
+#: colour families of the second, third, ... workload
+FAMILIES = ("Oranges", "Reds", "Greys", "Greens")
+METRIC_TITLES = {"latency": "Latency", "energy": "Energy", "edp": "Energy-delay product"}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from gemmap.report import atomic_write
+def _styles(samples: Sequence[LayerSamples]) -> dict[int, tuple[object, str, float]]:
+    """Colour, line style and width per sample (by ``id``): distinct colours for the first
+    workload's shapes (shades of one map when there are many), one colour family per other one."""
+    from matplotlib import colormaps
 
     workloads = list(dict.fromkeys(s.workload for s in samples))
-    styles = ["-", "--", ":", "-."]
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2), sharey=True)
-    first = [s for s in samples if s.workload == workloads[0]]
-    others = [s for s in samples if s.workload != workloads[0]]
-    colours = {id(s): plt.get_cmap("tab10")(i % 10) for i, s in enumerate(first)}
-    colours.update({id(s): plt.get_cmap("Greys")(0.35 + 0.5 * i / max(len(others), 1)) for i, s in enumerate(others)})
+    out: dict[int, tuple[object, str, float]] = {}
+    for w, name in enumerate(workloads):
+        mine = [s for s in samples if s.workload == name]
+        family = colormaps[FAMILIES[(w - 1) % len(FAMILIES)] if w else "viridis"]
+        for i, s in enumerate(mine):
+            if w == 0 and len(mine) <= len(FIRST_COLOURS):
+                colour: object = FIRST_COLOURS[i]
+            else:
+                colour = family((0.45 if w else 0.0) + (0.45 if w else 0.9) * i / max(len(mine) - 1, 1))
+            out[id(s)] = (colour, ("-", "--", ":", "-.")[w % 4], 1.6 if w == 0 else 1.1)
+    return out
+
+
+def _legend_entries(samples: Sequence[LayerSamples], styles) -> tuple[list, list[str], set[str]]:
+    """Handles and labels grouped by workload under a heading (a workload with many layer shapes
+    gets one entry); also the headings, to set in bold."""
+    from matplotlib.lines import Line2D
+
+    handles, labels, headings = [], [], set()
+    workloads = list(dict.fromkeys(s.workload for s in samples))
+    for name in workloads:
+        mine = [s for s in samples if s.workload == name]
+        if len(workloads) > 1:
+            handles.append(Line2D([], [], alpha=0))
+            labels.append(name)
+            headings.add(name)
+        if len(workloads) > 1 and len(mine) > LEGEND_PER_WORKLOAD:
+            colour, style, lw = styles[id(mine[len(mine) // 2])]
+            handles.append(Line2D([], [], color=colour, ls=style, lw=lw))
+            labels.append(f"{len(mine)} layer shapes (shades)")
+            continue
+        for s in mine:
+            colour, style, lw = styles[id(s)]
+            handles.append(Line2D([], [], color=colour, ls=style, lw=lw))
+            labels.append(s.label)
+    return handles, labels, headings
+
+
+def cdf_figure(samples: Sequence[LayerSamples], title: str = ""):
+    """CDF panels (latency, energy, EDP), one line per layer shape, log x; lines grouped by workload
+    (a colour family each) and a legend grouped the same way."""
+    from gemmap.figures import new_figure, wrap
+
+    styles = _styles(samples)
+    fig = new_figure(15, 5.2)
+    axes = fig.subplots(1, 3, sharey=True)
     for ax, metric in zip(axes, METRICS):
-        for s in first + others:
+        for s in samples:
             x = np.sort(s.normalized(metric))
-            y = np.arange(1, x.size + 1) / x.size
-            style = styles[workloads.index(s.workload) % len(styles)]
-            label = s.label if len(workloads) == 1 else f"{s.workload}: {s.label}"
-            lw = 1.6 if s.workload == workloads[0] else 0.9
-            ax.plot(x, y, style, color=colours[id(s)], lw=lw, label=label)
+            colour, style, lw = styles[id(s)]
+            ax.plot(x, np.arange(1, x.size + 1) / x.size, ls=style, color=colour, lw=lw)
         ax.set_xscale("log")
         ax.set_xlabel(f"{'EDP' if metric == 'edp' else metric} / optimum")
         ax.grid(True, which="both", alpha=0.3)
-        ax.set_title({"latency": "Latency", "energy": "Energy", "edp": "Energy-delay product"}[metric])
+        ax.set_title(METRIC_TITLES[metric])
     axes[0].set_ylabel("fraction of random valid mappings")
-    handles, labels = axes[0].get_legend_handles_labels()
-    ncol = 1 if len(labels) <= 12 else 2
-    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), ncol=ncol, frameon=False)
+    handles, labels, headings = _legend_entries(samples, styles)
+    legend = fig.legend(handles, labels, fontsize=8, loc="outside right upper", frameon=False,
+                        ncol=1 if len(labels) <= 24 else 2)  # fmt: skip
+    for text in legend.get_texts():
+        if text.get_text() in headings:
+            text.set_fontweight("bold")
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out = []
-    for ext in ("png", "svg"):
-        import io
+        fig.suptitle(wrap(title, 15, 12))
+    return fig
 
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=130, bbox_inches="tight")
-        path = Path(f"{out_stem}.{ext}")
-        atomic_write(path, buf.getvalue())
-        out.append(path)
-    plt.close(fig)
-    return out
+
+def plot_cdf(samples: Sequence[LayerSamples], out_stem: str | Path, title: str = "") -> list[Path]:
+    """:func:`cdf_figure` as ``out_stem``.png and .svg."""
+    from gemmap.figures import save
+
+    return save(cdf_figure(samples, title), out_stem)

@@ -3,7 +3,9 @@ area-vs-latency Pareto front, and the smallest configuration within a tolerance 
 
 Rows are the string dicts of ``sweep.csv`` (see :data:`gemmap.sweep.FIELDS`). Points that differ
 in anything but the two memory sizes and the fusion policy (sequence length, dataflow, array
-size, BERT hyper-parameters) go to separate panels ("variants"), at most :data:`MAX_PANELS`.
+size, BERT hyper-parameters) go to separate panels ("variants"), as many as there are, in a grid.
+Every figure says which objective its mappings were optimised for: a latency heatmap of
+EDP-optimal mappings can show a larger SRAM as slower.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from gemmap.figures import laid_out, new_figure, place_labels, plain_axis, save, si, si_axis, wrap
 from gemmap.report import atomic_write, csv_text
 from gemmap.sweep import FIELDS, FUSION_ORDER
 
 VARIANT_FIELDS = ("seq_len", "dataflow", "pe_dim", "layers", "hidden", "heads", "ffn", "batch")
 METRICS = (("cycles", "latency", "cycles"), ("energy_pj", "energy", "pJ"), ("edp", "EDP", "pJ·cycle"))
-MAX_PANELS = 4
+OBJECTIVE_NAMES = {"edp": "EDP", "latency": "latency", "energy": "energy"}
 
 Row = dict[str, str]
 
@@ -98,124 +101,168 @@ def pareto_front(rows: Sequence[Row]) -> list[Row]:
     return front
 
 
-def _figure(nrows: int, ncols: int, w: float, h: float):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w * ncols + 1.2, h * nrows + 0.6))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    fig.subplots_adjust(left=0.08, right=0.86, bottom=0.12, top=0.86, wspace=0.35, hspace=0.5)
-    return fig, axes
+def objective_phrase(objective: str | None) -> str:
+    """'of the EDP-optimal mappings' (what every figure of a sweep is measured on), or ''."""
+    return f" of the {OBJECTIVE_NAMES[objective]}-optimal mappings" if objective else ""
 
 
-def _save(fig, base: Path) -> list[Path]:
-    from matplotlib import rc_context
-
-    paths = []
-    for ext in ("png", "svg"):
-        p = base.with_suffix(f".{ext}")
-        tmp = p.with_name(f".{p.name}.tmp")
-        with rc_context({"svg.fonttype": "none"}):  # text stays text: smaller, faster, searchable
-            fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
-        tmp.replace(p)
-        paths.append(p)
-    return paths
+def no_heatmap_reason(rows: Sequence[Row]) -> str | None:
+    """Why :func:`heatmaps` draws nothing for ``rows`` (None when it draws)."""
+    if not ok_rows(rows):
+        return "no heatmaps: no point has a valid mapping"
+    if len({r["spad_kib"] for r in rows}) < 2 and len({r["acc_kib"] for r in rows}) < 2:
+        return "no heatmaps: the sweep has one scratchpad and one accumulator size (give --spad-kib/--acc-kib lists)"
+    return None
 
 
-def heatmaps(rows: Sequence[Row], out_dir: Path) -> list[Path]:
-    """``heatmap_{latency,energy,edp}.{png,svg}``: spad × acc per fusion policy (and variant)."""
+def no_pareto_reason(rows: Sequence[Row]) -> str | None:
+    """Why :func:`pareto_plot` draws nothing for ``rows`` (None when it draws)."""
+    if not ok_rows(rows):
+        return "no Pareto plot: no point has a valid mapping"
+    if len({r["area_mm2"] for r in ok_rows(rows)}) < 2:
+        return ("no Pareto plot: every point has the same area estimate (area changes with --spad-kib, --acc-kib "
+                "and --pe-dim)")  # fmt: skip
+    return None
+
+
+def _grid_shape(groups: int, group: int, panel_w: float, panel_h: float) -> tuple[int, int]:
+    """(rows, columns) for ``groups`` groups of ``group`` panels kept side by side, near 4:3."""
+    k = round(math.sqrt(groups * panel_h * 4 / (3 * group * panel_w)))
+    k = max(1, min(k, groups, max(1, 12 // group)))
+    return math.ceil(groups / k), k * group
+
+
+def _panel_axes(fig, nrows: int, ncols: int, count: int) -> list:
+    """``count`` axes in a ``nrows`` × ``ncols`` grid, row by row (the unused cells stay empty)."""
+    grid = fig.add_gridspec(nrows, ncols)
+    return [fig.add_subplot(grid[i // ncols, i % ncols]) for i in range(count)]
+
+
+def heatmap_figure(rows: Sequence[Row], metric: tuple[str, str, str], objective: str | None = None):
+    """Scratchpad × accumulator panels, one per variant and fusion policy, each coloured by how
+    far a cell lies above the panel's best (its own colour bar) and labelled with its value."""
+    field, title, unit = metric
     good = ok_rows(rows)
     spads = sorted({int(r["spad_kib"]) for r in rows})
     accs = sorted({int(r["acc_kib"]) for r in rows})
-    if not good or (len(spads) < 2 and len(accs) < 2):
-        return []
-    import numpy as np
-
     fusions = [f for f in FUSION_ORDER if any(r["fusion"] == f for r in rows)]
     fields = varying(rows)
-    variants = _sorted_variants(rows, fields)[:MAX_PANELS]
+    variants = _sorted_variants(rows, fields)
+    cells = {(variant(r, fields), r["fusion"], int(r["spad_kib"]), int(r["acc_kib"])): float(r[field]) for r in good}
+    pw, ph = 0.7 * len(spads) + 1.9, 0.42 * len(accs) + 1.3
+    nrows, ncols = _grid_shape(len(variants), len(fusions), pw, ph)
+    fig = new_figure(max(pw * ncols, 7.0), ph * nrows + 0.9)
+    axes = iter(_panel_axes(fig, nrows, ncols, len(variants) * len(fusions)))
+    for v in variants:
+        for f in fusions:
+            grid = [[cells.get((v, f, s, a), math.nan) for s in spads] for a in accs]
+            name = f"fusion {f}" + (f" · {variant_label(v)}" if variant_label(v) else "")
+            _heat_panel(next(axes), grid, spads, accs, name)
+    head = f"{title} ({unit}){objective_phrase(objective)} over scratchpad × accumulator size"
+    legend = "cells: value (* best of the panel, × no valid mapping); colour: % above the panel's best"
+    fig.suptitle(wrap(f"{head}\n{legend}", fig.get_figwidth(), 10), fontsize=10)
+    return fig
+
+
+def _heat_panel(ax, grid: list[list[float]], spads: list[int], accs: list[int], title: str) -> None:
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.ticker import MaxNLocator
+
+    values = np.array(grid, dtype=float)
+    best = np.nanmin(values) if np.isfinite(values).any() else math.nan
+    above = (values / best - 1) * 100
+    span = max(float(np.nanmax(above)) if np.isfinite(above).any() else 0.0, 1.0)  # < 1 %: keep noise pale
+    cmap = colormaps["YlOrRd"].with_extremes(bad="0.85")
+    im = ax.imshow(above, origin="lower", cmap=cmap, vmin=0, vmax=span, aspect="auto")
+    for a, row in enumerate(values):
+        for s, x in enumerate(row):
+            text = "×" if math.isnan(x) else si(x) + ("*" if x == best else "")
+            dark = not math.isnan(x) and above[a, s] > 0.6 * span
+            ax.text(s, a, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    ax.set_xticks(range(len(spads)), [str(x) for x in spads], fontsize=8)
+    ax.set_yticks(range(len(accs)), [str(x) for x in accs], fontsize=8)
+    ax.set_xlabel("scratchpad (KiB)", fontsize=8)
+    ax.set_ylabel("accumulator (KiB)", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    bar = ax.figure.colorbar(im, ax=ax, pad=0.02, fraction=0.08)
+    bar.ax.yaxis.set_major_locator(MaxNLocator(4))
+    bar.ax.yaxis.set_major_formatter(lambda x, _: f"+{x:.2g}%")
+    bar.ax.tick_params(labelsize=7)
+
+
+def heatmaps(rows: Sequence[Row], out_dir: Path, objective: str | None = None) -> list[Path]:
+    """``heatmap_{latency,energy,edp}.{png,svg}`` (nothing when :func:`no_heatmap_reason` says why)."""
+    if no_heatmap_reason(rows):
+        return []
     paths: list[Path] = []
-    for field, title, unit in METRICS:
-        fig, axes = _figure(len(variants), len(fusions), 0.62 * len(spads) + 1.6, 0.42 * len(accs) + 1.4)
-        cells = {
-            (variant(r, fields), r["fusion"], int(r["spad_kib"]), int(r["acc_kib"])): float(r[field]) for r in good
-        }
-        values = [v for k, v in cells.items() if k[0] in variants]
-        lo, hi = min(values), max(values)
-        for i, v in enumerate(variants):
-            for j, f in enumerate(fusions):
-                ax = axes[i][j]
-                grid = np.full((len(accs), len(spads)), np.nan)
-                for a, acc in enumerate(accs):
-                    for s, spad in enumerate(spads):
-                        grid[a, s] = cells.get((v, f, spad, acc), np.nan)
-                im = ax.imshow(grid, origin="lower", cmap="viridis_r", aspect="auto",
-                               norm=_norm(lo, hi))  # fmt: skip
-                best = np.nanmin(grid) if np.isfinite(grid).any() else None
-                for a in range(len(accs)):
-                    for s in range(len(spads)):
-                        x = grid[a, s]
-                        text = "×" if math.isnan(x) else _cell(x)
-                        mark = "*" if best is not None and x == best else ""
-                        ax.text(s, a, text + mark, ha="center", va="center", fontsize=6,
-                                color="white" if not math.isnan(x) and x > math.sqrt(lo * hi) else "black")  # fmt: skip
-                ax.set_xticks(range(len(spads)), [str(x) for x in spads])
-                ax.set_yticks(range(len(accs)), [str(x) for x in accs])
-                ax.set_xlabel("scratchpad (KiB)")
-                ax.set_ylabel("accumulator (KiB)")
-                ax.set_title(f"fusion {f}" + (f" · {variant_label(v)}" if variant_label(v) else ""), fontsize=9)
-        fig.colorbar(im, cax=fig.add_axes((0.89, 0.15, 0.015, 0.68)), label=f"{title} ({unit})")
-        fig.suptitle(f"{title} over scratchpad × accumulator size (* best, × no valid mapping)", fontsize=10)
-        paths += _save(fig, out_dir / f"heatmap_{title.lower()}")
+    for metric in METRICS:
+        paths += save(heatmap_figure(rows, metric, objective), out_dir / f"heatmap_{metric[1].lower()}")
     return paths
 
 
-def _cell(x: float) -> str:
-    """4 significant digits with an SI suffix (neighbouring cells often differ in the 4th)."""
-    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= scale:
-            return f"{x / scale:.4g}{suffix}"
-    return f"{x:.4g}"
+FUSION_STYLE = {"none": ("tab:blue", "o"), "all": ("tab:orange", "s"), "auto": ("tab:green", "^")}
 
 
-def _norm(lo: float, hi: float):
-    from matplotlib.colors import LogNorm, Normalize
-
-    return LogNorm(lo, hi) if lo > 0 and hi / lo > 10 else Normalize(lo, hi)
-
-
-def pareto_plot(rows: Sequence[Row], out_dir: Path) -> list[Path]:
-    """``pareto.{png,svg}`` (area vs latency, the front labelled) and ``pareto.csv``."""
+def pareto_figure(rows: Sequence[Row], objective: str | None = None):
+    """Area vs latency, one panel per variant; the Pareto front drawn and its points labelled."""
     good = ok_rows(rows)
-    if not good or len({r["area_mm2"] for r in good}) < 2:
-        return []
     fields = varying(good)
-    variants = _sorted_variants(good, fields)[:MAX_PANELS]
-    fig, axes = _figure(1, len(variants), 6.5, 4.8)
-    colors = {"none": "tab:blue", "all": "tab:orange", "auto": "tab:green"}
-    markers = {"none": "o", "all": "s", "auto": "^"}
-    front_rows: list[Row] = []
-    for ax, v in zip(axes[0], variants):
+    variants = _sorted_variants(good, fields)
+    several = len({r["fusion"] for r in good}) > 1
+    nrows, ncols = _grid_shape(len(variants), 1, 5.2, 3.8)
+    fig = new_figure(max(5.2 * ncols, 6.5), 3.8 * nrows + 0.9)
+    fronts = []
+    for ax, v in zip(_panel_axes(fig, nrows, ncols, len(variants)), variants):
         mine = [r for r in good if variant(r, fields) == v]
-        for f in FUSION_ORDER:
-            pts = [r for r in mine if r["fusion"] == f]
-            if pts:
-                ax.scatter([float(r["area_mm2"]) for r in pts], [int(r["cycles"]) for r in pts], s=18, alpha=0.6,
-                           color=colors[f], marker=markers[f], label=f"fusion {f}")  # fmt: skip
-        front = pareto_front(mine)
-        front_rows += front
-        ax.step([float(r["area_mm2"]) for r in front], [int(r["cycles"]) for r in front], where="post",
-                color="black", lw=1, label="Pareto front")  # fmt: skip
-        for r in front:
-            ax.annotate(f"{r['spad_kib']}/{r['acc_kib']} {r['fusion']}", (float(r["area_mm2"]), int(r["cycles"])),
-                        textcoords="offset points", xytext=(4, 4), fontsize=7)  # fmt: skip
-        ax.set_xlabel("area estimate (mm²)")
-        ax.set_ylabel("latency (cycles)")
-        ax.set_title(
-            "area vs latency (labels: spad/acc KiB, fusion)" + (f"\n{variant_label(v)}" if variant_label(v) else ""),
-            fontsize=9,
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    paths = _save(fig, out_dir / "pareto")
+        fronts.append((ax, _pareto_panel(ax, mine, variant_label(v))))
+    entries = {label: h for ax in fig.axes for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=len(entries), fontsize=8,
+               frameon=False)  # fmt: skip
+    text = f"area vs latency{objective_phrase(objective)}; Pareto front labelled spad/acc KiB" + (
+        " and fusion" if several else ""
+    )
+    fig.suptitle(wrap(text, fig.get_figwidth(), 10), fontsize=10)
+    renderer = laid_out(fig)
+    for (ax, front), v in zip(fronts, variants):
+        points = [(float(r["area_mm2"]), int(r["cycles"])) for r in front]
+        texts = [f"{r['spad_kib']}/{r['acc_kib']}" + (f" {r['fusion']}" if several else "") for r in front]
+        others = [(float(r["area_mm2"]), int(r["cycles"])) for r in good if variant(r, fields) == v]
+        place_labels(ax, points, texts, renderer, avoid=others)
+    return fig
+
+
+def _pareto_panel(ax, rows: list[Row], title: str) -> list[Row]:
+    for f in FUSION_ORDER:
+        pts = [r for r in rows if r["fusion"] == f]
+        if pts:
+            colour, marker = FUSION_STYLE[f]
+            ax.scatter([float(r["area_mm2"]) for r in pts], [int(r["cycles"]) for r in pts], s=18, alpha=0.6,
+                       color=colour, marker=marker, label=f"fusion {f}")  # fmt: skip
+    front = pareto_front(rows)
+    ax.step([float(r["area_mm2"]) for r in front], [int(r["cycles"]) for r in front], where="post", color="black",
+            lw=1, label="Pareto front")  # fmt: skip
+    ax.margins(0.12)
+    plain_axis(ax.xaxis)
+    si_axis(ax.yaxis)
+    ax.set_xlabel("area estimate (mm²)", fontsize=8)
+    ax.set_ylabel("latency (cycles)", fontsize=8)
+    ax.tick_params(labelsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    return front
+
+
+def pareto_plot(rows: Sequence[Row], out_dir: Path, objective: str | None = None) -> list[Path]:
+    """``pareto.{png,svg}`` and ``pareto.csv`` (nothing when :func:`no_pareto_reason` says why)."""
+    if no_pareto_reason(rows):
+        return []
+    good = ok_rows(rows)
+    fields = varying(good)
+    front_rows = [
+        r for v in _sorted_variants(good, fields) for r in pareto_front([x for x in good if variant(x, fields) == v])
+    ]
+    paths = save(pareto_figure(rows, objective), out_dir / "pareto")
     atomic_write(out_dir / "pareto.csv", csv_text(front_rows, FIELDS))
     return paths + [out_dir / "pareto.csv"]

@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         if args.workload:
             raise GemmapError("--replot redraws an earlier run; give no WORKLOAD with it")
         samples = cdf.load_samples(Path(args.replot) / "samples.npz")
-        for path in cdf.plot_cdf(samples, Path(args.replot) / "cdf"):
+        title = cdf.load_title(Path(args.replot) / "samples.npz")
+        for path in cdf.plot_cdf(samples, Path(args.replot) / "cdf", title):
             print(f"wrote {path}")
         return 0
     if not args.workload or not args.out:
@@ -109,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
                                            time_limit=args.time_limit, workers=args.workers, on_layer=tick,
                                            titles=title)  # fmt: skip
     rows = cdf.percentile_rows(samples)
-    cdf.save_samples(out / "samples.npz", samples)
-    atomic_write(out / "cdf.csv", csv_text(rows, cdf.CSV_FIELDS))
     title = f"{args.samples} random valid mappings per layer on {arch.name}"
+    cdf.save_samples(out / "samples.npz", samples, title)
+    atomic_write(out / "cdf.csv", csv_text(rows, cdf.CSV_FIELDS))
     paths = cdf.plot_cdf(samples, out / "cdf", title)
     table = Table(title=f"Normalized to the optimum ({title})")
     for col in ("workload", "layer", "metric", "min", "p10", "p50", "p90", "max", "max/min", "≤3x"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -51,7 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_workload_args(p, seq_len=False)
     p.add_argument("--json", metavar="FILE", help="write the result as JSON")
     p.add_argument(
-        "--plot", metavar="FILE", help="write FILE.png and FILE.svg: per-site time breakdown and a one-layer Gantt"
+        "--plot",
+        metavar="FILE",
+        help="write FILE.png and FILE.svg: per-site time breakdown and a one-layer Gantt "
+        "(with lists, one per configuration: FILE-seq512-acc64.png, ...)",
     )
     p.add_argument("--ratio-plot", metavar="FILE", help="write FILE.png/.svg: fused/unfused latency per site vs sequence "
                    f"length (--seq-len, default {','.join(map(str, RATIO_SEQ_LENS))}) for the --acc-kib sizes "
@@ -198,12 +202,25 @@ def run(args: argparse.Namespace) -> int:
                 {"seq_len": seq, "acc_kib": r.arch.accumulator.kib, "spad_kib": r.arch.scratchpad.kib,
                  "sites": r.to_json()["sites"], "total": r.to_json()["total"]} for (seq, _, _), r in points]})  # fmt: skip
     if args.plot:
-        from gemmap.schedule_plots import plot_schedule
-
-        plot_schedule(points[0][1], args.plot)
+        plot_points(points, args.plot, console)
     if args.ratio_plot:
         ratio_plot(runner, args, console)
     return 0
+
+
+def plot_points(points: list[tuple[tuple[int | None, int | None, int | None], ScheduleResult]], path: str,
+                console: Console) -> None:  # fmt: skip
+    """One ``--plot`` figure per configuration: FILE itself for one, else FILE-seq512-acc64 and so on
+    (only the values that vary)."""
+    from gemmap.schedule_plots import plot_schedule
+
+    base = Path(path)
+    base = base.with_suffix("") if base.suffix.lower() in (".png", ".svg") else base
+    varies = [len({key[i] for key, _ in points}) > 1 for i in range(3)]
+    for key, result in points:
+        tag = "".join(f"-{name}{v}" for name, v, vary in zip(("seq", "spad", "acc"), key, varies) if vary)
+        for written in plot_schedule(result, base.with_name(base.name + tag)):
+            console.print(f"wrote {written}")
 
 
 def ratio_plot(runner: Runner, args: argparse.Namespace, console: Console) -> None:
@@ -220,4 +237,5 @@ def ratio_plot(runner: Runner, args: argparse.Namespace, console: Console) -> No
             for s in r.sites:
                 series.setdefault(s.site.name, {}).setdefault(acc, []).append((seq, s.ratio("latency")))
     title = f"{runner.base.name}, search {runner.options.method}: fused / unfused latency per site"
-    plot_ratio(series, title, args.ratio_plot)
+    for written in plot_ratio(series, title, args.ratio_plot):
+        console.print(f"wrote {written}")

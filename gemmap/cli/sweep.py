@@ -20,7 +20,8 @@ from gemmap.errors import GemmapError
 from gemmap.report import eng, print_table
 
 EXAMPLES = """examples:
-  gemmap sweep workloads/bert.yaml --spad-kib 32,64,128,256 --acc-kib 32,64,128,256 --fusion none,auto --out out/sweep
+  gemmap sweep workloads/bert.yaml --arch arch/gemmini-transformer.yaml --spad-kib 32,64,128,256 \\
+      --acc-kib 32,64,128,256 --fusion none,auto --objective latency --out out/sweep
   gemmap sweep workloads/bert.yaml --spad-kib 64,256 --acc-kib 64,256 --workers 2 --out out/s2
   gemmap sweep workloads/bert.yaml --spad-kib 64,256 --acc-kib 64,256 --scheduler tcp://10.0.0.5:8786 --out out/s3
   gemmap sweep workloads/bert.yaml --out out/nas --layers 1,2,3,4,5,6,7,8,9,10,11,12 \\
@@ -110,7 +111,7 @@ def _positive(text: str, option: str, kind: type = int) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from gemmap.sweep import Grid, Sweep, run_sweep
-    from gemmap.sweep_report import heatmaps, pareto_plot
+    from gemmap.sweep_report import heatmaps, no_heatmap_reason, no_pareto_reason, pareto_plot
 
     grid = Grid(
         spad_kib=parse_list(args.spad_kib, "--spad-kib"),
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     written = [outcome.csv_path]
     if not args.no_plots:
-        written += heatmaps(outcome.rows, out) + pareto_plot(outcome.rows, out)
+        written += heatmaps(outcome.rows, out, options.objective) + pareto_plot(outcome.rows, out, options.objective)
     print_summary(outcome, tolerance)
     failed = sum(1 for r in outcome.rows if r["status"] != "ok")
     console.print(
@@ -173,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
         + (f"{outcome.stored_searches} new search results cached in {cache}" if cache else "persistent cache off")
     )
     console.print("wrote " + ", ".join(str(p) for p in written))
+    if not args.no_plots:
+        for reason in filter(None, (no_heatmap_reason(outcome.rows), no_pareto_reason(outcome.rows))):
+            console.print(reason)
     return 0
 
 
@@ -183,9 +187,13 @@ def print_summary(outcome, tolerance: float) -> None:
     chosen = picks(rows, tolerance) + picks(rows, tolerance, by_fusion=False)
     if not chosen:
         return
+    variants = len({p.variant for p in chosen})
+    caption = None
     if len(chosen) > 24:
         chosen = [p for p in chosen if p.fusion == "any"][:24]
-    table = Table(title=f"best latency, and the smallest configuration within {tolerance:.0%} of it")
+        shown = f"{len(chosen)} of {variants} variants shown" if len(chosen) < variants else "all variants shown"
+        caption = f"{shown}, best over fusion policies only; every point is in sweep.csv"
+    table = Table(title=f"best latency, and the smallest configuration within {tolerance:.0%} of it", caption=caption)
     for col in (
         "variant",
         "fusion",
