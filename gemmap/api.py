@@ -36,6 +36,7 @@ from gemmap.interop.timeloop import LoopNest, load_mapping
 from gemmap.mapper import LayerResult, SearchCache, WorkloadResult, map_layers
 from gemmap.mapping import Mapping
 from gemmap.model import Cost
+from gemmap.pipeline import PipelineResult, pipeline
 from gemmap.search import SearchOptions, SearchResult, find_mapping
 from gemmap.workload import Problem, Workload, load_workload
 
@@ -44,7 +45,7 @@ FUSION_POLICIES = ("none", "all", "auto")
 __all__ = [
     "Arch", "EvaluatedMapping", "LayerResult", "LoopNest", "Problem", "SearchCache", "SearchOptions", "SearchResult",
     "Workload", "WorkloadResult", "evaluate_mapping", "find_mapping", "layer_from_spec", "load_arch", "load_mapping",
-    "load_workload", "map_workload", "progress",
+    "load_workload", "map_workload", "pipeline", "PipelineResult", "progress",
 ]  # fmt: skip
 
 
