@@ -48,14 +48,15 @@ CUTS = ("ops", "blocks")
 @dataclasses.dataclass(frozen=True)
 class Unit:
     """One matmul or conv of one block with the non-linear ops after it (``rows``, each with how many
-    instances it runs per block); ``block`` numbers the block from 0."""
+    instances it runs in the unit); ``block`` numbers the block from 0 (None: the head or tail of the
+    model, outside the repeated blocks, e.g. an LM head)."""
 
-    block: int
+    block: int | None
     rows: tuple[tuple[str, int], ...]
 
     @property
     def name(self) -> str:
-        return f"{self.rows[0][0]}@{self.block}"
+        return self.rows[0][0] if self.block is None else f"{self.rows[0][0]}@{self.block}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,23 +193,51 @@ class PipelineResult:
 
 
 def block_count(rows: tuple[LayerResult, ...]) -> int:
-    """How many identical blocks the rows repeat in: the gcd of their repeats."""
-    return reduce(math.gcd, (x.repeat for x in rows))
+    """How many identical blocks the rows repeat in: the gcd of the repeats above 1, when the rows
+    that do not share it (an LM head, a final norm) form a head or a tail around the others; else the
+    gcd of every repeat."""
+    repeated = [x.repeat for x in rows if x.repeat > 1]
+    blocks = reduce(math.gcd, repeated) if repeated else 1
+    odd = [i for i, x in enumerate(rows) if x.repeat % blocks]
+    inside = [i for i, x in enumerate(rows) if not x.repeat % blocks]
+    if odd and inside and any(inside[0] < i < inside[-1] for i in odd):
+        return reduce(math.gcd, (x.repeat for x in rows))
+    return blocks
+
+
+def _groups(rows: list[tuple[LayerResult, int]], cuts: str) -> list[tuple[tuple[str, int], ...]]:
+    """Rows (with instances per block) cut into units: a unit per matmul/conv with the non-linear rows
+    after it, those before the first one joining it (a pre-norm); one unit with ``cuts="blocks"``."""
+    groups: list[list[tuple[str, int]]] = []
+    pending: list[tuple[str, int]] = []
+    for x, count in rows:
+        if cuts == "ops" and x.macs:
+            groups.append([*pending, (x.name, count)])
+            pending = []
+        elif groups:
+            groups[-1].append((x.name, count))
+        else:
+            pending.append((x.name, count))
+    if pending:
+        groups.append(pending)
+    return [tuple(g) for g in groups]
 
 
 def units_of(rows: tuple[LayerResult, ...], cuts: str = "ops") -> tuple[Unit, ...]:
-    """The workload's units in order (module docstring): per block, a unit per matmul/conv with the
-    non-linear rows after it; with ``cuts="blocks"`` one unit per block."""
+    """The workload's units in order (module docstring): the head (rows before the blocks that run
+    once), per block a unit per matmul/conv with its non-linear rows, the tail; with
+    ``cuts="blocks"`` one unit per block (and one for the head, one for the tail)."""
     check_choice(cuts, CUTS, "cut granularity")
     blocks = block_count(rows)
-    groups: list[list[tuple[str, int]]] = []
-    for x in rows:
-        entry = (x.name, x.repeat // blocks)
-        if not groups or (cuts == "ops" and x.macs):
-            groups.append([entry])
-        else:
-            groups[-1].append(entry)
-    return tuple(Unit(b, tuple(g)) for b in range(blocks) for g in groups)
+    inside = [i for i, x in enumerate(rows) if not x.repeat % blocks]
+    head = [(x, x.repeat) for x in rows[: inside[0]]]
+    body = [(x, x.repeat // blocks) for x in rows[inside[0] : inside[-1] + 1]]
+    tail = [(x, x.repeat) for x in rows[inside[-1] + 1 :]]
+    units = [Unit(None, g) for g in _groups(head, cuts)] if head else []
+    per_block = _groups(body, cuts)
+    units += [Unit(b, g) for b in range(blocks) for g in per_block]
+    units += [Unit(None, g) for g in _groups(tail, cuts)] if tail else []
+    return tuple(units)
 
 
 def unit_costs(result: WorkloadResult, units: tuple[Unit, ...]) -> list[UnitCost]:

@@ -14,6 +14,7 @@ from gemmap import api, chain
 from gemmap.errors import GemmapError
 from gemmap.pipeline import units_of
 from gemmap.search import SearchOptions
+from gemmap.workload import Overrides
 from tests.conftest import ROOT
 from tests.test_cli import gemmap
 
@@ -170,3 +171,11 @@ def test_cli_pipeline_json_and_plot(tmp_path):
 def test_cli_pipeline_bad_input(args, message):
     r = gemmap("pipeline", "bert-tiny", "--search", "heuristic", *args)
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_units_of_a_decoder_keep_the_lm_head_outside_the_blocks():
+    w = api.load_workload("llama2-7b", overrides=Overrides(phase="decode", kv_len=64))
+    units = units_of(api.map_workload(api.load_arch("gemmini"), w, HEURISTIC).layers)
+    assert units[-1].block is None and units[-1].rows[-1][0] == "lm_head"
+    assert {u.block for u in units[:-1]} == set(range(32))
+    assert units[0].rows[0][0] == "norm1" and units[0].rows[1][0] == "q_proj"  # the pre-norm joins q_proj
