@@ -29,6 +29,7 @@ from gemmap import conv
 from gemmap.arch import Arch, load_arch
 from gemmap.conv import ConvMapping
 from gemmap.convmodel import compulsory_by_tensor, evaluate_of, invalid_reason_of
+from gemmap.deploy import DeployResult, deploy
 from gemmap.errors import GemmapError, check_choice
 from gemmap.interop.convert import convert, parse_layer_spec, timeloop_layer
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall
@@ -45,7 +46,7 @@ FUSION_POLICIES = ("none", "all", "auto")
 __all__ = [
     "Arch", "EvaluatedMapping", "LayerResult", "LoopNest", "Problem", "SearchCache", "SearchOptions", "SearchResult",
     "Workload", "WorkloadResult", "evaluate_mapping", "find_mapping", "layer_from_spec", "load_arch", "load_mapping",
-    "load_workload", "map_workload", "pipeline", "PipelineResult", "progress",
+    "load_workload", "map_workload", "pipeline", "PipelineResult", "deploy", "DeployResult", "progress",
 ]  # fmt: skip
 
 

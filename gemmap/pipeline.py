@@ -53,10 +53,12 @@ class Unit:
 
     block: int | None
     rows: tuple[tuple[str, int], ...]
+    #: the row the unit is named after: its matmul or conv (its first row when it has none)
+    lead: str
 
     @property
     def name(self) -> str:
-        return self.rows[0][0] if self.block is None else f"{self.rows[0][0]}@{self.block}"
+        return self.lead if self.block is None else f"{self.lead}@{self.block}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +207,7 @@ def block_count(rows: tuple[LayerResult, ...]) -> int:
     return blocks
 
 
-def _groups(rows: list[tuple[LayerResult, int]], cuts: str) -> list[tuple[tuple[str, int], ...]]:
+def _groups(rows: list[tuple[LayerResult, int]], cuts: str) -> list[tuple[str, tuple[tuple[str, int], ...]]]:
     """Rows (with instances per block) cut into units: a unit per matmul/conv with the non-linear rows
     after it, those before the first one joining it (a pre-norm); one unit with ``cuts="blocks"``."""
     groups: list[list[tuple[str, int]]] = []
@@ -220,7 +222,8 @@ def _groups(rows: list[tuple[LayerResult, int]], cuts: str) -> list[tuple[tuple[
             pending.append((x.name, count))
     if pending:
         groups.append(pending)
-    return [tuple(g) for g in groups]
+    macs = {x.name for x, _ in rows if x.macs}
+    return [(next((n for n, _ in g if n in macs), g[0][0]), tuple(g)) for g in groups]
 
 
 def units_of(rows: tuple[LayerResult, ...], cuts: str = "ops") -> tuple[Unit, ...]:
@@ -233,10 +236,10 @@ def units_of(rows: tuple[LayerResult, ...], cuts: str = "ops") -> tuple[Unit, ..
     head = [(x, x.repeat) for x in rows[: inside[0]]]
     body = [(x, x.repeat // blocks) for x in rows[inside[0] : inside[-1] + 1]]
     tail = [(x, x.repeat) for x in rows[inside[-1] + 1 :]]
-    units = [Unit(None, g) for g in _groups(head, cuts)] if head else []
+    units = [Unit(None, g, lead) for lead, g in _groups(head, cuts)] if head else []
     per_block = _groups(body, cuts)
-    units += [Unit(b, g) for b in range(blocks) for g in per_block]
-    units += [Unit(None, g) for g in _groups(tail, cuts)] if tail else []
+    units += [Unit(b, g, lead) for b in range(blocks) for lead, g in per_block]
+    units += [Unit(None, g, lead) for lead, g in _groups(tail, cuts)] if tail else []
     return tuple(units)
 
 

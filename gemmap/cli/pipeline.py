@@ -9,7 +9,7 @@ from rich.console import Console
 from gemmap import api
 from gemmap.arch import load_arch
 from gemmap.chain import OBJECTIVES
-from gemmap.cli.common import add_search_args, positive_float, search_options
+from gemmap.cli.common import add_search_args, add_workload_args, overrides_from_args, positive_float, search_options
 from gemmap.pipeline import CUTS, pipeline
 from gemmap.report import check_output_file, print_table, write_json
 from gemmap.workload import load_workload
@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   gemmap pipeline bert --arch gemmini-32x32 --arch gemmini-transformer --search heuristic --json out/p.json --plot out/p
   gemmap pipeline bert --arch gemmini-32x32 --arch gemmini-transformer --optimize latency --min-throughput 15
   gemmap pipeline bert --arch gemmini-32x32 --arch gemmini-transformer --dram-gb-per-s 8 --cuts blocks
+  gemmap pipeline llama2-7b --phase prefill --seq-len 512 --arch gemmini-32x32 --arch gemmini-transformer --search heuristic
 
 Each --arch is one accelerator instance on the SoC (give a file twice for two identical ones). Each maps
 every layer with --search; the stages are contiguous runs of the op sequence (cuts before any matmul, or
@@ -34,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", action="append", required=True, metavar="FILE",
                    help="an accelerator instance's architecture YAML (at least two)")  # fmt: skip
     add_search_args(p)
+    add_workload_args(p)
     p.add_argument(
         "--fusion", default="none", help="fusion policy on every accelerator: none, all or auto (default: none)"
     )
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             check_output_file(value, flag)  # a typo fails now, not after the searches
     options = search_options(args, None)
     archs = tuple(load_arch(a) for a in args.arch)
-    workload = load_workload(args.workload)
+    workload = load_workload(args.workload, overrides=overrides_from_args(args))
     bandwidth = None if args.dram_gb_per_s is None else args.dram_gb_per_s * 1e9
     console = Console(stderr=True)
     with api.progress(console, total=len(archs) * len(workload.problems), what="mapping") as tick:
