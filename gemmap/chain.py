@@ -114,6 +114,11 @@ class Evaluation:
         return self.energy_total_pj * 1e-12 * self.latency_s
 
     @property
+    def edp_period(self) -> float:
+        """Energy (J) × period (s): the energy-delay product of a stream of inferences, one result per period."""
+        return self.energy_total_pj * 1e-12 * self.period_s
+
+    @property
     def dram_bound(self) -> bool:
         """Does the shared channel set the period (rather than the slowest stage)?"""
         return self.shared_s > max(self.busy_s)

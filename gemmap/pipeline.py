@@ -148,6 +148,7 @@ class PipelineResult:
             "latency_s": b.latency_s,
             "energy_pj": b.energy_total_pj,
             "edp_j_s": b.edp,
+            "edp_period_j_s": b.edp_period,
             "dram_bound": b.dram_bound,
             "stages": [
                 {
@@ -172,6 +173,7 @@ class PipelineResult:
                     "latency_s": a.evaluation.latency_s,
                     "energy_pj": a.evaluation.energy_total_pj,
                     "edp_j_s": a.evaluation.edp,
+                    "edp_period_j_s": a.evaluation.edp_period,
                     "cycles": a.result.total.cycles,
                 }
                 for a in self.alone
@@ -180,6 +182,7 @@ class PipelineResult:
                 "throughput": self.data_parallel.throughput,
                 "rates": {a.name: r for a, r in zip(self.archs, self.data_parallel.rates)},
                 "energy_pj": self.data_parallel.energy_per_inference_pj,
+                "edp_period_j_s": self.data_parallel.energy_per_inference_pj * 1e-12 / self.data_parallel.throughput,
             },
             "binary_search": {
                 "throughput": bs.throughput,

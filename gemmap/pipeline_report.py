@@ -41,13 +41,13 @@ def summary_table(r: PipelineResult) -> Table:
     """Pipelined against each accelerator alone, data-parallel and PipeBERT's binary search."""
     best_alone = max(a.evaluation.throughput for a in r.alone)
     table = Table(title=f"{r.workload_name}: throughput, latency and energy per inference")
-    for col in ("configuration", "inf/s", "vs best alone", "latency", "energy", "EDP J·s"):
+    for col in ("configuration", "inf/s", "vs best alone", "latency", "energy", "E×lat J·s", "E×P J·s"):
         table.add_column(col, justify="left" if col == "configuration" else "right")
 
     def row(name: str, thr: float, lat: float | None, energy_pj: float, edp: float | None) -> None:
         table.add_row(
             name, f"{thr:.3g}", f"{thr / best_alone - 1:+.1%}", eng(lat, "s") if lat is not None else "-",
-            eng(energy_pj * 1e-12, "J"), f"{edp:.3g}" if edp is not None else "-",
+            eng(energy_pj * 1e-12, "J"), f"{edp:.3g}" if edp is not None else "-", f"{energy_pj * 1e-12 / thr:.3g}",
         )  # fmt: skip
 
     b = r.best
@@ -61,6 +61,7 @@ def summary_table(r: PipelineResult) -> Table:
     row("data-parallel", dp.throughput, None, dp.energy_per_inference_pj, None)
     gap = b.throughput / bs.throughput - 1
     table.caption = (
+        "E×lat: energy × latency of one inference; E×P: energy × period (one result per period); "
         f"exact over {r.partitions:,} partitions; binary search {gap:.2%} below it; shared DRAM "
         f"{eng(r.bandwidth, 'B/s')}{' (binds)' if b.dram_bound else ''}"
     )
