@@ -178,7 +178,8 @@ def optimal(ch: Chain, mode: str, expected: bool = False) -> Plan:
         if not np.isfinite(prev).any():
             continue
         inside = CS[:j, j] - S[j] * C[:j, j]  # Σ c[u]·(S[u] − S[j])
-        term = inside[:, None] + S[j] * np.maximum(C[:j, j][:, None], load[j, None, :])
+        phase = np.maximum(C[:j, j][:, None], load[j, None, :])  # inf where [j, k) is empty
+        term = inside[:, None] + (S[j] * phase if S[j] > 0 else 0.0)  # nobody passes: no phase to pay
         feasible = (W[:j, j][:, None] + W[j, None, :] <= ch.capacity) & upper[j, None, :]
         total = np.where(feasible, prev[:, None] + term, np.inf)  # (i, k)
         arg = np.argmin(total, axis=0)
