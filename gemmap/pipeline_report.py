@@ -75,11 +75,12 @@ def plot_gantt(r: PipelineResult, path: str | Path, periods: int = 4) -> list[Pa
     P = b.period_s
     fig, ax = plt.subplots(figsize=(10, 1.0 + 0.7 * len(r.stages)))
     colors = plt.get_cmap("tab10").colors
+    working = [j for j, s in enumerate(r.stages) if s.units]  # an idle instance holds no inference
     for j, s in enumerate(r.stages):
         y = len(r.stages) - 1 - j
         for t in range(periods):
-            inf = t - j
-            if inf < 0 or not s.units:
+            inf = t - working.index(j) if j in working else -1
+            if inf < 0:
                 continue
             c = colors[inf % len(colors)]
             ax.barh(y, s.busy_s * 1e3, left=t * P * 1e3, color=c, edgecolor="black", linewidth=0.5)
@@ -94,6 +95,7 @@ def plot_gantt(r: PipelineResult, path: str | Path, periods: int = 4) -> list[Pa
         [f"stage {j}: {s.arch.name}\n{s.layers}" for j, s in reversed(list(enumerate(r.stages)))],
         fontsize=8,
     )
+    ax.set_xlim(0, periods * P * 1e3 * 1.02)
     ax.set_xlabel("time (ms); dashed lines: period boundaries")
     ax.set_title(
         f"{r.workload_name} pipelined: period {P * 1e3:.3g} ms ({b.throughput:.3g} inf/s), "
