@@ -95,6 +95,8 @@ class DeployResult:
     units: tuple[Unit, ...]
     total_weight_bytes: int
     unlimited_latency_s: float
+    #: with the exit probabilities: the compute up to where inference stops, on average
+    unlimited_expected_s: float
     fits: bool
     best: PlanResult
     per_mode: dict[str, PlanResult]
@@ -121,6 +123,7 @@ class DeployResult:
             "groups": self.best.to_dict()["groups"],
             "latency_s": self.best.plan.latency_s,
             "unlimited_latency_s": self.unlimited_latency_s,
+            "unlimited_expected_latency_s": self.unlimited_expected_s,
             "overhead": self.best.plan.latency_s / self.unlimited_latency_s - 1.0,
             "greedy": greedy.to_dict() if greedy else None,
             "modes": {
@@ -233,6 +236,8 @@ def deploy(
     ch = grouping.Chain(weights, compute, float(free), storage_bytes_per_s, storage_latency_s, np.zeros(len(units)))
     fits = weights.sum() <= free
     unlimited = float(compute.sum())
+    reach = np.concatenate([[1.0], 1.0 - np.cumsum(exit_p)])[:-1]  # P(inference reaches unit u)
+    unlimited_expected = float((compute * reach).sum())
 
     def described(plan: grouping.Plan) -> PlanResult:
         groups = tuple(
@@ -242,7 +247,7 @@ def deploy(
         return PlanResult(plan, groups)
 
     if fits:  # loaded once and kept: no reload per pass
-        whole = grouping.Plan("serial", (0, len(units)), unlimited, unlimited)
+        whole = grouping.Plan("serial", (0, len(units)), unlimited, unlimited_expected)
         per_mode = {"serial": described(whole)}
         greedy = {"serial": described(whole)}
     else:
@@ -267,6 +272,7 @@ def deploy(
     return DeployResult(
         workload_name=workload.name, arch=arch, memory_bytes=memory_bytes, resident=resident,
         storage_bytes_per_s=storage_bytes_per_s, storage_latency_s=storage_latency_s, units=units,
-        total_weight_bytes=int(weights.sum()), unlimited_latency_s=unlimited, fits=bool(fits), best=best,
+        total_weight_bytes=int(weights.sum()), unlimited_latency_s=unlimited,
+        unlimited_expected_s=unlimited_expected, fits=bool(fits), best=best,
         per_mode=per_mode, greedy=greedy, early_exit=early,
     )  # fmt: skip

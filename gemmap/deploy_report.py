@@ -65,7 +65,8 @@ def plan_table(r: DeployResult) -> Table:
         row(f"greedy, {mode}", r.greedy.get(mode))
     if r.early_exit is not None:
         row(f"least expected latency, {r.early_exit.plan.mode}", r.early_exit)
-    table.add_row("unlimited memory", "1", eng(r.unlimited_latency_s, "s"), "+0.0%", *(["-"] if exits else []))
+    extra = [eng(r.unlimited_expected_s, "s")] if exits else []
+    table.add_row("unlimited memory", "1", eng(r.unlimited_latency_s, "s"), "+0.0%", *extra)
     if r.fits:
         table.caption = "the weights fit: loaded once, nothing streamed per pass"
     return table
