@@ -19,6 +19,7 @@ from gemmap.deploy import MIB, deploy
 from gemmap.errors import GemmapError
 from gemmap.pipeline import CUTS
 from gemmap.report import check_output_file, print_table, write_json
+from gemmap.specio import load_yaml
 from gemmap.workload import load_workload
 
 EXAMPLES = """examples:
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
             raise GemmapError(f"{flag} must be positive, got {value:g}")
     if not args.storage_latency_us >= 0:
         raise GemmapError(f"--storage-latency-us must be ≥ 0, got {args.storage_latency_us:g}")
+    if args.exit_probabilities is not None:
+        load_yaml(args.exit_probabilities)  # a missing or malformed file fails now, not after the mapping
     arch = arch_from_args(args)
     options = search_options(args, args.dataflow)
     workload = load_workload(args.workload, overrides=overrides_from_args(args))
