@@ -123,6 +123,8 @@ class PipelineResult:
     units: tuple[Unit, ...]
     bandwidth: float
     best: chain.Evaluation
+    #: the exact partition of highest throughput (``best`` itself under objective throughput)
+    fastest: chain.Evaluation
     stages: tuple[Stage, ...]
     bisection: chain.SearchTrace
     partitions: int
@@ -186,7 +188,8 @@ class PipelineResult:
             },
             "binary_search": {
                 "throughput": bs.throughput,
-                "gap": b.throughput / bs.throughput - 1.0,
+                "gap": self.fastest.throughput / bs.throughput - 1.0,  # against the exact fastest partition
+                "exact_throughput": self.fastest.throughput,
                 "evaluations": self.bisection.evaluations,
                 "partitions": self.partitions,
                 "stages": [{"arch": self.archs[a].name, "units": [s, e]} for a, s, e in bs.partition.ranges()],
@@ -333,18 +336,16 @@ def pipeline(
     bw = default_bandwidth(archs) if bandwidth is None else bandwidth
     tables = tables_of(archs, costs, bw)
     partitions = chain.count_partitions(len(archs), len(units))
-    if objective == "throughput":
-        best = chain.max_throughput(tables)
-        if partitions <= chain.MAX_ENUMERATED:  # among the partitions of that period, the least latency
-            best = chain.enumerate_partitions(tables, "throughput", best.throughput * (1 - 1e-9))
-        if best.throughput < min_throughput:
-            raise GemmapError(f"no partition reaches the throughput floor of {min_throughput:g} inferences/s")
-    else:
-        best = chain.enumerate_partitions(tables, objective, min_throughput)
+    fastest = chain.max_throughput(tables)
+    if partitions <= chain.MAX_ENUMERATED:  # among the partitions of that period, the least latency
+        fastest = chain.enumerate_partitions(tables, "throughput", fastest.throughput * (1 - 1e-9))
+    if fastest.throughput < min_throughput:
+        raise GemmapError(f"no partition reaches the throughput floor of {min_throughput:g} inferences/s")
+    best = fastest if objective == "throughput" else chain.enumerate_partitions(tables, objective, min_throughput)
     alone = tuple(Alone(a, r, _alone(tables, i)) for i, (a, r) in enumerate(zip(archs, results)))
     return PipelineResult(
         workload_name=workload.name, archs=archs, objective=objective, min_throughput=min_throughput, cuts=cuts,
-        units=units, bandwidth=bw, best=best, stages=_stages(archs, units, costs, best),
+        units=units, bandwidth=bw, best=best, fastest=fastest, stages=_stages(archs, units, costs, best),
         bisection=chain.bisection(tables), partitions=partitions, alone=alone,
         data_parallel=chain.data_parallel(tables),
     )  # fmt: skip
