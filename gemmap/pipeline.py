@@ -75,9 +75,11 @@ class UnitCost:
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """A stage of the chosen partition, in the units of its accelerator and in seconds."""
+    """A stage of the chosen partition, in the units of its accelerator and in seconds; ``instance``
+    names the accelerator (its arch name, with ``#2``, ``#3`` on repeats of one arch)."""
 
     arch: Arch
+    instance: str
     units: tuple[Unit, ...]
     cycles: int
     busy_s: float
@@ -107,6 +109,7 @@ class Alone:
     """One accelerator running the whole model."""
 
     arch: Arch
+    instance: str
     result: WorkloadResult
     evaluation: chain.Evaluation
 
@@ -154,7 +157,7 @@ class PipelineResult:
             "dram_bound": b.dram_bound,
             "stages": [
                 {
-                    "arch": s.arch.name,
+                    "arch": s.instance,
                     "layers": [u.name for u in s.units],
                     "cycles": s.cycles,
                     "busy_s": s.busy_s,
@@ -168,9 +171,9 @@ class PipelineResult:
                 }
                 for s in self.stages
             ],
-            "alone": {a.arch.name: a.evaluation.throughput for a in self.alone},
+            "alone": {a.instance: a.evaluation.throughput for a in self.alone},
             "alone_detail": {
-                a.arch.name: {
+                a.instance: {
                     "throughput": a.evaluation.throughput,
                     "latency_s": a.evaluation.latency_s,
                     "energy_pj": a.evaluation.energy_total_pj,
@@ -182,7 +185,7 @@ class PipelineResult:
             },
             "data_parallel": {
                 "throughput": self.data_parallel.throughput,
-                "rates": {a.name: r for a, r in zip(self.archs, self.data_parallel.rates)},
+                "rates": {a.instance: r for a, r in zip(self.alone, self.data_parallel.rates)},
                 "energy_pj": self.data_parallel.energy_per_inference_pj,
                 "edp_period_j_s": self.data_parallel.energy_per_inference_pj * 1e-12 / self.data_parallel.throughput,
             },
@@ -192,7 +195,7 @@ class PipelineResult:
                 "exact_throughput": self.fastest.throughput,
                 "evaluations": self.bisection.evaluations,
                 "partitions": self.partitions,
-                "stages": [{"arch": self.archs[a].name, "units": [s, e]} for a, s, e in bs.partition.ranges()],
+                "stages": [{"arch": self.alone[a].instance, "units": [s, e]} for a, s, e in bs.partition.ranges()],
             },
         }
 
@@ -327,10 +330,15 @@ def pipeline(
         raise GemmapError(f"--min-throughput must be a number ≥ 0 of inferences/s, got {min_throughput}")
     if bandwidth is not None and not (bandwidth > 0 and math.isfinite(bandwidth)):
         raise GemmapError(f"the shared DRAM bandwidth must be positive, got {bandwidth}")
-    results = []
+    mapped: dict[Arch, WorkloadResult] = {}  # identical instances are mapped once
     for arch in archs:
         tick = None if on_layer is None else _labelled(on_layer, arch.name)
-        results.append(map_workload(arch, workload, options, fusion=fusion, on_layer=tick))
+        if arch not in mapped:
+            mapped[arch] = map_workload(arch, workload, options, fusion=fusion, on_layer=tick)
+        elif tick is not None:
+            for p in workload.problems:
+                tick(p.name)
+    results = [mapped[a] for a in archs]
     units = units_of(results[0].layers, cuts)
     costs = [unit_costs(r, units) for r in results]
     bw = default_bandwidth(archs) if bandwidth is None else bandwidth
@@ -342,13 +350,24 @@ def pipeline(
     if fastest.throughput < min_throughput:
         raise GemmapError(f"no partition reaches the throughput floor of {min_throughput:g} inferences/s")
     best = fastest if objective == "throughput" else chain.enumerate_partitions(tables, objective, min_throughput)
-    alone = tuple(Alone(a, r, _alone(tables, i)) for i, (a, r) in enumerate(zip(archs, results)))
+    names = instance_names(archs)
+    alone = tuple(Alone(a, n, r, _alone(tables, i)) for i, (a, n, r) in enumerate(zip(archs, names, results)))
     return PipelineResult(
         workload_name=workload.name, archs=archs, objective=objective, min_throughput=min_throughput, cuts=cuts,
-        units=units, bandwidth=bw, best=best, fastest=fastest, stages=_stages(archs, units, costs, best),
+        units=units, bandwidth=bw, best=best, fastest=fastest, stages=_stages(archs, names, units, costs, best),
         bisection=chain.bisection(tables), partitions=partitions, alone=alone,
         data_parallel=chain.data_parallel(tables),
     )  # fmt: skip
+
+
+def instance_names(archs: tuple[Arch, ...]) -> tuple[str, ...]:
+    """Each instance's name: its arch's, with ``#2``, ``#3``, … on the repeats of one name."""
+    seen: dict[str, int] = {}
+    out = []
+    for a in archs:
+        seen[a.name] = seen.get(a.name, 0) + 1
+        out.append(a.name if seen[a.name] == 1 else f"{a.name}#{seen[a.name]}")
+    return tuple(out)
 
 
 def _labelled(on_layer: Callable[[str], None], prefix: str) -> Callable[[str], None]:
@@ -363,7 +382,11 @@ def _alone(tables: chain.Tables, a: int) -> chain.Evaluation:
 
 
 def _stages(
-    archs: tuple[Arch, ...], units: tuple[Unit, ...], costs: list[list[UnitCost]], ev: chain.Evaluation
+    archs: tuple[Arch, ...],
+    names: tuple[str, ...],
+    units: tuple[Unit, ...],
+    costs: list[list[UnitCost]],
+    ev: chain.Evaluation,
 ) -> tuple[Stage, ...]:
     out = []
     for j, (a, s, e) in enumerate(ev.partition.ranges()):
@@ -371,7 +394,7 @@ def _stages(
         handoff = costs[a][s - 1].handoff_bytes if s > 0 and e > s else 0
         out.append(
             Stage(
-                arch=archs[a], units=units[s:e], cycles=sum(c.cycles for c in row), busy_s=ev.busy_s[j],
+                arch=archs[a], instance=names[a], units=units[s:e], cycles=sum(c.cycles for c in row), busy_s=ev.busy_s[j],
                 stage_s=ev.stage_s[j], energy_pj=ev.energy_pj[j], dram_bytes=ev.dram_bytes[j],
                 macs=sum(c.macs for c in row), handoff_in_bytes=handoff,
             )

@@ -26,7 +26,7 @@ def stage_table(r: PipelineResult) -> Table:
     total_dram = sum(b.dram_bytes) or 1.0
     for j, s in enumerate(r.stages):
         table.add_row(
-            str(j), s.arch.name, s.layers, str(len(s.units)), eng(s.cycles), eng(s.busy_s, "s"),
+            str(j), s.instance, s.layers, str(len(s.units)), eng(s.cycles), eng(s.busy_s, "s"),
             f"{s.busy_s / b.period_s:.0%}", f"{s.utilization:.0%}", f"{s.dram_bytes / total_dram:.0%}",
             eng(s.energy_pj * 1e-12, "J"),
         )  # fmt: skip
@@ -58,7 +58,7 @@ def summary_table(r: PipelineResult) -> Table:
     row(f"binary search ({r.bisection.evaluations} evals)", bs.throughput, bs.latency_s, bs.energy_total_pj, bs.edp)
     for a in r.alone:
         e = a.evaluation
-        row(f"{a.arch.name} alone", e.throughput, e.latency_s, e.energy_total_pj, e.edp)
+        row(f"{a.instance} alone", e.throughput, e.latency_s, e.energy_total_pj, e.edp)
     dp = r.data_parallel
     row("data-parallel", dp.throughput, None, dp.energy_per_inference_pj, None)
     gap = f.throughput / bs.throughput - 1
@@ -94,7 +94,7 @@ def plot_gantt(r: PipelineResult, path: str | Path, periods: int = 4) -> list[Pa
         ax.axvline(t * P * 1e3, color="grey", linewidth=0.6, linestyle="--")
     ax.set_yticks(
         range(len(r.stages)),
-        [f"stage {j}: {s.arch.name}\n{s.layers}" for j, s in reversed(list(enumerate(r.stages)))],
+        [f"stage {j}: {s.instance}\n{s.layers}" for j, s in reversed(list(enumerate(r.stages)))],
         fontsize=8,
     )
     ax.set_xlim(0, periods * P * 1e3 * 1.02)

@@ -179,3 +179,13 @@ def test_units_of_a_decoder_keep_the_lm_head_outside_the_blocks():
     assert units[-1].block is None and units[-1].rows[-1][0] == "lm_head"
     assert {u.block for u in units[:-1]} == set(range(32))
     assert units[0].rows[0][0] == "norm1" and units[0].rows[1][0] == "q_proj"  # the pre-norm joins q_proj
+
+
+def test_two_identical_instances_are_named_apart_and_mapped_once():
+    w = api.load_workload(ROOT / "workloads" / "bert-tiny.yaml")
+    arch = api.load_arch("gemmini-transformer")
+    r = api.pipeline(w, (arch, arch), HEURISTIC)
+    assert set(r.to_json()["alone"]) == {"gemmini-transformer", "gemmini-transformer#2"}
+    assert r.alone[0].result is r.alone[1].result
+    # the two blocks of bert-tiny split evenly: twice the throughput of one instance
+    assert r.throughput == pytest.approx(2 * r.alone[0].evaluation.throughput, rel=1e-9)
