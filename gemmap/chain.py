@@ -369,7 +369,8 @@ def data_parallel(tables: Tables) -> DataParallel:
     rates = [0.0] * tables.k
     left = tables.bandwidth
     for a in sorted(range(tables.k), key=lambda a: dram[a]):
-        rate = 1.0 / time[a] if dram[a] <= 0 else min(1.0 / time[a], left / dram[a])
+        full = 1.0 / time[a]  # as fast as it runs alone, if the channel has room left for it
+        rate = full if dram[a] * full <= left else left / dram[a]
         rates[a] = rate
         left -= rate * dram[a]
     return DataParallel(tuple(rates), tuple(float(x) for x in tables.energy_pj.sum(axis=1)))
