@@ -21,8 +21,8 @@ DRAM round trip (``dram.latency_cycles`` of the consumer) per inference. The byt
 residual) are reported.
 
 **Shared DRAM.** The accelerators share one channel of ``B`` bytes/s (default: the largest
-``dram.bytes_per_cycle × frequency`` among them, what the channel delivers to one instance alone);
-the steady state, the sharing rule and the exact optimum are in :mod:`gemmap.chain`.
+``dram.bytes_per_cycle × frequency`` among them, what the channel delivers to one instance alone;
+an instance stated faster than a smaller ``B`` is mapped at ``B``, :func:`capped`); the steady state, the sharing rule and the exact optimum are in :mod:`gemmap.chain`.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ class PipelineResult:
             },
             "binary_search": {
                 "throughput": bs.throughput,
-                "gap": self.fastest.throughput / bs.throughput - 1.0,  # against the exact fastest partition
+                "gap": 1.0 - bs.throughput / self.fastest.throughput,  # throughput lost against the exact fastest
                 "exact_throughput": self.fastest.throughput,
                 "evaluations": self.bisection.evaluations,
                 "partitions": self.partitions,
@@ -293,6 +293,15 @@ def tables_of(archs: tuple[Arch, ...], costs: list[list[UnitCost]], bandwidth: f
     )
 
 
+def capped(arch: Arch, bandwidth: float) -> Arch:
+    """``arch`` with its DRAM bandwidth no higher than the shared channel's ``bandwidth`` (bytes/s):
+    alone, an instance draws at most what the channel delivers, layer by layer."""
+    per_cycle = bandwidth / (arch.frequency_mhz * 1e6)
+    if arch.dram.bytes_per_cycle <= per_cycle:
+        return arch
+    return dataclasses.replace(arch, dram=dataclasses.replace(arch.dram, bytes_per_cycle=per_cycle))
+
+
 def default_bandwidth(archs: tuple[Arch, ...]) -> float:
     """The shared channel's bytes/s: the most any one instance is stated to draw alone."""
     return max(a.dram.bytes_per_cycle * a.frequency_mhz * 1e6 for a in archs)
@@ -330,6 +339,8 @@ def pipeline(
         raise GemmapError(f"--min-throughput must be a number ≥ 0 of inferences/s, got {min_throughput}")
     if bandwidth is not None and not (bandwidth > 0 and math.isfinite(bandwidth)):
         raise GemmapError(f"the shared DRAM bandwidth must be positive, got {bandwidth}")
+    bw = default_bandwidth(archs) if bandwidth is None else bandwidth
+    archs = tuple(capped(a, bw) for a in archs)
     mapped: dict[Arch, WorkloadResult] = {}  # identical instances are mapped once
     for arch in archs:
         tick = None if on_layer is None else _labelled(on_layer, arch.name)
@@ -341,7 +352,6 @@ def pipeline(
     results = [mapped[a] for a in archs]
     units = units_of(results[0].layers, cuts)
     costs = [unit_costs(r, units) for r in results]
-    bw = default_bandwidth(archs) if bandwidth is None else bandwidth
     tables = tables_of(archs, costs, bw)
     partitions = chain.count_partitions(len(archs), len(units))
     fastest = chain.max_throughput(tables)

@@ -61,7 +61,7 @@ def summary_table(r: PipelineResult) -> Table:
         row(f"{a.instance} alone", e.throughput, e.latency_s, e.energy_total_pj, e.edp)
     dp = r.data_parallel
     row("data-parallel", dp.throughput, None, dp.energy_per_inference_pj, None)
-    gap = f.throughput / bs.throughput - 1
+    gap = 1 - bs.throughput / f.throughput
     table.caption = (
         "E×lat: energy × latency of one inference; E×P: energy × period (one result per period); "
         f"exact over {r.partitions:,} partitions; binary search {gap:.2%} below the fastest; shared DRAM "
