@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gemmap import api, chain
 from gemmap.errors import GemmapError
-from gemmap.pipeline import units_of
+from gemmap.pipeline import capped, units_of
 from gemmap.search import SearchOptions
 from gemmap.workload import Overrides
 from tests.conftest import ROOT
@@ -189,3 +189,12 @@ def test_two_identical_instances_are_named_apart_and_mapped_once():
     assert r.alone[0].result is r.alone[1].result
     # the two blocks of bert-tiny split evenly: twice the throughput of one instance
     assert r.throughput == pytest.approx(2 * r.alone[0].evaluation.throughput, rel=1e-9)
+
+
+def test_a_channel_slower_than_an_instance_caps_its_mapping():
+    w = api.load_workload(ROOT / "workloads" / "bert-tiny.yaml")
+    archs = (api.load_arch("gemmini-32x32"), api.load_arch("gemmini-transformer"))  # 64 B/cycle at 1 GHz
+    r = api.pipeline(w, archs, HEURISTIC, bandwidth=2e9)
+    assert [a.result.arch.dram.bytes_per_cycle for a in r.alone] == [2.0, 2.0]
+    fast = api.pipeline(w, archs, HEURISTIC)
+    assert fast.throughput >= r.throughput and capped(archs[0], 1e12) is archs[0]
