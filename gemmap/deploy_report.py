@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from gemmap.deploy import MIB, DeployResult, PlanResult
-from gemmap.report import eng
+from gemmap.report import compact_table, eng
 
 GIB = 1 << 30
 
@@ -16,10 +16,11 @@ MAX_ROWS = 16
 def group_table(r: DeployResult) -> Table:
     """The chosen plan's groups: units, weights, load time from storage, compute time."""
     p = r.best
-    table = Table(title=f"{r.workload_name} on {r.arch.name}: {len(p.groups)} group(s), {p.plan.mode}")
-    for col, just in (("#", "right"), ("units", "left"), ("n", "right"), ("weights", "right"),
-                      ("load", "right"), ("compute", "right")):  # fmt: skip
-        table.add_column(col, justify=just, no_wrap=col != "units")  # type: ignore[arg-type]
+    table = compact_table(
+        f"{r.workload_name} on {r.arch.name}: {len(p.groups)} group(s), {p.plan.mode}",
+        ("#", "units", "n", "weights", "load", "compute"),
+        left=("units",),
+    )
     shown = list(enumerate(p.groups))
     if len(shown) > MAX_ROWS:
         shown = shown[: MAX_ROWS // 2] + [(-1, None)] + shown[-MAX_ROWS // 2 :]
@@ -47,10 +48,10 @@ def group_table(r: DeployResult) -> Table:
 def plan_table(r: DeployResult) -> Table:
     """Optimal and greedy plans per mode, the early-exit plan, against unlimited memory."""
     exits = r.early_exit is not None
-    table = Table(title=f"{r.workload_name}: latency per pass (one inference; one token when decoding)")
     cols = ["plan", "groups", "latency", "overhead"] + (["expected"] if exits else [])
-    for col in cols:
-        table.add_column(col, justify="left" if col == "plan" else "right")
+    table = compact_table(
+        f"{r.workload_name}: latency per pass (one inference; one token when decoding)", cols, left=("plan",)
+    )
 
     def row(name: str, p: PlanResult | None) -> None:
         if p is None:

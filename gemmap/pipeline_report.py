@@ -11,18 +11,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from gemmap.pipeline import PipelineResult  # noqa: E402
-from gemmap.report import eng  # noqa: E402
+from gemmap.report import compact_table, eng  # noqa: E402
 from gemmap.schedule_plots import save_figure  # noqa: E402
 
 
 def stage_table(r: PipelineResult) -> Table:
     """One row per stage: accelerator, its units, cycles, busy time, utilization, DRAM share, energy."""
     b = r.best
-    table = Table(title=f"{r.workload_name}: {len(r.stages)} stages, objective {r.objective}, cuts at {r.cuts}")
-    for col, just in (("#", "right"), ("arch", "left"), ("units", "left"), ("n", "right"), ("cycles", "right"),
-                      ("busy", "right"), ("of P", "right"), ("util", "right"), ("DRAM", "right"),
-                      ("energy", "right")):  # fmt: skip
-        table.add_column(col, justify=just, no_wrap=col != "units")  # type: ignore[arg-type]
+    table = compact_table(
+        f"{r.workload_name}: {len(r.stages)} stages, objective {r.objective}, cuts at {r.cuts}",
+        ("#", "arch", "units", "n", "cycles", "busy", "of P", "util", "DRAM", "energy"),
+        left=("arch", "units"),
+    )
     total_dram = sum(b.dram_bytes) or 1.0
     for j, s in enumerate(r.stages):
         table.add_row(
@@ -40,9 +40,11 @@ def stage_table(r: PipelineResult) -> Table:
 def summary_table(r: PipelineResult) -> Table:
     """Pipelined against each accelerator alone, data-parallel and PipeBERT's binary search."""
     best_alone = max(a.evaluation.throughput for a in r.alone)
-    table = Table(title=f"{r.workload_name}: throughput, latency and energy per inference")
-    for col in ("configuration", "inf/s", "vs best alone", "latency", "energy", "E×lat J·s", "E×P J·s"):
-        table.add_column(col, justify="left" if col == "configuration" else "right")
+    table = compact_table(
+        f"{r.workload_name}: throughput, latency and energy per inference",
+        ("configuration", "inf/s", "vs best alone", "latency", "energy", "E×lat J·s", "E×P J·s"),
+        left=("configuration",),
+    )
 
     def row(name: str, thr: float, lat: float | None, energy_pj: float, edp: float | None) -> None:
         table.add_row(
@@ -68,6 +70,11 @@ def summary_table(r: PipelineResult) -> Table:
         f"{eng(r.bandwidth, 'B/s')}{' (binds)' if b.dram_bound else ''}"
     )
     return table
+
+
+#: columns the tables drop first when the terminal is narrow (the JSON keeps them)
+STAGE_DROPPABLE = ("energy", "n", "util")
+SUMMARY_DROPPABLE = ("E×lat J·s", "energy")
 
 
 def plot_gantt(r: PipelineResult, path: str | Path, periods: int = 4) -> list[Path]:

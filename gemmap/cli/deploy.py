@@ -81,9 +81,8 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     from gemmap.deploy_report import group_table, plan_table
 
-    out = Console(width=100)
-    print_table(group_table(plan), out)
-    print_table(plan_table(plan), out)
+    print_table(group_table(plan))
+    print_table(plan_table(plan))
     if args.json:
         write_json(args.json, plan.to_json())
     return 0

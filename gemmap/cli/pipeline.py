@@ -65,11 +65,16 @@ def run(args: argparse.Namespace) -> int:
             workload, archs, options, fusion=args.fusion, objective=args.optimize,
             min_throughput=args.min_throughput or 0.0, cuts=args.cuts, bandwidth=bandwidth, on_layer=tick,
         )  # fmt: skip
-    from gemmap.pipeline_report import plot_gantt, stage_table, summary_table
+    from gemmap.pipeline_report import (
+        STAGE_DROPPABLE,
+        SUMMARY_DROPPABLE,
+        plot_gantt,
+        stage_table,
+        summary_table,
+    )
 
-    out = Console(width=100)
-    print_table(stage_table(result), out)
-    print_table(summary_table(result), out)
+    print_table(stage_table(result), droppable=STAGE_DROPPABLE)
+    print_table(summary_table(result), droppable=SUMMARY_DROPPABLE)
     if args.json:
         write_json(args.json, result.to_json())
     if args.plot:
