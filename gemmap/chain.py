@@ -15,10 +15,11 @@ receives a hand-off) and moves ``D_i`` DRAM bytes per inference. The channel del
 
 (the bandwidth bound of the roofline model, Williams, Waterman & Patterson, CACM 52(4), 2009,
 applied to the channel the stages share; it assumes work-conserving arbitration that lets a
-stage's traffic flow whenever the channel has room). Throughput is 1/P. When the channel binds,
-each stage moving bytes gets the share ``B·D_i/ΣD`` (every stage moves its bytes once per period),
-so its DRAM time stretches to ``ΣD/B`` and its time in the pipeline is ``max(T_i, ΣD/B)``; the
-latency of one inference is the sum of those.
+stage's traffic flow whenever the channel has room). Throughput is 1/P. For the latency, each
+stage moving bytes gets the share ``B·D_i/ΣD`` of the channel (every stage moves its bytes once per
+period), so its DRAM time is ``ΣD/B`` and its time in the pipeline ``max(T_i, ΣD/B)`` (≤ P); the
+latency of one inference is the sum of those. When the channel binds (ΣD/B > max T_i), every stage
+that moves bytes is stretched to the period.
 
 **Exact optimum.** For a fixed order, ``g(τ) = min ΣD`` over partitions whose stages all take at
 most τ is a dynamic program over (stage, end unit); g falls as τ grows and P(τ) = max(τ, g(τ)/B),
