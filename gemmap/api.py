@@ -29,6 +29,7 @@ from gemmap import conv
 from gemmap.arch import Arch, load_arch
 from gemmap.conv import ConvMapping
 from gemmap.convmodel import compulsory_by_tensor, evaluate_of, invalid_reason_of
+from gemmap.deploy import DeployResult, deploy
 from gemmap.errors import GemmapError, check_choice
 from gemmap.interop.convert import convert, parse_layer_spec, timeloop_layer
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall
@@ -36,6 +37,7 @@ from gemmap.interop.timeloop import LoopNest, load_mapping
 from gemmap.mapper import LayerResult, SearchCache, WorkloadResult, map_layers
 from gemmap.mapping import Mapping
 from gemmap.model import Cost
+from gemmap.pipeline import PipelineResult, pipeline
 from gemmap.search import SearchOptions, SearchResult, find_mapping
 from gemmap.workload import Problem, Workload, load_workload
 
@@ -44,7 +46,7 @@ FUSION_POLICIES = ("none", "all", "auto")
 __all__ = [
     "Arch", "EvaluatedMapping", "LayerResult", "LoopNest", "Problem", "SearchCache", "SearchOptions", "SearchResult",
     "Workload", "WorkloadResult", "evaluate_mapping", "find_mapping", "layer_from_spec", "load_arch", "load_mapping",
-    "load_workload", "map_workload", "progress",
+    "load_workload", "map_workload", "pipeline", "PipelineResult", "deploy", "DeployResult", "progress",
 ]  # fmt: skip
 
 

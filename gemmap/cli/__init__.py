@@ -13,11 +13,11 @@ import sys
 from typing import NoReturn
 
 from gemmap import __version__
-from gemmap.cli import calibrate, cdf, evaluate, export, importer, listing, schedule, sweep, validate
+from gemmap.cli import calibrate, cdf, deploy, evaluate, export, importer, listing, pipeline, schedule, sweep, validate
 from gemmap.cli import map as map_cmd
 from gemmap.errors import GemmapError, did_you_mean
 
-COMMANDS = (map_cmd, cdf, sweep, schedule, evaluate, validate, calibrate, importer, export, listing)
+COMMANDS = (map_cmd, cdf, sweep, schedule, evaluate, validate, calibrate, importer, export, pipeline, deploy, listing)
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  gemmap sweep workloads/bert.yaml --spad-kib 64,256 --acc-kib 64,256 --out out/sweep\n"
         "  gemmap schedule workloads/bert.yaml --arch arch/gemmini-transformer.yaml\n"
         "  gemmap import hf config.json -o workloads/my-model.yaml\n"
-        "  gemmap export timeloop workloads/bert.yaml --out out/timeloop",
+        "  gemmap export timeloop workloads/bert.yaml --out out/timeloop\n"
+        "  gemmap pipeline bert --arch gemmini-32x32 --arch gemmini-transformer\n"
+        "  gemmap deploy llama2-7b --phase decode --dram-mib 2048 --storage-mb-per-s 250 --search heuristic",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gemmap {__version__}")
