@@ -78,3 +78,16 @@ def test_list_names_every_shipped_file():
     r = run_cli("list")
     for name in ("gemmini-firesim", "gemmini-transformer", "llama3-8b", "vit-base", "resnet50"):
         assert name in r.stdout
+
+
+def test_sizes_outside_any_gemmini_warn_once(tmp_path):
+    r = run_cli("map", "workloads/bert-tiny.yaml", "--search", "heuristic", "--spad-kib", "100000")
+    assert r.returncode == 0
+    warnings = [x for x in r.stderr.splitlines() if "far outside any real Gemmini" in x]
+    assert len(warnings) == 1 and "100000 KiB" in warnings[0]
+    assert "warning" not in run_cli("map", "workloads/bert-tiny.yaml", "--search", "heuristic").stderr
+
+
+def test_cdf_refuses_non_linear_layers_with_the_reason(tmp_path):
+    r = run_cli("cdf", "workloads/bert-tiny.yaml", "--layers", "softmax", "--out", str(tmp_path / "c"))
+    assert r.returncode == 2 and "non-linear ops have no mappings to sample" in r.stderr

@@ -134,6 +134,7 @@ def _interrupt(tmp_path: Path, sig: int, workers: str, reference, group: bool = 
     assert proc.returncode != 0, "the sweep finished before it was interrupted"
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+        assert "continue with: gemmap sweep" in err and "--resume" in err, err  # the command that continues
     partial = read_rows(csv_path)  # a valid CSV of finished points
     assert 3 <= len(partial) < len(reference)
     assert all(r["status"] == "ok" for r in partial)

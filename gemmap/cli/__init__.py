@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import sys
 from typing import NoReturn
 
@@ -68,8 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gemmap: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("gemmap: interrupted; finished results are on disk", file=sys.stderr)
+        print(f"gemmap: interrupted; {_after_interrupt(args, sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
         return 130
+
+
+def _after_interrupt(args: argparse.Namespace, argv: list[str]) -> str:
+    """What an interrupted run leaves: a sweep's finished points and the command that resumes it."""
+    if args.command != "sweep":
+        return "nothing was written"
+    again = [a for a in argv if a not in ("--resume", "--overwrite")]
+    return f"the finished points are in {args.out}/sweep.csv; continue with: gemmap {shlex.join(again)} --resume"
 
 
 def entry() -> NoReturn:

@@ -100,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
             selected[1], titles[1] = list(survey), survey
     for w, names in zip(workloads, selected):
         for name in names or ():
+            op = next((o for o in w.nonlinear if o.name == name), None)
+            if op is not None:
+                raise GemmapError(f"'{name}' is a {op.kind} op: non-linear ops have no mappings to sample, only matmuls "
+                                  f"and convs do ({', '.join(w.layer_names)})")  # fmt: skip
             w.problem(name)  # a clear error for an unknown layer, before any work
     console = Console(stderr=True)
     samples = []

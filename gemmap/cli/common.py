@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 
 from gemmap.arch import DEFAULT_ARCH, Arch, load_arch
 from gemmap.errors import GemmapError
@@ -79,9 +81,27 @@ def add_search_args(p: argparse.ArgumentParser, default_method: str = "optimal")
     )
 
 
+#: what a real Gemmini can be built with, roughly: outside it the model still runs, but says so once
+REAL_DIM = (2, 256)
+REAL_SRAM_KIB = (1, 64 * 1024)
+
+
+def warn_unusual(arch: Arch, sram_kib: Sequence[float] = ()) -> None:
+    """One line on stderr when the array or an SRAM (the arch's, or any of ``sram_kib``) is far
+    outside what any Gemmini has been built with."""
+    odd = [f"{n} {v:g}" for n, v in (("array rows", arch.dim_rows), ("array cols", arch.dim_cols))
+           if not REAL_DIM[0] <= v <= REAL_DIM[1]]  # fmt: skip
+    sizes = [arch.scratchpad.kib, arch.accumulator.kib, *sram_kib]
+    odd += [f"an SRAM of {v:g} KiB" for v in dict.fromkeys(sizes) if not REAL_SRAM_KIB[0] <= v <= REAL_SRAM_KIB[1]]
+    if odd:
+        print(f"gemmap: warning: {', '.join(odd)}: far outside any real Gemmini (arrays {REAL_DIM[0]}-{REAL_DIM[1]} "
+              f"per side, SRAMs 1 KiB-64 MiB); the model runs, but nothing has validated it there", file=sys.stderr)  # fmt: skip
+
+
 def arch_from_args(args: argparse.Namespace) -> Arch:
     arch = load_arch(args.arch)
     arch = arch.with_overrides(spad_kib=getattr(args, "spad_kib", None), acc_kib=getattr(args, "acc_kib", None))
+    warn_unusual(arch)
     if args.dataflow and args.dataflow not in arch.dataflows:
         raise GemmapError(f"{args.arch}: {arch.name} does not support dataflow {args.dataflow}")
     return arch.with_overrides(dataflow=args.dataflow) if args.dataflow else arch

@@ -18,7 +18,14 @@ from rich.table import Table
 
 from gemmap import api
 from gemmap.arch import DEFAULT_ARCH, Arch, load_arch
-from gemmap.cli.common import add_search_args, add_workload_args, int_list, overrides_from_args, search_options
+from gemmap.cli.common import (
+    add_search_args,
+    add_workload_args,
+    int_list,
+    overrides_from_args,
+    search_options,
+    warn_unusual,
+)
 from gemmap.errors import GemmapError
 from gemmap.mapper import SearchCache
 from gemmap.report import check_output_file, compact_table, eng, print_table, write_json
@@ -171,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             check_output_file(value, flag)  # a typo fails now, not after the searches
     base = load_arch(args.arch)
+    warn_unusual(base, [*(args.spad_kib or ()), *(args.acc_kib or ())])
     if args.dataflow and args.dataflow not in base.dataflows:
         raise GemmapError(f"{args.arch}: {base.name} does not support dataflow {args.dataflow}")
     options = search_options(args, args.dataflow)

@@ -15,7 +15,7 @@ from rich.table import Table
 from gemmap import api
 from gemmap.arch import DEFAULT_ARCH, load_arch
 from gemmap.cache import default_cache_path
-from gemmap.cli.common import add_search_args, search_options
+from gemmap.cli.common import add_search_args, search_options, warn_unusual
 from gemmap.errors import GemmapError
 from gemmap.report import eng, print_table
 
@@ -132,8 +132,10 @@ def run(args: argparse.Namespace) -> int:
         raise GemmapError("--workers and --scheduler exclude each other (the cluster has its own workers)")
     options = search_options(args)
     cache = None if args.no_cache else Path(args.cache) if args.cache else default_cache_path()
+    base = load_arch(args.arch)
+    warn_unusual(base, [*grid.spad_kib, *grid.acc_kib])
     sweep = Sweep(
-        workload_path=args.workload, arch=load_arch(args.arch), options=options, grid=grid, out_dir=Path(args.out),
+        workload_path=args.workload, arch=base, options=options, grid=grid, out_dir=Path(args.out),
         workers=workers, scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite, cache_path=cache,
     )  # fmt: skip
     console = Console(stderr=True)
