@@ -55,3 +55,7 @@ def test_wheel_ships_the_yaml_and_runs_outside_the_checkout(tmp_path: Path):
                            timeout=300)  # fmt: skip
         assert r.returncode == 0, r.stderr
         assert "bert-tiny" in r.stdout
+    for args, expect in ((["--version"], "gemmap "), (["list"], "llama3-8b")):
+        r = subprocess.run([sys.executable, "-c", code, str(site), *args], cwd=run, capture_output=True, text=True,
+                           timeout=300)  # fmt: skip
+        assert r.returncode == 0 and expect in r.stdout, r.stderr
