@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -57,8 +58,16 @@ DB_CHOICES = ((False, False), (False, True), (True, False), (True, True))
 
 
 def candidates(size: int) -> np.ndarray:
-    """The distinct ceil(size/n), n = 1..size, ascending: the smallest tile for each tile count."""
-    return np.unique(-(-size // np.arange(1, size + 1, dtype=np.int64)))
+    """The distinct ceil(size/n), n = 1..size, ascending: the smallest tile for each tile count.
+
+    About 2√size values, found in O(√size) time and memory (sizes can be huge): for n ≤ s = ⌊√size⌋
+    every ceil(size/n) is listed; the larger n give values v ≤ ceil(size/s), and v occurs exactly
+    when n = ceil(size/v) maps back to it."""
+    s = math.isqrt(size)
+    big = -(-size // np.arange(1, s + 1, dtype=np.int64))
+    v = np.arange(1, -(-size // max(s, 1)) + 1, dtype=np.int64)
+    small = v[-(-size // -(-size // v)) == v]
+    return np.union1d(big, small)
 
 
 def tile_candidates(size: int, dim: int) -> np.ndarray:

@@ -116,13 +116,32 @@ def test_optimal_shared_bound_grid_equals_fresh(gemmini, monkeypatch, shape, l2,
     base = dataclasses.replace(base, energy=dataclasses.replace(base.energy, leakage_pj_per_cycle=0.25))
     p = Problem("t", *shape)
     monkeypatch.setattr(optimal, "_GRIDS", collections.OrderedDict())
-    for spad, acc in ((256, 64), (16, 8), (64, 256), (1024, 16)):
+    monkeypatch.setattr(optimal, "_SEEN", collections.OrderedDict())
+    for n, (spad, acc) in enumerate(((256, 64), (16, 8), (64, 256), (1024, 16))):
         arch = base.with_overrides(spad_kib=spad, acc_kib=acc)
         for objective in OBJECTIVES:
             options = SearchOptions(objective=objective)
             shared = find_mapping(arch, p, options, full_rows=full_rows)
-            assert len(optimal._GRIDS) == 1  # one grid serves every capacity and objective
-            optimal._GRIDS.clear()
-            fresh = find_mapping(arch, p, options, full_rows=full_rows)
+            # the first capacity bounds only its fitting triples; from the second on, one grid serves all
+            assert len(optimal._GRIDS) == (n > 0)
+            fresh = optimal.optimal_search(arch, p, options, full_rows, share=False)
             assert shared.mapping == fresh.mapping and shared.cost == fresh.cost
             assert shared.evaluated == fresh.evaluated and shared.proven_optimal and fresh.proven_optimal
+
+
+@pytest.mark.parametrize("shape,l2,full_rows", [((17, 30, 11), None, False), ((29, 19, 2), None, True),
+                                                ((11, 7, 5), 1, False), ((7, 5, 13), 1, True)])  # fmt: skip
+def test_optimal_chunked_bound_pass_equals_whole(gemmini, shape, l2, full_rows):
+    """A bound pass in chunks of 1, 3 or 50 tile triples gives the same search (mapping, cost, effort,
+    proof) as one pass over every triple at once."""
+    from gemmap.search import optimal
+
+    arch = dataclasses.replace(gemmini, l2=L2(kib=l2)) if l2 else gemmini
+    p = Problem("t", *shape)
+    for objective in OBJECTIVES:
+        options = SearchOptions(objective=objective)
+        whole = optimal.optimal_search(arch, p, options, full_rows, chunk=1 << 30, share=False)
+        for chunk in (1, 3, 50):
+            part = optimal.optimal_search(arch, p, options, full_rows, chunk=chunk, share=False)
+            assert (part.mapping, part.cost, part.evaluated) == (whole.mapping, whole.cost, whole.evaluated)
+            assert part.proven_optimal and whole.proven_optimal

@@ -13,14 +13,27 @@ sub-problems are solved exactly by the vectorised model:
   the L2 nest, e is the innermost non-trivial L2 loop, its two tensors see exactly n1, the third
   at least 1). DRAM fills are at least compulsory (without an L2 they equal the local fills).
   ``LB = min over e of cost(those fills)`` — exact arithmetic of the model, vectorised.
+* **Two stages, in chunks.** Only tile triples that fit (some buffering valid,
+  :attr:`MapSpace.tile_ok`) are bounded, :data:`CHUNK_TRIPLES` at a time, so a layer's memory is a
+  chunk's rows plus 16 bytes per fitting triple whatever its size (a GPT-3 FFN has 13 M candidate
+  triples, 7.6 M of which fit). First a *floor* per triple (:func:`_floor_bounds`): per variant
+  and dataflow, cycles of at least ``max(compute, DMA load, DMA store, issue, DRAM time)``, which
+  :func:`model.core_cycles` exceeds whatever the buffering, with the exact energy — the model's
+  own functions on the same numbers, so floor ≤ LB holds bit for bit. Then the
+  :data:`SEED_TRIPLES` triples with the lowest floors are solved exactly; their best value U is
+  an incumbent, and only triples whose floor is ≤ U get the exact LB (per row): any other has
+  LB > U ≥ the optimum, so it is never solved and never open below — the search that follows
+  is the one over every triple, step for step (ties included). On Gemmini's default arch a few
+  dozen triples out of millions survive (17 of 2.4 M for a LLaMA-2-7B gate projection).
 * **Sharing across SRAM capacities.** Capacity enters the bound pass only through which local
   configurations are valid and the per-byte SRAM energies; cycles and byte counts do not depend
-  on it. So the cycles and bytes of the three bound variants over the *whole* candidate grid
-  (valid or not) are computed once per (arch with SRAM sizes normalised, shape, full_rows) and
-  kept in a small process-level LRU of read-only arrays (:class:`_BoundGrid`); a search then
-  applies :func:`model.dynamic_energy` (the model's own energy sum, same float order, so bounds
-  are bit-identical to ``combine``'s) and the validity mask. Local terms are computed per tile
-  triple and dataflow with buffering as a broadcast axis, not per row.
+  on it. So once a shape is searched at a second capacity, the cycles and bytes of the three
+  bound variants over its *whole* candidate grid (valid or not) are computed once per (arch with
+  SRAM sizes normalised, shape, full_rows) and kept in a process-level LRU of read-only arrays
+  bounded by bytes (:class:`_BoundGrid`, :data:`GRID_CACHE_BYTES`; larger grids are never kept);
+  a search then applies :func:`model.dynamic_energy` (the model's own energy sum, same float
+  order, so bounds are bit-identical to ``combine``'s) and the validity mask. Local terms are
+  computed per tile triple with dataflow and buffering as broadcast axes, not per row.
 * **Exact sub-problem per tile triple.** Fills are |X| × {1, n2, n1} of X's unindexed dim, chosen
   by :data:`model.FILL_LEVEL` from the orders and the masks of non-trivial loops; per mask pair
   only the Pareto-minimal fill patterns over the pruned order pairs can be optimal. Within a
@@ -35,10 +48,10 @@ sub-problems are solved exactly by the vectorised model:
   doubling) and the master is re-solved.
 
 The returned mapping is re-scored by :func:`model.evaluate` (and must equal the value found).
-``options.time_limit`` (seconds per layer) stops the loop with the best mapping so far and
-``proven_optimal=False``; the vectorised bound pass before it (≈0.1–0.8 s on BERT shapes the
-first time, ≈0.02–0.1 s for a shape already seen at another capacity) and the first tile triple
-are always completed, so a result exists. ``evaluated`` counts model evaluations: bounds and
+``options.time_limit`` (seconds per layer) bounds the whole search, the bound pass included: it
+stops between chunks (a chunk of each stage and the seed triples are always done, so a result
+exists) and the loop with the best mapping so far, ``proven_optimal=False``. ``evaluated``
+counts model evaluations: floors (3 per triple and dataflow), exact bounds (3 per valid row) and
 costed (tile, factors, order-class) points.
 """
 
@@ -47,6 +60,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -61,12 +75,14 @@ from gemmap.model import (
     UNINDEXED,
     BatchCost,
     LocalTerms,
+    Moved,
     combine,
     combine_cycles,
     dynamic_energy,
     evaluate,
     local_terms,
     traffic_bytes,
+    transfer_cycles,
 )
 from gemmap.search import SearchOptions, SearchResult, objective_value
 from gemmap.workload import Problem
@@ -95,8 +111,15 @@ def _class_table(local_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 CLASS_TABLES = {False: _class_table(FILL_LEVEL), True: _class_table(FILL_LEVEL_RELOAD)}
 
 
-def _take(lt: LocalTerms, idx: np.ndarray) -> LocalTerms:
-    return LocalTerms(**{f.name: getattr(lt, f.name)[idx] for f in dataclasses.fields(LocalTerms)})
+def _take(obj, idx: np.ndarray, n: int):
+    """``obj`` (a :class:`LocalTerms` or :class:`Moved` of arrays, or one array) with every array
+    whose first axis has the ``n`` entries of a table taken at ``idx``; scalars and broadcast
+    constants are kept as they are."""
+    if isinstance(obj, LocalTerms | Moved):
+        return type(obj)(*(_take(getattr(obj, f.name), idx, n) for f in dataclasses.fields(obj)))
+    if isinstance(obj, np.ndarray) and obj.ndim and obj.shape[0] == n:
+        return obj[idx]
+    return obj
 
 
 def _value(cost: BatchCost, objective: str) -> np.ndarray:
@@ -116,24 +139,46 @@ def _bytes(arch: Arch, problem: Problem, local_fills, dram_fills) -> tuple:
 
 @dataclasses.dataclass(frozen=True)
 class _BoundGrid:
-    """The capacity-independent part of the bound pass over the full local-configuration grid.
+    """The capacity-independent part of the bound pass over a list of tile triples.
 
-    Rows are (tile triple, dataflow, buffering) in that order — the flat index is
-    ``(triple · ndf + dataflow) · 4 + DB_CHOICES index`` — whether or not the tile fits: SRAM
-    capacity only decides which rows are valid (:attr:`MapSpace.tile_ok`) and the per-byte SRAM
-    energies, which :func:`model.dynamic_energy` applies to the cached byte counts. Arrays are
-    factored for broadcasting to (ntri, ndf, 4): ``terms`` has per-(triple, dataflow) fields of
-    shape (ntri, ndf, 1) and per-(triple, buffering) ones of (ntri, 1, 4); ``moved[e]`` are the
-    (spad, acc, dram, l2 total) bytes of bound variant e (innermost non-trivial loop e), each
-    (ntri, 1, 1) or a scalar, and ``cycles[e]`` their cycles (ntri, ndf, 4), as float64 (exact:
-    integers below 2**53; the model converts them to float64 anyway when it multiplies them with
-    energies, so the products are the same). All read-only.
+    Rows are (tile triple, dataflow, buffering) in that order — row ``r`` of a triple is
+    ``dataflow index · 4 + DB_CHOICES index`` — whether or not the tile fits: SRAM capacity only
+    decides which rows are valid (:attr:`MapSpace.tile_ok`) and the per-byte SRAM energies, which
+    :func:`model.dynamic_energy` applies to the byte counts. Arrays are factored for broadcasting
+    to (ntri, ndf, 4): ``terms`` has per-(triple, dataflow) fields of shape (ntri, ndf, 1) and
+    per-(triple, buffering) ones of (ntri, 1, 4); ``moved[e]`` are the (spad, acc, dram, l2 total)
+    bytes of bound variant e (innermost non-trivial loop e), each (ntri, 1, 1) or a scalar, and
+    ``cycles[e]`` their cycles (ntri, ndf, 4), as float64 (exact: each is the ceiling of a float64,
+    and the model converts them to float64 anyway when it multiplies them with energies, so the
+    products are the same). All read-only.
     """
 
-    cands: tuple[np.ndarray, np.ndarray, np.ndarray]
+    ntri: int
     terms: LocalTerms
     moved: tuple[tuple, ...]
     cycles: tuple[np.ndarray, ...]
+
+    def take(self, idx: np.ndarray) -> _BoundGrid:
+        """The grid of triples ``idx`` (positions in this grid)."""
+        n = self.ntri
+        moved = tuple(tuple(_take(x, idx, n) for x in b) for b in self.moved)
+        return _BoundGrid(len(idx), _take(self.terms, idx, n), moved, tuple(c[idx] for c in self.cycles))
+
+    @property
+    def nbytes(self) -> int:
+        arrays = {id(a): a for a in _arrays((self.terms, self.moved, self.cycles))}
+        return sum(a.nbytes for a in arrays.values())
+
+
+def _arrays(obj) -> list[np.ndarray]:
+    """Every numpy array in ``obj`` (nested tuples and dataclasses)."""
+    if isinstance(obj, np.ndarray):
+        return [obj]
+    if dataclasses.is_dataclass(obj):
+        return [a for f in dataclasses.fields(obj) for a in _arrays(getattr(obj, f.name))]
+    if isinstance(obj, tuple):
+        return [a for x in obj for a in _arrays(x)]
+    return []
 
 
 def _grid_key(arch: Arch, problem: Problem, full_rows: bool) -> tuple[str, tuple[int, int, int], bool]:
@@ -142,24 +187,24 @@ def _grid_key(arch: Arch, problem: Problem, full_rows: bool) -> tuple[str, tuple
     return repr(norm), problem.shape_key(), full_rows
 
 
-def _compute_bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _BoundGrid:
-    """The :class:`_BoundGrid` of (arch, problem, full_rows), computed afresh."""
-    space = MapSpace(arch, problem, full_rows)
+def _local_grid(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[LocalTerms, tuple[tuple, ...]]:
+    """The terms and the bytes of the three bound variants of :class:`_BoundGrid` for local tiles
+    ``T`` (ntri, 3): everything but the cycles."""
     D = np.array(problem.shape_key(), dtype=np.int64)
-    Tm, Tk, Tn = np.meshgrid(*space.cands, indexing="ij")
-    T = np.stack([Tm.reshape(-1), Tk.reshape(-1), Tn.reshape(-1)], axis=1)
     dbc = np.array(DB_CHOICES)
-    # one local_terms call per dataflow over the triples, buffering as a broadcast (4, 1) axis
-    per_df = [local_terms(arch, problem, np.bool_(d == "ws"), T, dbc[:, :1], dbc[:, 1:]) for d in arch.dataflows]
+    # one local_terms call over the triples, dataflow (ndf, 1) and buffering (4, 1) as broadcast
+    # axes (no term depends on both)
+    ws = np.array([d == "ws" for d in arch.dataflows])[:, None]
+    lt = local_terms(arch, problem, ws, T, dbc[:, :1], dbc[:, 1:])
 
     def by_df(name: str) -> np.ndarray:
-        return np.stack([getattr(lt, name) for lt in per_df], axis=1)[:, :, None]
+        return np.ascontiguousarray(np.broadcast_to(getattr(lt, name), (len(ws), len(T))).T)[:, :, None]
 
     def by_db(name: str) -> np.ndarray:  # independent of the dataflow
-        return np.ascontiguousarray(getattr(per_df[0], name).T)[:, None, :]
+        return np.ascontiguousarray(getattr(lt, name).T)[:, None, :]
 
     def by_tile(name: str) -> np.ndarray:  # independent of dataflow and buffering
-        return getattr(per_df[0], name)[:, None, None]
+        return np.broadcast_to(getattr(lt, name), (len(T),))[:, None, None]
 
     terms = LocalTerms(
         compute=by_df("compute"),
@@ -181,97 +226,192 @@ def _compute_bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _Bound
     n1 = -(-D // T)
     sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])
     reload = arch.software.reload_operands
-    moved, cycles = [], []
+    moved = []
     for e in range(3):
         # A and B reloaded per call: exactly n1 of their unindexed dim, whatever the order
         fills = [
             sizes[x] * (1 if g == e and not (reload and x < 2) else n1[:, g, None, None])
             for x, g in enumerate(UNINDEXED)
         ]
-        b = _bytes(arch, problem, fills, list(sizes))
-        moved.append(b)
-        c = combine_cycles(arch, terms, b[0], b[1])
-        assert int(c.max()) < 2**53  # so the float64 copy below is exact
-        cycles.append(c.astype(np.float64))
-    fields = [getattr(terms, f.name) for f in dataclasses.fields(LocalTerms)]
-    arrays = [getattr(b[0], f.name) for b in moved for f in dataclasses.fields(b[0])] + [
-        x for b in moved for x in b[1:]
-    ]
-    for a in (*fields, *arrays, *cycles):
-        if isinstance(a, np.ndarray):
-            a.setflags(write=False)
-    return _BoundGrid(space.cands, terms, tuple(moved), tuple(cycles))
+        moved.append(_bytes(arch, problem, fills, list(sizes)))
+    return terms, tuple(moved)
 
 
-#: process-level LRU of bound grids by :func:`_grid_key` (immutable values; least recent dropped)
+def _compute_bound_grid(arch: Arch, problem: Problem, T: np.ndarray) -> _BoundGrid:
+    """The :class:`_BoundGrid` of local tiles ``T`` (ntri, 3), computed afresh."""
+    terms, moved = _local_grid(arch, problem, T)
+    cycles = tuple(combine_cycles(arch, terms, b[0], b[1]).astype(np.float64) for b in moved)
+    grid = _BoundGrid(len(T), terms, moved, cycles)
+    for a in _arrays((grid.terms, grid.moved, grid.cycles)):
+        a.setflags(write=False)
+    return grid
+
+
+#: tile triples per chunk of the bound pass (each has ndf × 4 rows): small enough that a chunk's
+#: arrays stay in the CPU's caches and a layer's peak memory stays bounded whatever its size,
+#: large enough to vectorise
+CHUNK_TRIPLES = 1 << 13
+#: bytes of bound grids kept across searches (process-level LRU, least recent dropped): a shape
+#: whose whole candidate grid is larger than this is bounded chunk by chunk and not kept
+GRID_CACHE_BYTES = 768 << 20
+#: an upper bound of :attr:`_BoundGrid.nbytes` per tile triple and dataflow (8-byte values: 3
+#: variants × 4 bufferings of cycles, 4 per-dataflow terms) plus per triple (2 × 4 per-buffering
+#: terms, 7 per-tile terms, 3 variants × up to 6 byte counts)
+_BYTES_PER_TRIPLE_DF, _BYTES_PER_TRIPLE = 8 * (3 * 4 + 4), 8 * (2 * 4 + 7 + 3 * 6)
+
 _GRIDS: collections.OrderedDict[tuple[str, tuple[int, int, int], bool], _BoundGrid] = collections.OrderedDict()
-_MAX_GRIDS = 12
+#: the SRAMs (scratchpad, accumulator) a grid key was first searched at, for the
+#: last _MAX_SEEN keys: a grid is built to be shared only once a second capacity asks for it
+_SEEN: collections.OrderedDict[tuple[str, tuple[int, int, int], bool], tuple[Sram, Sram]] = collections.OrderedDict()
+_MAX_SEEN = 4096
 
 
-def _bound_grid(arch: Arch, problem: Problem, full_rows: bool) -> _BoundGrid:
-    """The :class:`_BoundGrid` of (arch, problem, full_rows), shared across SRAM capacities
-    through a small process-level LRU cache of read-only arrays (a race between threads at
-    worst computes a grid twice; both copies are equal)."""
-    key = _grid_key(arch, problem, full_rows)
+def _shared_grid(space: MapSpace) -> _BoundGrid | None:
+    """The :class:`_BoundGrid` of the whole candidate grid of ``space`` (every triple, fitting or
+    not), shared across SRAM capacities through the process-level LRU. None — the bound pass then
+    computes only the fitting triples, chunk by chunk, which is faster for one search — the first
+    time a shape is searched, when only one capacity has asked for it, and when the grid would
+    take more than :data:`GRID_CACHE_BYTES`. A race between threads at worst computes a grid
+    twice; both copies are equal."""
+    arch, problem = space.arch, space.problem
+    key = _grid_key(arch, problem, space.full_rows)
     grid = _GRIDS.get(key)
-    if grid is None:
-        grid = _GRIDS[key] = _compute_bound_grid(arch, problem, full_rows)
-        while len(_GRIDS) > _MAX_GRIDS:
-            with contextlib.suppress(KeyError):
-                _GRIDS.popitem(last=False)
-    else:
+    if grid is not None:
         with contextlib.suppress(KeyError):
             _GRIDS.move_to_end(key)
+        return grid
+    capacity = (arch.scratchpad, arch.accumulator)
+    if _SEEN.setdefault(key, capacity) == capacity:
+        while len(_SEEN) > _MAX_SEEN:
+            with contextlib.suppress(KeyError):
+                _SEEN.popitem(last=False)
+        return None
+    ntri = int(np.prod([len(c) for c in space.cands]))
+    if ntri * (_BYTES_PER_TRIPLE + len(arch.dataflows) * _BYTES_PER_TRIPLE_DF) > GRID_CACHE_BYTES:
+        return None
+    grid = _GRIDS[key] = _compute_bound_grid(arch, problem, space._tiles(np.arange(ntri)))
+    while sum(g.nbytes for g in list(_GRIDS.values())) > GRID_CACHE_BYTES and len(_GRIDS) > 1:
+        with contextlib.suppress(KeyError):
+            _GRIDS.popitem(last=False)
     return grid
+
+
+def _values(space: MapSpace, objective: str, terms: LocalTerms, moved: tuple, cycles: np.ndarray) -> np.ndarray:
+    """The objective of bound variant ``moved`` (spad/acc bytes, DRAM bytes, L2 total) with
+    ``cycles``: this arch's SRAM energies applied by the model's own :func:`dynamic_energy` (so
+    the values equal ``combine``'s bits, whichever way the terms came)."""
+    arch, problem = space.arch, space.problem
+    if objective == "latency":
+        return cycles
+    energy = dynamic_energy(arch, problem, terms, *moved)
+    if arch.energy.leakage_pj_per_cycle:  # else combine adds cycles × 0.0 = +0.0, leaving every energy ≥ 0 as is
+        energy = energy + cycles * arch.energy.leakage_pj_per_cycle
+    return _value(BatchCost(cycles, energy, moved[1], terms.compute), objective)
+
+
+def _row_bounds(space: MapSpace, objective: str, tri: np.ndarray, grid: _BoundGrid | None) -> np.ndarray:
+    """``LB = min over e of cost(fills of variant e)`` of every row (len(tri), ndf · 4) of tile
+    triples ``tri`` (+inf where the row does not fit), from the shared ``grid`` or computed for
+    these triples."""
+    g = grid.take(tri) if grid is not None else _compute_bound_grid(space.arch, space.problem, space._tiles(tri))
+    lb = functools.reduce(np.minimum, (_values(space, objective, g.terms, b, c) for b, c in zip(g.moved, g.cycles)))
+    ok = space.tile_ok.reshape(4, -1)[:, tri].T  # (n, 4)
+    ndf = len(space.arch.dataflows)
+    return np.where(ok[:, None, :], np.broadcast_to(lb, (len(tri), ndf, 4)), np.inf).reshape(len(tri), ndf * 4)
+
+
+def _floor_bounds(space: MapSpace, objective: str, tri: np.ndarray, grid: _BoundGrid | None) -> np.ndarray:
+    """A lower bound of the LB of every row of each tile triple ``tri`` (module docstring, Two
+    stages), from the local terms and bytes alone: per variant and dataflow, cycles are at least
+    ``max(compute, DMA load, DMA store, issue, DRAM time)`` whatever the buffering
+    (:func:`model.core_cycles` is at least each; the exposed first load and last store are ≥ 0)."""
+    arch = space.arch
+    if grid is not None:
+        terms = _take(grid.terms, tri, grid.ntri)
+        moved = tuple(tuple(_take(x, tri, grid.ntri) for x in b) for b in grid.moved)
+    else:
+        terms, moved = _local_grid(arch, space.problem, space._tiles(tri))
+
+    def cycles(b: tuple) -> np.ndarray:
+        load, store = transfer_cycles(b[0], terms.a_cpb, terms.b_cpb, terms.out_cpb, terms.psum_cpb, terms.psum_out_cpb)
+        core = np.maximum(np.maximum(terms.compute, np.maximum(load, store)), terms.issue)
+        return np.ceil(np.maximum(core, b[1] / arch.dram.bytes_per_cycle))
+
+    lb = functools.reduce(np.minimum, (_values(space, objective, terms, b, cycles(b)) for b in moved))
+    return lb.reshape(len(tri), -1).min(axis=1)
+
+
+#: tile triples with the lowest floor solved first, for the incumbent that prunes the exact bounds
+SEED_TRIPLES = 16
+#: (value, tile triple, row, (factors, dram order, l2 order)) of a solved triple; -1: none yet
+_Best = tuple[float, int, int, np.ndarray]
+_NONE: _Best = (np.inf, -1, -1, np.zeros(5, dtype=np.int64))
 
 
 @dataclasses.dataclass(frozen=True)
 class _Setup:
-    """The valid local configurations of a space with their lower bounds.
+    """The bound pass: the tile triples that can hold the optimum (``tri``, flat indices into the
+    candidate grid, ascending) with their lower bounds ``lb`` (the least over their rows);
+    ``incumbent`` the best of the seed triples; ``evaluated`` the model evaluations so far;
+    ``complete`` is False when the time limit stopped the pass early (the triples not bounded
+    are then not ruled out, so no proof); ``grid`` the shared bound grid the rows' bounds come
+    from (None: computed per chunk)."""
 
-    ``rows`` are flat indices into the :class:`_BoundGrid` (ascending, so grouped by triple
-    ``tri`` and, within a triple, ordered by dataflow then buffering); ``lb`` their bounds."""
-
-    space: MapSpace
-    rows: np.ndarray
+    grid: _BoundGrid | None
     tri: np.ndarray
     lb: np.ndarray
+    incumbent: _Best
+    evaluated: int
+    complete: bool
 
 
-def _setup(space: MapSpace, objective: str) -> _Setup:
-    """Bound every valid local configuration: ``LB = min over e of cost(fills of variant e)``
-    with the cached capacity-independent cycles and byte counts, and this arch's SRAM energies
-    applied by the model's own :func:`dynamic_energy` (so the values equal ``combine``'s bits)."""
-    arch, problem = space.arch, space.problem
-    grid = _bound_grid(arch, problem, space.full_rows)
-    ndf = len(arch.dataflows)
-    leakage = arch.energy.leakage_pj_per_cycle
-    lb = None
-    for (moved, dram, l2_total), cycles in zip(grid.moved, grid.cycles):
-        if objective == "latency":
-            v = cycles
-        else:
-            energy = dynamic_energy(arch, problem, grid.terms, moved, dram, l2_total)
-            if leakage:  # else combine adds cycles × 0.0 = +0.0, which leaves every energy ≥ 0 as is
-                energy = energy + cycles * leakage
-            v = _value(BatchCost(cycles, energy, dram, grid.terms.compute), objective)
-        lb = v if lb is None else np.minimum(lb, v)
-    ok = space.tile_ok.reshape(4, -1).T  # (ntri, 4)
-    rows = np.flatnonzero(np.broadcast_to(ok[:, None, :], (ok.shape[0], ndf, 4)))
-    return _Setup(space, rows, rows // (ndf * 4), np.broadcast_to(lb, (ok.shape[0], ndf, 4)).reshape(-1)[rows])
+def _in_chunks(f, items: np.ndarray, chunk: int, deadline: float) -> tuple[list, int]:
+    """``f`` of consecutive slices of ``items`` of ``chunk`` entries until ``deadline`` (the first
+    is always done): the results and how many items they cover."""
+    out: list = []
+    done = 0
+    while done < len(items) and (done == 0 or time.perf_counter() <= deadline):
+        out.append(f(items[done : done + chunk]))
+        done += min(chunk, len(items) - done)
+    return out, done
 
 
-def _solve_triple(st: _Setup, t: int, rows: np.ndarray, objective: str) -> tuple[float, int, np.ndarray, int]:
+def _setup(space: MapSpace, objective: str, deadline: float, chunk: int, share: bool) -> _Setup:
+    """The bound pass in two stages, ``chunk`` triples at a time, until ``deadline`` (a chunk of
+    each stage is always done). Memory: a chunk's rows, plus 16 bytes per fitting triple."""
+    grid = _shared_grid(space) if share else None
+    ndf = len(space.arch.dataflows)
+    fit = np.flatnonzero(space.tile_ok.any(axis=0))
+    parts, done = _in_chunks(lambda t: _floor_bounds(space, objective, t, grid), fit, chunk, deadline)
+    complete, evaluated = done == len(fit), 3 * ndf * done
+    fit, floor = fit[:done], np.concatenate(parts)
+    # the incumbent: the seed triples (lowest floors) solved exactly
+    k = min(SEED_TRIPLES, len(floor))
+    seed = _ordered_below(floor, np.partition(floor, k - 1)[k - 1], inclusive=True)[:k]
+    incumbent = _NONE
+    for t, lb in zip(fit[seed], _row_bounds(space, objective, fit[seed], grid)):
+        value, row, choice, n = _solve_triple(space, int(t), np.flatnonzero(np.isfinite(lb)), objective)
+        evaluated += n
+        if value < incumbent[0]:
+            incumbent = (value, int(t), row, choice)
+    # the exact bounds of the triples whose floor does not exceed it (the others cannot win)
+    keep = fit[floor <= incumbent[0]]
+    parts, done = _in_chunks(lambda t: _row_bounds(space, objective, t, grid), keep, chunk, deadline)
+    rows = np.concatenate(parts)
+    evaluated += 3 * int(np.isfinite(rows).sum())
+    return _Setup(grid, keep[:done], rows.min(axis=1), incumbent, evaluated, complete and done == len(keep))
+
+
+def _solve_triple(space: MapSpace, t: int, rows: np.ndarray, objective: str) -> tuple[float, int, np.ndarray, int]:
     """Exact best over the tilings above tile triple ``t`` for local configurations ``rows``
-    (grid rows of that triple): (value, row, (factors, dram order, l2 order) as 5 ints, points costed)."""
-    space = st.space
+    (rows of that triple, dataflow index · 4 + buffering index): (value, row, (factors, dram
+    order, l2 order) as 5 ints, points costed)."""
     arch, problem = space.arch, space.problem
     fr = int(space.full_rows)
     D = np.array(problem.shape_key(), dtype=np.int64)
     T = space._tiles(np.array([t]))[0]
-    ndf = len(arch.dataflows)
     dbc = np.array(DB_CHOICES)[rows % 4]
-    ws = np.array([d == "ws" for d in arch.dataflows])[rows // 4 % ndf]
+    ws = np.array([d == "ws" for d in arch.dataflows])[rows // 4]
     terms = local_terms(arch, problem, ws, np.broadcast_to(T, (len(rows), 3)), dbc[:, 0], dbc[:, 1])
     n1 = -(-D // T)
     if arch.l2 is None:
@@ -311,7 +451,7 @@ def _solve_triple(st: _Setup, t: int, rows: np.ndarray, objective: str) -> tuple
         code = cls[pp, x]
         local.append(sizes[x] * np.where(code == 2, n1[g], np.where(code == 1, n2p[:, g], 1)))
         dram.append(sizes[x] * np.where(cls[pp, 3 + x] == 1, n2p[:, g], 1))
-    values = _value(combine(arch, problem, _take(terms, rr), *_bytes(arch, problem, local, dram)), objective)
+    values = _value(combine(arch, problem, _take(terms, rr, len(rows)), *_bytes(arch, problem, local, dram)), objective)
     i = int(np.argmin(values))
     choice = np.concatenate([f[p[pp[i]]], cls[pp[i], 6:8]])
     return float(values[i]), int(rows[rr[i]]), choice, len(values)
@@ -342,38 +482,48 @@ def certify(values: np.ndarray, solved: np.ndarray, time_left: float) -> tuple[i
 
 
 def optimal_search(
-    arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False, acc_overlap: bool = False
+    arch: Arch,
+    problem: Problem,
+    options: SearchOptions,
+    full_rows: bool = False,
+    acc_overlap: bool = False,
+    *,
+    chunk: int = CHUNK_TRIPLES,
+    share: bool = True,
 ) -> SearchResult:
-    """Proven-optimal mapping by the decomposition in the module docstring."""
+    """Proven-optimal mapping by the decomposition in the module docstring. ``chunk`` (tile triples
+    per step of the bound pass) and ``share`` (use the shared bound grid of small shapes) change
+    the memory and time taken, never the result."""
     start = time.perf_counter()
     deadline = start + options.time_limit if options.time_limit is not None else float("inf")
     space = MapSpace(arch, problem, full_rows, acc_overlap)
     space.require_nonempty()
-    st = _setup(space, options.objective)
-    evaluated = len(st.lb) * 3
-    # triples by their best bound (st.rows ascending: each triple's rows are contiguous)
-    first = np.flatnonzero(np.diff(st.tri, prepend=-1))
-    uniq = st.tri[first]
-    ends = np.append(first[1:], len(st.tri))
-    tri_lb = np.minimum.reduceat(st.lb, first)
+    st = _setup(space, options.objective, deadline, chunk, share)
+    evaluated = st.evaluated
+    tri_lb = st.lb
     # by_lb: the triples in (bound, index) order, only as far as it is read — the cheapest 8
     # (with ties) for the first batch, then every triple whose bound is below the incumbent
     # (the rest is never solved nor open); ntri stands for the length of the full order
     ntri = len(tri_lb)
     by_lb = _ordered_below(tri_lb, np.partition(tri_lb, min(8, ntri) - 1)[min(8, ntri) - 1], inclusive=True)
-    best = (np.inf, -1, np.zeros(5, dtype=np.int64))
+    best = _NONE
     pos, batch, proven = 0, 8, False
     while True:
-        # solve the next batch of open triples (cheapest bound first)
-        for j in by_lb[pos : pos + batch]:
-            if tri_lb[j] >= best[0] or (best[1] >= 0 and time.perf_counter() > deadline):
+        # solve the next batch of open triples (cheapest bound first), their rows' bounds a chunk at a time
+        todo, stop = by_lb[pos : pos + batch], False
+        for c in range(0, len(todo), chunk):
+            js = todo[c : c + chunk]
+            for j, lb in zip(js, _row_bounds(space, options.objective, st.tri[js], st.grid)):
+                stop = tri_lb[j] >= best[0] or (best[1] >= 0 and time.perf_counter() > deadline)
+                if stop:
+                    break
+                t = int(st.tri[j])
+                value, row, choice, n = _solve_triple(space, t, np.flatnonzero(lb < best[0]), options.objective)
+                evaluated += n
+                if value < best[0]:
+                    best = (value, t, row, choice)
+            if stop:
                 break
-            group = slice(first[j], ends[j])
-            rows = st.rows[group][st.lb[group] < best[0]]
-            value, row, choice, n = _solve_triple(st, int(uniq[j]), rows, options.objective)
-            evaluated += n
-            if value < best[0]:
-                best = (value, row, choice)
         if pos == 0:  # after the first batch: the prefix of the order below the incumbent
             by_lb = _ordered_below(tri_lb, best[0], inclusive=False)
         pos += batch
@@ -390,12 +540,14 @@ def optimal_search(
         if proven or pos >= ntri:
             proven = proven or (len(open_) == 0 and solved[0])
             break
-    value, row, choice = best
-    ndf = len(arch.dataflows)
+    proven = proven and st.complete  # triples left unbounded by the time limit are not ruled out
+    if st.incumbent[0] < best[0]:  # the time limit stopped the loop before it reached the seed's value
+        best = st.incumbent
+    value, tri, row, choice = best
     db_spad, db_acc = DB_CHOICES[row % 4]
     m = Mapping(
-        dataflow=arch.dataflows[row // 4 % ndf],
-        local=tuple(int(v) for v in space._tiles(np.array([row // (ndf * 4)]))[0]),  # type: ignore[arg-type]
+        dataflow=arch.dataflows[row // 4],
+        local=tuple(int(v) for v in space._tiles(np.array([tri]))[0]),  # type: ignore[arg-type]
         l2_factors=tuple(int(v) for v in choice[:3]),  # type: ignore[arg-type]
         dram_order=ORDERS[int(choice[3])],
         l2_order=ORDERS[int(choice[4])],
