@@ -15,7 +15,7 @@ from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
 from gemmap.mapping import Mapping
 from gemmap.model import Cost
-from gemmap.search import SearchOptions, SearchResult, find_mapping
+from gemmap.search import SearchOptions, SearchResult, check_workload, find_mapping
 from gemmap.workload import Problem, Workload
 
 
@@ -129,6 +129,7 @@ def map_layers(
     cache: SearchCache | None = None,
 ) -> tuple[LayerResult, ...]:
     """Best free (unfused) mapping of every matmul and conv layer of ``workload``."""
+    check_workload(arch, workload, options)  # too large a layer is refused before any search
     cache = cache or SearchCache(arch, options)
     layers = []
     for problem in workload.problems:

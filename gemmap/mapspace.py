@@ -62,12 +62,12 @@ def candidates(size: int) -> np.ndarray:
 
     About 2√size values, found in O(√size) time and memory (sizes can be huge): for n ≤ s = ⌊√size⌋
     every ceil(size/n) is listed; the larger n give values v ≤ ceil(size/s), and v occurs exactly
-    when n = ceil(size/v) maps back to it."""
+    when n = ceil(size/v) maps back to it. Both lists are sorted, so no sort is needed."""
     s = math.isqrt(size)
-    big = -(-size // np.arange(1, s + 1, dtype=np.int64))
-    v = np.arange(1, -(-size // max(s, 1)) + 1, dtype=np.int64)
-    small = v[-(-size // -(-size // v)) == v]
-    return np.union1d(big, small)
+    big = -(-size // np.arange(s, 0, -1, dtype=np.int64))  # ascending, all ≥ ceil(size/s)
+    v = np.arange(1, -(-size // s) + 1, dtype=np.int64)
+    both = np.concatenate([v[-(-size // -(-size // v)) == v], big])  # sorted, with repeats
+    return both[np.concatenate([[True], np.diff(both) > 0])]
 
 
 def tile_candidates(size: int, dim: int) -> np.ndarray:

@@ -39,7 +39,7 @@ from gemmap.arch import Arch
 from gemmap.errors import GemmapError, check_choice
 from gemmap.mapper import LayerResult, SearchCache, Totals, WorkloadResult
 from gemmap.nonlinear import ROW_WISE, OpCost, RowBlocks, bias_cost, fused_cost, fusion_blocker, stream_cost
-from gemmap.search import SearchOptions, SearchResult
+from gemmap.search import SearchOptions, SearchResult, check_workload
 from gemmap.workload import NonlinearOp, Problem, Workload
 
 POLICIES = ("none", "all", "auto")
@@ -371,6 +371,7 @@ def schedule_workload(
     equal shapes (it must be built for the same ``arch`` and ``options``).
     """
     check_choice(policy, POLICIES, "fusion policy")
+    check_workload(arch, workload, options)  # too large a layer is refused before any search
     cache = cache or SearchCache(arch, options)
     sites, loose = fusion_sites(workload)
     by_producer = {s.producer.name: s for s in sites}

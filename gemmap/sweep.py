@@ -47,7 +47,7 @@ from gemmap.cache import SearchStore, SharedSearchCache, StoredResult, cache_key
 from gemmap.errors import GemmapError, check_choice
 from gemmap.executors import open_executor, run_unordered
 from gemmap.report import atomic_write
-from gemmap.search import SearchOptions
+from gemmap.search import SearchOptions, check_workload
 from gemmap.specio import build, load_yaml, shipped
 from gemmap.workload import BertSpec, Workload, bert_workload, load_workload
 
@@ -512,10 +512,8 @@ def run_sweep(sweep: Sweep, on_point: Callable[[PointResult, int, int], None] | 
     started = time.perf_counter()
     source, workload_data = load_source(sweep.workload_path)
     points = expand(sweep.grid, sweep.arch, source)
-    for p in points:  # fail fast on sizes that cannot hold one block, before anything runs
-        point_arch(sweep.arch, p)
-        if source.bert is not None:
-            source.build(p)
+    for p in points:  # fail fast on sizes that cannot hold one block or are too large, before anything runs
+        check_workload(point_arch(sweep.arch, p), source.build(p), point_options(sweep.options, p))
     out = Path(sweep.out_dir)
     csv_path, manifest_path = out / "sweep.csv", out / "sweep.json"
     ident = identity(sweep, workload_data)

@@ -201,3 +201,12 @@ def test_acc_overlap_space_is_the_double_buffered_part(gemmini, transformer_arch
             assert a.mapping.db_acc and a.proven_optimal
             value = {"latency": lambda c: c.cycles, "edp": lambda c: c.edp}[objective]
             assert value(a.cost) == pytest.approx(value(b.cost), rel=1e-12)
+
+
+def test_candidates_are_every_distinct_ceil_quotient():
+    """candidates(D) = the distinct ceil(D/n), n = 1..D, found in O(√D) (huge sizes stay cheap)."""
+    for size in [*range(1, 600), 4096, 11008, 12288, 49152, 65536, 99991, 10**6 + 1]:
+        ref = np.unique(-(-size // np.arange(1, size + 1, dtype=np.int64)))
+        assert np.array_equal(candidates(size), ref), size
+    big = candidates(10**12)
+    assert big[0] == 1 and big[-1] == 10**12 and len(big) < 2_000_001 and np.all(np.diff(big) > 0)

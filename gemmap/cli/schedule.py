@@ -30,7 +30,7 @@ from gemmap.errors import GemmapError
 from gemmap.mapper import SearchCache
 from gemmap.report import check_output_file, compact_table, eng, print_table, write_json
 from gemmap.schedule import POLICIES, ScheduleResult, fusion_sites, schedule_workload
-from gemmap.search import SearchOptions
+from gemmap.search import SearchOptions, check_workload
 from gemmap.specio import load_yaml, shipped
 from gemmap.workload import Overrides, load_workload
 
@@ -190,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
     if not fusion_sites(workload)[0]:
         raise GemmapError(f"{args.workload}: workload '{workload.name}' has no fusion site (no Softmax, LayerNorm or GELU "
                           "after a matmul); nothing to schedule — use 'gemmap map'")  # fmt: skip
+    for seq in seqs:  # every sequence length's layers are checked before the first search
+        check_workload(base, load_workload(args.workload, seq_len=seq, overrides=overrides), options)
     runner = Runner(base, args.workload, options, overrides)
     console = Console(stderr=True)
     grid = list(itertools.product(seqs, spads, accs))

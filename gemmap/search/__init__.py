@@ -10,13 +10,14 @@ conv, whose searches are :mod:`gemmap.search.conv_search`); none mutates shared 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
 from gemmap.errors import GemmapError, check_choice
 from gemmap.mapping import Mapping, invalid_reason
 from gemmap.model import Cost, evaluate
-from gemmap.workload import Problem
+from gemmap.workload import Problem, Workload
 
 OBJECTIVES = ("edp", "latency", "energy")
 METHODS = ("heuristic", "random", "exhaustive", "optimal")
@@ -68,6 +69,44 @@ class SearchResult:
         }
 
 
+#: the most local tile triples (Tm, Tk, Tn candidates) a search over the GEMM mapspace tabulates:
+#: its counts, its samples and the optimal search's bound pass hold up to ≈24 bytes per triple
+#: (≈1 GiB here; a GPT-3 FFN has 13 M); a larger layer is refused before any work
+MAX_TILE_TRIPLES = 40_000_000
+#: the most MACs of one layer: below it the model's byte, fill and cycle counts stay exact in
+#: 64-bit integers (bytes ≤ 4 × MACs) and float64; a larger layer is refused before any work
+MAX_MACS = 2**50
+
+
+def check_size(arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False) -> None:
+    """Raise :class:`GemmapError` (one line, naming the limit) when ``problem`` is too large for
+    ``options``' search: more than :data:`MAX_MACS` MACs for any search, or, for a GEMM searched by
+    anything but Gemmini's own tiler, more than :data:`MAX_TILE_TRIPLES` tile triples. Cheap: the
+    candidate counts take O(√size) each."""
+    dims = "x".join(str(v) for v in problem.layer_dims.values())
+    if problem.macs > MAX_MACS:
+        raise GemmapError(
+            f"{problem.name} ({dims}) has {problem.macs:.3g} MACs, over gemmap's limit of 2**50 ≈ {MAX_MACS:.3g} "
+            "per layer (its byte and cycle counts must stay exact in 64-bit arithmetic); use smaller sizes"
+        )
+    if options.method == "heuristic" or problem.conv is not None:
+        return
+    from gemmap.mapspace import MapSpace
+
+    triples = math.prod(len(c) for c in MapSpace(arch, problem, full_rows).cands)
+    if triples > MAX_TILE_TRIPLES:
+        raise GemmapError(
+            f"{problem.name} ({dims}): --search {options.method} would tabulate {triples:,} local tile triples, "
+            f"over its limit of {MAX_TILE_TRIPLES:,} (≈1 GiB of tables); use --search heuristic or smaller sizes"
+        )
+
+
+def check_workload(arch: Arch, workload: Workload, options: SearchOptions) -> None:
+    """:func:`check_size` of every layer of ``workload``: called before any layer is searched."""
+    for problem in workload.problems:
+        check_size(restrict_arch(arch, options), problem, options)
+
+
 def objective_value(cost: Cost, objective: str) -> float:
     return {"latency": float(cost.cycles), "energy": cost.energy_pj, "edp": cost.edp}[objective]
 
@@ -90,6 +129,7 @@ def find_mapping(
     import time
 
     arch = restrict_arch(arch, options)
+    check_size(arch, problem, options, full_rows)
     if problem.conv is not None:
         from gemmap.search import conv_search
 
