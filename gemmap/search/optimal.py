@@ -326,7 +326,9 @@ def _floor_bounds(space: MapSpace, objective: str, tri: np.ndarray, grid: _Bound
     ``max(compute, DMA load, DMA store, issue, DRAM time)`` whatever the buffering
     (:func:`model.core_cycles` is at least each; the exposed first load and last store are ≥ 0)."""
     arch = space.arch
-    if grid is not None:
+    if grid is not None and len(tri) == grid.ntri:  # the whole shared grid: no copies
+        terms, moved = grid.terms, grid.moved
+    elif grid is not None:
         terms = _take(grid.terms, tri, grid.ntri)
         moved = tuple(tuple(_take(x, tri, grid.ntri) for x in b) for b in grid.moved)
     else:
@@ -382,7 +384,10 @@ def _setup(space: MapSpace, objective: str, deadline: float, chunk: int, share: 
     grid = _shared_grid(space) if share else None
     ndf = len(space.arch.dataflows)
     fit = np.flatnonzero(space.tile_ok.any(axis=0))
-    parts, done = _in_chunks(lambda t: _floor_bounds(space, objective, t, grid), fit, chunk, deadline)
+    if grid is not None:  # a shared grid is small enough to take its floors at once
+        parts, done = [_floor_bounds(space, objective, np.arange(grid.ntri), grid)[fit]], len(fit)
+    else:
+        parts, done = _in_chunks(lambda t: _floor_bounds(space, objective, t, grid), fit, chunk, deadline)
     complete, evaluated = done == len(fit), 3 * ndf * done
     fit, floor = fit[:done], np.concatenate(parts)
     # the incumbent: the seed triples (lowest floors) solved exactly
