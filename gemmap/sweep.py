@@ -49,6 +49,7 @@ from gemmap.executors import open_executor, run_unordered
 from gemmap.report import atomic_write
 from gemmap.search import SearchOptions, check_workload
 from gemmap.specio import build, load_yaml, shipped
+from gemmap.sweep_layers import LayerJournal, layer_rows
 from gemmap.workload import BertSpec, Workload, bert_workload, load_workload
 
 FUSION_ORDER = ("none", "all", "auto")
@@ -271,6 +272,8 @@ class PointResult:
     proven_optimal: bool | None = None
     search_seconds: float = 0.0
     wall_seconds: float = 0.0
+    #: the point's layers, :data:`gemmap.sweep_layers.LAYER_FIELDS` each (none when it failed)
+    layers: tuple[tuple[str, ...], ...] = ()
 
     def row(self) -> dict[str, str]:
         row = self.point.key_row()
@@ -349,6 +352,7 @@ def run_point(task: Task, p: Point, cache: SharedSearchCache, arch: Arch, option
         proven_optimal=all(s.proven_optimal for s in searches.values()) if searches else None,
         search_seconds=sum(s.seconds for s in searches.values()),
         wall_seconds=time.perf_counter() - start,
+        layers=layer_rows(result),
     )
 
 
@@ -530,6 +534,7 @@ def run_sweep(sweep: Sweep, on_point: Callable[[PointResult, int, int], None] | 
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(manifest_path, json.dumps({"identity": ident, "fields": FIELDS}, indent=1) + "\n")
         journal = Journal(csv_path, sweep.resume)
+        layer_journal = LayerJournal(out / "sweep_layers.csv", KEY_FIELDS, sweep.resume)
         store = SearchStore(sweep.cache_path) if sweep.cache_path is not None else None
         try:
             done_before = set(journal.rows)
@@ -554,14 +559,17 @@ def run_sweep(sweep: Sweep, on_point: Callable[[PointResult, int, int], None] | 
                     for key, fresh in res.fresh:
                         stored += store.store(key, fresh)
                 for r in res.results:
+                    layer_journal.append(r.point.key_row(), r.layers)  # before the point's own line
                     journal.append(r.row())
                     done += 1
                     if on_point:
                         on_point(r, done, total)
             atomic_write(csv_path, journal.final_text())
             rows = tuple(journal.rows[p] for p in sorted(journal.rows, key=Point.sort_key))
+            atomic_write(out / "sweep_layers.csv", layer_journal.final_text(rows))
         finally:
             journal.close()
+            layer_journal.close()
             if store is not None:
                 store.close()
     return SweepOutcome(

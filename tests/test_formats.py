@@ -15,6 +15,7 @@ from gemmap.arch import Arch
 from gemmap.cli import main
 from gemmap.families import DecoderSpec, VitSpec
 from gemmap.report import MAP_CSV_FIELDS
+from gemmap.sweep_layers import LAYER_FIELDS
 from gemmap.validation.report import PREDICTIONS_FIELDS
 from gemmap.workload import BertSpec, OpSpec
 
@@ -92,6 +93,7 @@ def test_csv_columns_are_documented():
     doc = documented()
     assert doc["map.csv"] == set(MAP_CSV_FIELDS)
     assert doc["sweep.csv"] == set(sweep.FIELDS)
+    assert doc["sweep_layers.csv"] == set(sweep.KEY_FIELDS) | set(LAYER_FIELDS)
     assert doc["cdf.csv"] == set(cdf.CSV_FIELDS)
     assert doc["validate.csv"] == set(PREDICTIONS_FIELDS)
 

@@ -142,6 +142,19 @@ def _interrupt(tmp_path: Path, sig: int, workers: str, reference, group: bool = 
     assert set(done) <= set(reference)
     assert sweep(out, "--resume") == 0
     assert table(out) == reference
+    check_layers(out)
+
+
+def check_layers(out: Path) -> None:
+    """sweep_layers.csv holds the layers of every finished point, once, adding up to its totals."""
+    points = {tuple(r[f] for f in FIELDS[:11]): r for r in csv.DictReader((out / "sweep.csv").open())}
+    by_point: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    for r in csv.DictReader((out / "sweep_layers.csv").open()):
+        by_point.setdefault(tuple(r[f] for f in FIELDS[:11]), []).append(r)
+    assert set(by_point) == {k for k, r in points.items() if r["status"] == "ok"}
+    for key, layers in by_point.items():
+        assert len({x["layer"] for x in layers}) == len(layers)  # no layer twice
+        assert sum(int(x["cycles"]) * int(x["repeat"]) for x in layers) == int(points[key]["cycles"])
 
 
 def test_sigint_then_resume(tmp_path, reference):
@@ -161,8 +174,11 @@ def test_torn_last_line_is_dropped_on_resume(tmp_path, reference):
     assert sweep(out) == 0
     lines = (out / "sweep.csv").read_text().splitlines(keepends=True)
     (out / "sweep.csv").write_text("".join(lines[:5]) + lines[5][:17])  # a crash mid-line
+    layers = (out / "sweep_layers.csv").read_text()
+    (out / "sweep_layers.csv").write_text(layers[: len(layers) // 2 + 7])  # its journal torn too
     assert sweep(out, "--resume") == 0
     assert table(out) == reference
+    check_layers(out)
 
 
 def test_resume_refuses_a_different_sweep_and_rerun_needs_a_flag(tmp_path, capsys):

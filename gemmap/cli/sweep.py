@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         outcome = run_sweep(sweep, on_point=on_point, on_start=on_start)
     out = Path(args.out)
-    written = [outcome.csv_path]
+    written = [outcome.csv_path, outcome.csv_path.with_name("sweep_layers.csv")]
     if not args.no_plots:
         written += heatmaps(outcome.rows, out, options.objective) + pareto_plot(outcome.rows, out, options.objective)
     print_summary(outcome, tolerance)
