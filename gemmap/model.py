@@ -592,14 +592,15 @@ def core_cycles(compute, t_load, t_store, t_spad, t_acc, db_spad, db_acc, issue,
     LoopConv.scala L1496, LoopMatmul.scala L1104-1107): the reader, the array and the writer each
     work on one tile at a time, and a loop's three phases (with their fixed latencies, ``latency``)
     are sequential, so per tile ``max(execute, load, store, (load + execute + store + latency) / 2)``.
-    Otherwise double-buffered
-    transfers overlap compute and the rest serialize with it. Issuing the tiles from the host
-    (``issue``) is a floor either way."""
+    Otherwise one loop at a time holds the buffer that is not doubled, so each tile's phase latencies
+    are exposed too: double-buffered transfers overlap compute, the rest serialize with it, plus
+    ``latency`` (never less than the double-buffered case, which hides at least half of it).
+    Issuing the tiles from the host (``issue``) is a floor either way."""
     compute = np.asarray(compute, dtype=np.float64)
     both = np.maximum(np.maximum(compute, np.maximum(t_load, t_store)), (compute + t_load + t_store + latency) / 2)
     overlapped = np.where(db_spad, t_spad, 0.0) + np.where(db_acc, t_acc, 0.0)
     serial = np.where(db_spad, 0.0, t_spad) + np.where(db_acc, 0.0, t_acc)
-    other = serial + np.maximum(compute, overlapped)
+    other = serial + np.maximum(compute, overlapped) + latency
     return np.maximum(np.where(db_spad & db_acc, both, other), issue)
 
 
