@@ -13,18 +13,32 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass
 
+from gemmap import specio
 from gemmap.errors import GemmapError
-from gemmap.specio import SHIPPED, build, load_yaml, shipped
+from gemmap.specio import SHIPPED, Name, StrictBool, build, float_in, int_in, load_yaml, shipped
 
 _SPEC = ConfigDict(extra="forbid", frozen=True)
-PosInt = Annotated[int, Field(gt=0, strict=True)]
-PosFloat = Annotated[float, Field(gt=0, strict=True)]
-NonNegFloat = Annotated[float, Field(ge=0, strict=True)]
+# every number of the arch has its physical range (the bounds and their reasons: gemmap/specio.py)
+ArrayDim = int_in(specio.ARRAY_DIM)
+SramKiB = int_in(specio.SRAM_KIB)
+Banks = int_in(specio.BANKS)
+ElemBytes = int_in(specio.ELEM_BYTES)
+Bandwidth = float_in(specio.BANDWIDTH)
+TransferBytes = int_in(specio.TRANSFER_BYTES)
+Count = int_in(specio.COUNT)
+Passes = int_in(specio.PASSES)
+Cycles = float_in(specio.CYCLES)
+CyclesInt = int_in(specio.CYCLES_POS)
+EnergyPJ = float_in(specio.ENERGY_PJ)
+Exponent = float_in(specio.EXPONENT)
+RefKiB = float_in(specio.REF_KIB)
+AreaMM2 = float_in(specio.AREA_MM2)
+FrequencyMHz = float_in(specio.FREQUENCY_MHZ)
 
 DEFAULT_ARCH = SHIPPED / "arch" / "gemmini.yaml"
 #: the SoC of DOSA's FireSim measurements (../shared/validation), what ``gemmap validate`` predicts
@@ -35,43 +49,43 @@ FIRESIM_ARCH = DEFAULT_ARCH.parent / "gemmini-firesim.yaml"
 class PEArray:
     """The systolic array: ``rows`` × ``cols`` int8 MACs with int32 accumulation."""
 
-    rows: PosInt = 16
-    cols: PosInt = 16
+    rows: ArrayDim = 16
+    cols: ArrayDim = 16
     dataflow: Literal["ws", "os", "both"] = "both"
     #: Gemmini's PEs double-buffer the stationary operand (weights in WS, partial sums in OS), so
     #: the preload / shift-out of one fold overlaps the streaming of its neighbour. SCALE-Sim's
     #: PEs do not: with ``False`` every fold pays preload, stream, fill and drain in series.
-    stationary_overlap: bool = True
+    stationary_overlap: StrictBool = True
     #: with stationary overlap, consecutive tiles stream through the array back to back: Gemmini's
     #: ExecuteController issues the next preload/compute without waiting for the previous results
     #: (ExecuteController.scala L405-415, L532-669), so the fill/drain skew is paid once per layer,
     #: not once per tile. ``False`` charges it per tile.
-    pipelined_tiles: bool = True
+    pipelined_tiles: StrictBool = True
     #: the mesh's tag queue (MeshWithDelays.scala L48-56: tagqlen = 5 + 1): a compute request takes an
     #: entry until the next request's last row leaves the array, so at most ``tag_queue − 1`` requests
     #: overlap the array's latency and a short request costs max(R, (R + latency) / (tag_queue − 1))
-    tag_queue: PosInt = 6
+    tag_queue: Count = 6
     #: cycles from a row entering the array to its result leaving it (None: 2 × rows, Mesh.scala L59-66,
     #: L122-127: a register stage per PE row, one output delay, rows − 1 de-skew)
-    latency_cycles: PosInt | None = None
+    latency_cycles: CyclesInt | None = None
 
 
 @dataclass(config=_SPEC)
 class DataTypes:
     """Bytes per element of each operand class."""
 
-    input_bytes: PosInt = 1
-    weight_bytes: PosInt = 1
-    acc_bytes: PosInt = 4
-    output_bytes: PosInt = 1
+    input_bytes: ElemBytes = 1
+    weight_bytes: ElemBytes = 1
+    acc_bytes: ElemBytes = 4
+    output_bytes: ElemBytes = 1
 
 
 @dataclass(config=_SPEC)
 class Sram:
     """A banked on-chip SRAM of ``kib`` KiB."""
 
-    kib: PosInt
-    banks: PosInt = 1
+    kib: SramKiB
+    banks: Banks = 1
 
     @property
     def bytes(self) -> int:
@@ -82,10 +96,10 @@ class Sram:
 class L2:
     """A shared L2 between DRAM and the local SRAMs, used as an explicit tiling level."""
 
-    kib: PosInt
-    banks: PosInt = 1
+    kib: SramKiB
+    banks: Banks = 1
     #: bytes per cycle between the L2 and the scratchpad/accumulator (the DMA path)
-    local_bytes_per_cycle: PosFloat = 16.0
+    local_bytes_per_cycle: Bandwidth = 16.0
 
     @property
     def bytes(self) -> int:
@@ -102,11 +116,11 @@ class Dma:
     the StreamWriter gathers a chunk's beats before sending them (2b − 1 cycles per chunk).
     """
 
-    bytes_per_cycle: PosFloat = 16.0
-    request_bytes: PosInt = 64
-    beat_bytes: PosInt = 16
-    max_in_flight: PosInt = 16
-    write_gather: bool = True
+    bytes_per_cycle: Bandwidth = 16.0
+    request_bytes: TransferBytes = 64
+    beat_bytes: TransferBytes = 16
+    max_in_flight: Count = 16
+    write_gather: StrictBool = True
 
 
 @dataclass(config=_SPEC)
@@ -114,21 +128,21 @@ class Dram:
     """The memory behind the DMA: sustained bandwidth, per-byte energy, and the round-trip latency of
     one request as the DMA sees it (which, with ``dma.max_in_flight``, bounds the DMA's throughput)."""
 
-    bytes_per_cycle: PosFloat = 16.0
-    pj_per_byte: NonNegFloat = 64.0
-    latency_cycles: NonNegFloat = 0.0
+    bytes_per_cycle: Bandwidth = 16.0
+    pj_per_byte: EnergyPJ = 64.0
+    latency_cycles: Cycles = 0.0
 
 
 @dataclass(config=_SPEC)
 class Energy:
     """Per-access energies in pJ (see ``arch/gemmini.yaml`` for the sources)."""
 
-    mac_pj: NonNegFloat = 0.3
-    reg_pj_per_byte: NonNegFloat = 0.072
-    sram_ref_kib: PosFloat = 32.0
-    sram_ref_pj_per_byte: NonNegFloat = 2.5
-    sram_exponent: NonNegFloat = 0.5
-    leakage_pj_per_cycle: NonNegFloat = 0.0
+    mac_pj: EnergyPJ = 0.3
+    reg_pj_per_byte: EnergyPJ = 0.072
+    sram_ref_kib: RefKiB = 32.0
+    sram_ref_pj_per_byte: EnergyPJ = 2.5
+    sram_exponent: Exponent = 0.5
+    leakage_pj_per_cycle: EnergyPJ = 0.0
 
     def sram_pj_per_byte(self, bank_kib: float) -> float:
         """Energy of one byte read or written in a bank of ``bank_kib`` KiB (power-law rule)."""
@@ -137,8 +151,8 @@ class Energy:
 
 @dataclass(config=_SPEC)
 class Area:
-    sram_mm2_per_kib: NonNegFloat = 0.0041
-    pe_mm2: NonNegFloat = 0.0012
+    sram_mm2_per_kib: AreaMM2 = 0.0041
+    pe_mm2: AreaMM2 = 0.0012
 
 
 @dataclass(config=_SPEC)
@@ -149,13 +163,13 @@ class CpuCosts:
     exponential and division (as Softmax's, 40) plus the product (as an add, 2), RoPE is two
     multiplies and an add per element (3 adds' worth: 6)."""
 
-    softmax: NonNegFloat = 40.0
-    layernorm: NonNegFloat = 30.0
-    gelu: NonNegFloat = 30.0
-    add: NonNegFloat = 2.0
-    rmsnorm: NonNegFloat = 20.0
-    swiglu: NonNegFloat = 42.0
-    rope: NonNegFloat = 6.0
+    softmax: Cycles = 40.0
+    layernorm: Cycles = 30.0
+    gelu: Cycles = 30.0
+    add: Cycles = 2.0
+    rmsnorm: Cycles = 20.0
+    swiglu: Cycles = 42.0
+    rope: Cycles = 6.0
 
     def of(self, kind: str) -> float:
         return float(getattr(self, kind))
@@ -171,15 +185,15 @@ class Nonlinear:
     them at ``cpu_cycles_per_elem`` accelerator cycles per element and operation kind.
     """
 
-    norm_unit: bool = False
+    norm_unit: StrictBool = False
     #: Gemmini's ``has_nonlinear_activations`` (true by default): I-BERT's integer GELU applied on
     #: mvout by the accumulator's scale/activation path, so GELU fuses even without ``norm_unit``
-    activation_unit: bool = True
-    unit_elems_per_cycle: PosInt = 16
-    norm_passes: PosInt = 3
-    unit_pj_per_elem: NonNegFloat = 0.5
+    activation_unit: StrictBool = True
+    unit_elems_per_cycle: Count = 16
+    norm_passes: Passes = 3
+    unit_pj_per_elem: EnergyPJ = 0.5
     cpu_cycles_per_elem: CpuCosts = dataclasses.field(default_factory=lambda: CpuCosts())
-    cpu_pj_per_elem: NonNegFloat = 20.0
+    cpu_pj_per_elem: EnergyPJ = 20.0
 
 
 @dataclass(config=_SPEC)
@@ -194,33 +208,33 @@ class Software:
     redundant moves. Partial sums stay in the accumulator across consecutive k0 calls either way.
     """
 
-    reload_operands: bool = True
+    reload_operands: StrictBool = True
     #: ``a_reuse``/``b_reuse`` of upstream ``tiled_conv`` (gemmini.h @180c468 L2302-2318): an operand
     #: cut into at most two tiles stays in the two scratchpad halves and moves once (convs only here)
-    reuse_small_operands: bool = True
+    reuse_small_operands: StrictBool = True
     #: ``HAS_FIRST_LAYER_OPTIMIZATIONS`` (gemmini_params.h): LoopConv packs up to DIM // kchs kernel
     #: columns into one weight block when a tile has few input channels
-    first_layer_optimizations: bool = True
+    first_layer_optimizations: StrictBool = True
     #: ``tiled_conv``'s downsample mode for 1×1 stride-2 convs (moves every other row and column)
-    conv_downsample: bool = True
+    conv_downsample: StrictBool = True
     #: host-CPU cycles to issue one tile: the instructions the software tile loop executes per tile
     #: (its loop nest, the tile's arguments and its RoCC commands), at Rocket's one instruction per
     #: cycle. Counted on gemmini-rocc-tests @959b23f7 built for RV64 with clang -O2 and run under
     #: qemu-riscv64 (docs/model.md, "Host issue"): 41 per ``tiled_matmul_outer`` tile, 257 per
     #: ``tiled_conv`` tile (``sp_tiled_conv`` recomputes the window, padding and strides every tile)
-    matmul_tile_issue_cycles: NonNegFloat = 41.0
-    conv_tile_issue_cycles: NonNegFloat = 257.0
+    matmul_tile_issue_cycles: Cycles = 41.0
+    conv_tile_issue_cycles: Cycles = 257.0
     #: the scratchpad / accumulator sizes the software's ``gemmini_params.h`` states, which Gemmini's
     #: own tilers size tiles for (None: the hardware's); a generated header always matches the RTL
-    tiler_spad_kib: PosInt | None = None
-    tiler_acc_kib: PosInt | None = None
+    tiler_spad_kib: SramKiB | None = None
+    tiler_acc_kib: SramKiB | None = None
 
 
 @dataclass(config=_SPEC)
 class Arch:
     """A complete Gemmini-like accelerator configuration."""
 
-    name: str
+    name: Name
     pe_array: PEArray = dataclasses.field(default_factory=PEArray)
     datatypes: DataTypes = dataclasses.field(default_factory=DataTypes)
     scratchpad: Sram = dataclasses.field(default_factory=lambda: Sram(kib=256, banks=4))
@@ -232,7 +246,7 @@ class Arch:
     area: Area = dataclasses.field(default_factory=Area)
     nonlinear: Nonlinear = dataclasses.field(default_factory=Nonlinear)
     software: Software = dataclasses.field(default_factory=Software)
-    frequency_mhz: PosFloat = 1000.0
+    frequency_mhz: FrequencyMHz = 1000.0
 
     # --- derived quantities -------------------------------------------------------------
     @property
@@ -290,18 +304,27 @@ class Arch:
         *,
         spad_kib: int | None = None,
         acc_kib: int | None = None,
+        pe_dim: int | None = None,
         dataflow: str | None = None,
         stationary_overlap: bool | None = None,
     ) -> Arch:
-        """A copy with command-line overrides applied (and validated)."""
+        """A copy with command-line overrides applied (and validated, :meth:`checked` included)."""
         arch = self
-        for value, what in ((spad_kib, "--spad-kib"), (acc_kib, "--acc-kib")):
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise GemmapError(f"{what}: size must be a positive whole number of KiB, got {value}")
+        for value, what, bound in (
+            (spad_kib, "--spad-kib", specio.SRAM_KIB),
+            (acc_kib, "--acc-kib", specio.SRAM_KIB),
+            (pe_dim, "--pe-dim", specio.ARRAY_DIM),
+        ):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise GemmapError(f"{what}: expected a whole number, got {value!r}")
+            if value is not None:
+                specio.check_value(value, bound, what)
         if spad_kib is not None:
             arch = dataclasses.replace(arch, scratchpad=dataclasses.replace(arch.scratchpad, kib=spad_kib))
         if acc_kib is not None:
             arch = dataclasses.replace(arch, accumulator=dataclasses.replace(arch.accumulator, kib=acc_kib))
+        if pe_dim is not None and (pe_dim, pe_dim) != (arch.dim_rows, arch.dim_cols):
+            arch = dataclasses.replace(arch, pe_array=dataclasses.replace(arch.pe_array, rows=pe_dim, cols=pe_dim))
         if dataflow is not None or stationary_overlap is not None:
             pe = arch.pe_array
             pe = dataclasses.replace(
@@ -310,7 +333,19 @@ class Arch:
                 stationary_overlap=pe.stationary_overlap if stationary_overlap is None else stationary_overlap,
             )
             arch = dataclasses.replace(arch, pe_array=pe)
-        return arch
+        return arch.checked(arch.name)
+
+    def checked(self, where: str) -> Arch:
+        """``self`` if its scratchpad holds one block of ``rows`` rows and its accumulator one row
+        (what every dataflow needs to run at all), else one line naming ``where``. The one check
+        behind ``load_arch``, every override (map, schedule, cdf, evaluate) and every sweep point."""
+        if self.spad_rows < self.dim_rows or self.acc_rows < 1:
+            raise GemmapError(
+                f"{where}: the scratchpad ({self.scratchpad.kib} KiB, {self.spad_rows} rows) or the accumulator "
+                f"({self.accumulator.kib} KiB, {self.acc_rows} rows) is too small to hold one "
+                f"{self.dim_rows}x{self.dim_cols} block"
+            )
+        return self
 
     def summary(self) -> dict[str, object]:
         """The ``arch`` record of the JSON output contract (DESIGN §8)."""
@@ -334,10 +369,7 @@ def load_arch(path: str | Path = DEFAULT_ARCH) -> Arch:
     """Load and validate an architecture YAML file."""
     path = shipped(path, "arch")
     data = load_yaml(path)
-    arch = build(Arch, data, str(path))
-    if arch.spad_rows < arch.dim_rows or arch.acc_rows < 1:
-        raise GemmapError(f"{path}: scratchpad/accumulator too small to hold one {arch.dim_rows}-row block")
-    return arch
+    return build(Arch, data, str(path)).checked(specio.shown(str(path)))
 
 
 def ceil_div(a: int, b: int) -> int:

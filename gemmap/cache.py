@@ -36,15 +36,15 @@ from pathlib import Path
 
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
-from gemmap.convmodel import evaluate_of
-from gemmap.errors import GemmapError
+from gemmap.convmodel import evaluate_of, invalid_reason_of
+from gemmap.errors import GemmapError, shown, warn
 from gemmap.mapper import SearchCache
 from gemmap.mapping import Mapping
 from gemmap.search import SearchOptions, SearchResult, restrict_arch
 from gemmap.workload import Problem
 
 #: bump when what a stored result means changes (its fields, or how searches choose)
-SCHEMA = 2
+SCHEMA = 3
 
 #: a :meth:`Problem.key`
 Shape = tuple[int, ...]
@@ -129,11 +129,38 @@ class StoredResult:
 
     @classmethod
     def from_json(cls, shape: Shape, full_rows: bool, mapping: str, info: str) -> StoredResult:
+        """Decode a stored row; any malformed part raises (ValueError, TypeError, KeyError, ...)."""
         i = json.loads(info)
-        return cls(
-            tuple(shape), full_rows, cls._mapping(json.loads(mapping)), i["method"], i["objective"],
-            int(i["evaluated"]), float(i["seconds"]), bool(i["proven_optimal"]), i.get("error", ""),
-        )  # fmt: skip
+        fields = (i["method"], i["objective"], i["evaluated"], i["seconds"], i["proven_optimal"], i["error"])
+        types = (str, str, int, float, bool, str)
+        if not all(type(v) is t or (t is float and type(v) is int) for v, t in zip(fields, types)):
+            raise TypeError("stored search info of the wrong types")
+        return cls(tuple(shape), full_rows, cls._mapping(json.loads(mapping)), *fields)
+
+    def serves(self, arch: Arch, options: SearchOptions) -> bool:
+        """Whether this result may answer for its own shape under ``arch`` and ``options``: from the
+        same method and objective, its mapping of the shape's kind (GEMM or conv), valid for the shape
+        on the arch the search saw (tiles within the dims and the memories), whole output rows where
+        ``full_rows`` asks for them, and costed without error. Anything else is never served."""
+        if self.mapping is None:
+            return bool(self.error) and not self.method
+        try:
+            problem = Problem.from_key(self.shape)
+            if (self.method, self.objective) != (options.method, options.objective):
+                return False
+            if isinstance(self.mapping, ConvMapping) != (problem.conv is not None):
+                return False
+            if self.full_rows and (isinstance(self.mapping, ConvMapping) or self.mapping.local[2] != problem.N):
+                return False
+            if self.evaluated < 0 or not 0 <= self.seconds < float("inf"):
+                return False
+            seen = restrict_arch(arch, options)
+            if invalid_reason_of(seen, problem, self.mapping) is not None:
+                return False
+            evaluate_of(seen, problem, self.mapping)
+        except Exception:  # noqa: BLE001 - a cache entry that cannot even be checked is not served
+            return False
+        return True
 
     def restore(self, arch: Arch, options: SearchOptions) -> SearchResult | str:
         """The SearchResult again, its cost re-scored by the model on the arch the search saw
@@ -220,47 +247,160 @@ class SharedSearchCache(SearchCache):
         return len(self._known)
 
 
+#: the table of :data:`SCHEMA` and its columns (``checksum``: :func:`_checksum` of the others)
+TABLE = "results3"
+COLUMNS = ("key", "shape", "full_rows", "mapping", "info", "checksum")
+
+
+def _checksum(key: str, shape: str, full_rows: int, mapping: str, info: str) -> str:
+    """What a row must carry to be served: a hash of the key it answers, its shape, flag and payload,
+    so a damaged, edited or swapped row is recognised and ignored."""
+    return hashlib.sha256("\0".join((key, shape, str(full_rows), mapping, info)).encode()).hexdigest()
+
+
 class SearchStore:
-    """The on-disk store (SQLite). Only the sweep's driver process opens it."""
+    """The on-disk store (SQLite). Only the sweep's driver process opens it.
+
+    It never stops a run and never changes an answer: a file that is not a sound store of this
+    schema is moved aside (``NAME.damaged``) once with a one-line warning and rebuilt; a read-only
+    or full store keeps serving what it holds and stops storing (one warning); one that cannot be
+    opened at all is off (one warning). A row whose checksum, decoding or mapping check fails
+    (:meth:`StoredResult.serves`) is ignored and counted; :meth:`close` reports the count.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.ignored = 0
+        self.writable = True
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._db = self._open()
+        except _Damaged as exc:
+            self._move_aside(str(exc))
+        except (sqlite3.Error, OSError) as exc:
+            self._off(f"cannot be opened ({exc})")
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path.exists() and not self.path.is_file():
+            raise OSError(f"it is {'a directory' if self.path.is_dir() else 'not a regular file'}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60.0)
-        with contextlib.suppress(sqlite3.OperationalError):  # e.g. a network FS without shared memory
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS results2 (key TEXT NOT NULL, shape TEXT NOT NULL, full_rows INTEGER NOT NULL,"
-            " mapping TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (key, shape, full_rows))"
-        )
-        self._db.commit()
+        db = sqlite3.connect(self.path, timeout=60.0)
+        try:
+            with contextlib.suppress(sqlite3.OperationalError):  # e.g. a network FS without shared memory
+                db.execute("PRAGMA journal_mode=WAL")
+            check = db.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise _Damaged("it fails SQLite's integrity check")
+            columns = tuple(r[1] for r in db.execute(f"PRAGMA table_info({TABLE})"))
+            if columns and columns != COLUMNS:
+                raise _Damaged(f"its table {TABLE} has other columns")
+            if not columns:
+                try:
+                    db.execute(
+                        f"CREATE TABLE {TABLE} (key TEXT NOT NULL, shape TEXT NOT NULL, full_rows INTEGER NOT NULL,"
+                        " mapping TEXT NOT NULL, info TEXT NOT NULL, checksum TEXT NOT NULL,"
+                        " PRIMARY KEY (key, shape, full_rows))"
+                    )
+                    db.commit()
+                except sqlite3.OperationalError as exc:
+                    raise OSError(f"it is read-only or full and has no table yet ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if isinstance(exc, sqlite3.OperationalError):
+                raise
+            raise _Damaged(str(exc)) from None
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self, why: str) -> None:
+        aside = self.path.with_name(self.path.name + ".damaged")
+        try:
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            self._db = self._open()
+        except (OSError, sqlite3.Error, _Damaged) as exc:
+            self._off(f"is damaged ({why}) and cannot be rebuilt ({exc})")
+            return
+        warn(f"search cache {shown(str(self.path))} was damaged ({why}); moved to {shown(aside.name)} and rebuilt")
+
+    def _off(self, why: str) -> None:
+        self._db = None
+        self.writable = False
+        warn(f"search cache {shown(str(self.path))} {shown(why)}; running without it")
 
     @staticmethod
     def _shape_text(shape: Shape) -> str:
         return ",".join(str(int(x)) for x in shape)
 
     def lookup(self, key: str, shapes: Iterable[Shape]) -> tuple[StoredResult, ...]:
-        """Every stored result under ``key`` for any of ``shapes`` (both full-rows flags)."""
+        """Every stored result under ``key`` for any of ``shapes`` (both full-rows flags) whose
+        checksum holds and that decodes; others are counted in :attr:`ignored`."""
+        if self._db is None:
+            return ()
         out = []
-        for shape in sorted(set(shapes)):
-            rows = self._db.execute(
-                "SELECT full_rows, mapping, info FROM results2 WHERE key=? AND shape=?", (key, self._shape_text(shape))
-            ).fetchall()
-            out += [StoredResult.from_json(shape, bool(full), mp, info) for full, mp, info in rows]
+        try:
+            for shape in sorted(set(shapes)):
+                text = self._shape_text(shape)
+                rows = self._db.execute(
+                    f"SELECT full_rows, mapping, info, checksum FROM {TABLE} WHERE key=? AND shape=?", (key, text)
+                ).fetchall()
+                for full, mp, info, check in rows:
+                    try:
+                        if check != _checksum(key, text, full, mp, info) or full not in (0, 1):
+                            raise ValueError("checksum")
+                        out.append(StoredResult.from_json(shape, bool(full), mp, info))
+                    except Exception:  # noqa: BLE001 - an undecodable entry is ignored, never served
+                        self.ignored += 1
+        except sqlite3.Error as exc:
+            self._off(f"failed while reading ({exc})")
+            return ()
         return tuple(out)
 
+    def results_for(self, arch: Arch, options: SearchOptions, shapes: Iterable[Shape]) -> tuple[StoredResult, ...]:
+        """The stored results for ``shapes`` that may serve ``arch`` and ``options``
+        (:meth:`StoredResult.serves`); the rest are counted in :attr:`ignored`."""
+        found = self.lookup(cache_key(arch, options), shapes)
+        good = tuple(r for r in found if r.serves(arch, options))
+        self.ignored += len(found) - len(good)
+        return good
+
     def store(self, key: str, results: Iterable[StoredResult]) -> int:
-        """Add ``results`` under ``key`` (ones already there are kept); returns how many were new."""
-        rows = [(key, self._shape_text(r.shape), int(r.full_rows), r.mapping_json(), r.info_json()) for r in results]
-        if not rows:
+        """Add ``results`` under ``key`` (ones already there are kept); returns how many were new.
+        A read-only or full store stops storing with one warning; the run goes on."""
+        rows = []
+        for r in results:
+            shape, full, mp, info = self._shape_text(r.shape), int(r.full_rows), r.mapping_json(), r.info_json()
+            rows.append((key, shape, full, mp, info, _checksum(key, shape, full, mp, info)))
+        if not rows or self._db is None or not self.writable:
             return 0
         before = self._db.total_changes
-        with self._db:
-            self._db.executemany("INSERT OR IGNORE INTO results2 VALUES (?, ?, ?, ?, ?)", rows)
+        try:
+            with self._db:
+                self._db.executemany(f"INSERT OR IGNORE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            self.writable = False
+            warn(f"search cache {shown(str(self.path))}: cannot store new results ({exc}); reading it only")
+            return 0
         return self._db.total_changes - before
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM results2").fetchone()[0])
+        if self._db is None:
+            return 0
+        return int(self._db.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0])
 
     def close(self) -> None:
-        self._db.close()
+        if self.ignored:
+            warn(
+                f"search cache {shown(str(self.path))}: {self.ignored} damaged or foreign entries ignored "
+                "(searched again)"
+            )
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class _Damaged(Exception):
+    """The store file is not a sound store of this schema (moved aside and rebuilt)."""

@@ -56,6 +56,7 @@ from gemmap.conv import (
 from gemmap.conv_tiler import tiled_conv_auto_args
 from gemmap.errors import GemmapError
 from gemmap.mapspace import DB_CHOICES, candidates, tile_candidates
+from gemmap.specio import check_samples
 from gemmap.workload import Problem
 
 #: DB_CHOICES as a (4, 2) bool array: (db_spad, db_acc) per choice
@@ -271,8 +272,7 @@ class ConvMapSpace:
     # --- (c) sample --------------------------------------------------------------------------
     def sample(self, n: int, seed: int = 0) -> ConvMappingBatch:
         """``n`` valid pruned mappings drawn uniformly (with replacement); same seed, same draws."""
-        if n <= 0:
-            raise GemmapError(f"--samples must be a positive number of mappings, got {n}")
+        check_samples(n)
         self.require_nonempty()
         rng = np.random.default_rng(seed)
         cw = np.cumsum(self._chunk_weights)

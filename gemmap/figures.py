@@ -1,5 +1,6 @@
 """Helpers every plot shares: SI tick labels (never an offset such as "1e9" or "+1.503e7"),
-greedy placement of point labels that do not overlap, and atomic PNG + SVG output.
+greedy placement of point labels that do not overlap, and atomic PNG + SVG output (both or
+neither written; byte-identical between runs: no date, a fixed ``svg.hashsalt``).
 
 Figures are :class:`matplotlib.figure.Figure` objects with constrained layout (no pyplot state),
 so labels, titles and colour bars stay inside the figure; tests check every text's extent.
@@ -11,7 +12,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from gemmap.report import atomic_write
+from gemmap.report import atomic_write_all
 
 DPI = 120
 
@@ -81,16 +82,14 @@ def save(fig, base: str | Path, tight: bool = False) -> list[Path]:
     base = base.with_suffix("") if base.suffix.lower() in (".png", ".svg") else base
     laid_out(fig)
     fig.set_layout_engine("none")  # laid out once above, not again for each format
-    out = []
-    for ext in ("png", "svg"):
+    rendered = []
+    for ext in ("png", "svg"):  # both rendered before either is written
         buf = io.BytesIO()
         with rc_context({"svg.fonttype": "none", "svg.hashsalt": "gemmap"}):  # text stays text; stable ids
             fig.savefig(buf, format=ext, dpi=DPI, metadata={"Date": None} if ext == "svg" else None,
                         bbox_inches="tight" if tight else None)  # fmt: skip
-        target = base.with_name(f"{base.name}.{ext}")
-        atomic_write(target, buf.getvalue())
-        out.append(target)
-    return out
+        rendered.append((base.with_name(f"{base.name}.{ext}"), buf.getvalue()))
+    return atomic_write_all(rendered)
 
 
 #: candidate offsets (points) of a label from its point, nearest first

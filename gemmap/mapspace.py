@@ -49,6 +49,7 @@ from gemmap.arch import Arch, ceil_div
 from gemmap.errors import GemmapError
 from gemmap.mapping import ORDER_DIMS, ORDER_INDEX, ORDERS, Mapping, MappingBatch, invalid_reason
 from gemmap.model import FILL_LEVEL
+from gemmap.specio import check_samples
 from gemmap.workload import Problem
 
 #: order rank in the alphabet M < N < K; the canonical order of a class is the lowest rank
@@ -437,8 +438,7 @@ class MapSpace:
     # --- (c) sample ------------------------------------------------------------------------
     def sample(self, n: int, seed: int = 0) -> MappingBatch:
         """``n`` valid pruned mappings drawn uniformly (with replacement); same seed, same draws."""
-        if n <= 0:
-            raise GemmapError(f"--samples must be a positive number of mappings, got {n}")
+        check_samples(n)
         self.require_nonempty()
         rng = np.random.default_rng(seed)
         c = self.counts

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,12 +21,15 @@ from rich.table import Table
 from gemmap import __version__
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
-from gemmap.errors import GemmapError
+from gemmap.errors import GemmapError, shown
 from gemmap.mapper import LayerResult, WorkloadResult
+from gemmap.specio import kind_of
 
 
-def check_writable_dir(path: str | Path) -> Path:
+def check_writable_dir(path: str | Path, flag: str = "--out") -> Path:
     """Create ``path`` if needed and prove a file can be written in it, before any work is done."""
+    if not str(path).strip():
+        raise GemmapError(f"{flag}: cannot write: give a folder name, not an empty string")
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -31,52 +37,103 @@ def check_writable_dir(path: str | Path) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise GemmapError(f"cannot write to {path}: {exc.strerror or exc}") from None
+        raise GemmapError(f"cannot write to {shown(str(path))}: {exc.strerror or exc}") from None
     return path
+
+
+def refuse_special(path: Path, flag: str = "") -> None:
+    """Refuse to replace an existing ``path`` that is not a regular file (a symlink, a FIFO, a
+    device, a folder): an output never replaces them (``--json /dev/stdout`` as root would)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise GemmapError(f"{flag}{shown(str(path))}: cannot write: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise GemmapError(f"{flag}{shown(str(path))}: cannot write: it is a symbolic link; give a regular file")
+    if stat.S_ISDIR(st.st_mode):
+        raise GemmapError(f"{flag}{shown(str(path))}: cannot write: it is a folder; give a file name")
+    if not stat.S_ISREG(st.st_mode):
+        raise GemmapError(f"{flag}{shown(str(path))}: cannot write: it is {kind_of(st.st_mode)}; give a regular file")
 
 
 def check_output_file(path: str | Path, flag: str) -> Path:
     """Before any work: ``path`` can be written as a file (not a folder, not under a regular file,
-    its folder created if needed and writable), else one line naming ``flag``."""
+    not an existing symlink, FIFO or device, its folder created if needed and writable), else one
+    line naming ``flag``."""
     text = str(path)
     if not text.strip():
         raise GemmapError(f"{flag}: cannot write: give a file name, not an empty string")
     path = Path(path)
-    if path.is_dir():
-        raise GemmapError(f"{flag} {path}: cannot write: it is a folder; give a file name")
+    refuse_special(path, f"{flag} ")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise GemmapError(f"{flag} {path}: cannot write: {parent} is a file, not a folder")
+                raise GemmapError(f"{flag} {shown(text)}: cannot write: {shown(str(parent))} is a file, not a folder")
             break
-    check_writable_dir(path.parent)
+    check_writable_dir(path.parent, flag)
     return path
 
 
+def temp_name(path: Path) -> Path:
+    """The temporary file :func:`atomic_write` writes ``path`` through: a fixed name next to it, so
+    one left by a kill is replaced by the next write and found by :func:`remove_stale_temps`."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Delete temporary files of :func:`atomic_write` (and of earlier versions: ``.NAME.XXXX.tmp``)
+    that a killed run left in ``folder``."""
+    for tmp in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+
+
 def atomic_write(path: str | Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename, so a reader never sees half a file."""
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename, so a reader never sees half
+    a file. The one way gemmap writes an output: an existing symlink, FIFO or device is refused,
+    the temporary file is removed on every failure, and a failure names ``path``."""
     path = Path(path)
-    mode = "wb" if isinstance(data, bytes) else "w"
+    refuse_special(path)
+    payload = data.encode() if isinstance(data, str) else data
+    tmp = temp_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise GemmapError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
+        tmp.unlink(missing_ok=True)  # left by a killed run
         umask = os.umask(0)
         os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, mode) as fh:
-            fh.write(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666 & ~umask)
+    except OSError as exc:
+        raise GemmapError(f"cannot write {shown(str(path))}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise GemmapError(f"cannot write {path}: {exc.strerror or exc}") from None
+        tmp.unlink(missing_ok=True)
+        raise GemmapError(f"cannot write {shown(str(path))}: {exc.strerror or exc}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_all(files: Sequence[tuple[Path, bytes]]) -> list[Path]:
+    """:func:`atomic_write` each ``(path, data)``, all or none: if one fails, the ones written by
+    this call are removed (never a PNG without its SVG) and the error names the file that failed."""
+    written: list[Path] = []
+    try:
+        for path, data in files:
+            atomic_write(path, data)
+            written.append(Path(path))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def csv_text(rows: Sequence[dict[str, Any]], fields: Sequence[str] | None = None) -> str:
@@ -330,8 +387,22 @@ def loop_nests(result: WorkloadResult, names: Iterable[str] | None = None) -> st
     return "\n\n".join(out)
 
 
+def _finite(data: Any) -> bool:
+    """No NaN or infinity anywhere in ``data`` (which JSON cannot hold)."""
+    if isinstance(data, float):
+        return math.isfinite(data)
+    if isinstance(data, dict):
+        return all(_finite(v) for v in data.values())
+    if isinstance(data, list | tuple):
+        return all(_finite(v) for v in data)
+    return True
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    """Write an output record as JSON; a dict record starts with ``tool`` (gemmap and its version)."""
+    """An output record as strict JSON (never NaN or Infinity: the input bounds make them impossible,
+    and an internal error here is a bug, not a file nobody can parse); a dict record starts with
+    ``tool`` (gemmap and its version)."""
+    assert _finite(data), f"non-finite number in the JSON for {path}"
     if isinstance(data, dict):
         data = {"tool": {"name": "gemmap", "version": __version__}, **data}
-    atomic_write(path, json.dumps(data, indent=2) + "\n")
+    atomic_write(path, json.dumps(data, indent=2, allow_nan=False) + "\n")

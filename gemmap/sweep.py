@@ -44,11 +44,11 @@ from pathlib import Path
 
 from gemmap.arch import Arch
 from gemmap.cache import SearchStore, SharedSearchCache, StoredResult, cache_key
-from gemmap.errors import GemmapError, check_choice
+from gemmap.errors import GemmapError, check_choice, shown
 from gemmap.executors import open_executor, run_unordered
-from gemmap.report import atomic_write
+from gemmap.report import atomic_write, remove_stale_temps
 from gemmap.search import SearchOptions, check_workload
-from gemmap.specio import build, load_yaml, shipped
+from gemmap.specio import build, load_yaml, read_input, read_text, shipped
 from gemmap.sweep_layers import LayerJournal, layer_rows
 from gemmap.workload import BertSpec, Workload, bert_workload, load_workload
 
@@ -78,6 +78,8 @@ TIMING_FIELDS = ("search_seconds", "wall_seconds")
 FIELDS = KEY_FIELDS + VALUE_FIELDS + TIMING_FIELDS
 #: points handed to a worker at once, at most (a task is also the unit of durability)
 MAX_TASK_POINTS = 24
+#: the largest sweep.csv read back by --resume (a row is ~150 bytes: a million points)
+MAX_JOURNAL_BYTES = 256 * 1024 * 1024
 
 
 # --- points --------------------------------------------------------------------------------
@@ -244,12 +246,11 @@ def expand(grid: Grid, arch: Arch, source: WorkloadSource) -> tuple[Point, ...]:
 
 
 def point_arch(base: Arch, p: Point) -> Arch:
-    arch = base.with_overrides(spad_kib=p.spad_kib, acc_kib=p.acc_kib)
-    if p.pe_dim != arch.dim_rows or p.pe_dim != arch.dim_cols:
-        arch = dataclasses.replace(arch, pe_array=dataclasses.replace(arch.pe_array, rows=p.pe_dim, cols=p.pe_dim))
-    if arch.spad_rows < arch.dim_rows or arch.acc_rows < 1:
-        raise GemmapError(f"{p.label()}: scratchpad/accumulator too small for one {arch.dim_rows}-row block")
-    return arch
+    """The arch of one point (the same check of its sizes as ``map --spad-kib`` makes)."""
+    try:
+        return base.with_overrides(spad_kib=p.spad_kib, acc_kib=p.acc_kib, pe_dim=p.pe_dim)
+    except GemmapError as exc:
+        raise GemmapError(f"{p.label()}: {exc}") from None
 
 
 def point_options(base: SearchOptions, p: Point) -> SearchOptions:
@@ -412,9 +413,27 @@ def _header() -> bytes:
     return (",".join(FIELDS) + "\n").encode()
 
 
+def read_manifest(path: Path) -> dict[str, object]:
+    """``sweep.json``, checked: a JSON object with an ``identity`` object and the ``fields`` list;
+    anything else is one line naming the file."""
+    try:
+        data = json.loads(read_text(path))
+    except (json.JSONDecodeError, RecursionError):
+        data = None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("identity"), dict)
+        or not isinstance(data.get("fields"), list)
+    ):
+        raise GemmapError(f"--resume: {shown(str(path))} is damaged (not a sweep manifest); use a new --out")
+    if data["fields"] != list(FIELDS):
+        raise GemmapError(f"--resume: {shown(str(path))} is from another gemmap version (its columns differ)")
+    return data
+
+
 def read_rows(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
     """The finished rows of a sweep CSV; with ``repair``, a torn last line is cut off the file."""
-    data = path.read_bytes()
+    data = read_input(path, MAX_JOURNAL_BYTES)
     if not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1
         if repair:
@@ -423,14 +442,23 @@ def read_rows(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
                 fh.flush()
                 os.fsync(fh.fileno())
         data = data[:cut]
-    lines = data.decode().splitlines()
+    name = shown(str(path))
+    try:
+        lines = data.decode().splitlines()
+    except UnicodeDecodeError:
+        raise GemmapError(f"{name}: damaged (not UTF-8 text); use a new --out") from None
     if not lines or lines[0] != ",".join(FIELDS):
-        raise GemmapError(f"{path}: not a sweep table of this gemmap version (its header differs); use a new --out")
+        raise GemmapError(f"{name}: not a sweep table of this gemmap version (its header differs); use a new --out")
     rows = []
     for n, rec in enumerate(csv.reader(lines[1:]), start=2):
         if len(rec) != len(FIELDS):
-            raise GemmapError(f"{path}: line {n} has {len(rec)} fields, expected {len(FIELDS)}")
-        rows.append(dict(zip(FIELDS, rec)))
+            raise GemmapError(f"{name}: line {n} has {len(rec)} fields, expected {len(FIELDS)}")
+        row = dict(zip(FIELDS, rec))
+        try:
+            Point.from_row(row)
+        except (ValueError, TypeError):
+            raise GemmapError(f"{name}: line {n} is damaged (its key columns are not a sweep point)") from None
+        rows.append(row)
     return rows
 
 
@@ -450,9 +478,12 @@ class Journal:
     def append(self, row: dict[str, str]) -> None:
         line = _csv_line(row)
         written = 0
-        while written < len(line):  # one write in practice; a short write is continued
-            written += os.write(self._fd, line[written:])
-        os.fsync(self._fd)
+        try:
+            while written < len(line):  # one write in practice; a short write is continued
+                written += os.write(self._fd, line[written:])
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise GemmapError(f"cannot write {shown(str(self.path))}: {exc.strerror or exc}") from None
         self.rows[Point.from_row(row)] = row
 
     def close(self) -> None:
@@ -523,15 +554,20 @@ def run_sweep(sweep: Sweep, on_point: Callable[[PointResult, int, int], None] | 
     ident = identity(sweep, workload_data)
     if sweep.resume and csv_path.exists():
         if not manifest_path.exists():
-            raise GemmapError(f"--resume: {out} has a sweep.csv but no sweep.json; use a new --out")
-        if json.loads(manifest_path.read_text()).get("identity") != ident:
-            raise GemmapError(f"--resume: {out} holds a sweep of a different workload, arch or search; use a new --out")
+            raise GemmapError(f"--resume: {shown(str(out))} has a sweep.csv but no sweep.json; use a new --out")
+        if read_manifest(manifest_path)["identity"] != ident:
+            raise GemmapError(
+                f"--resume: {shown(str(out))} holds a sweep of a different workload, arch or search; use a new --out"
+            )
     elif csv_path.exists() and not sweep.overwrite:
-        raise GemmapError(f"{csv_path} exists; pass --resume to continue that sweep or --overwrite to start again")
+        raise GemmapError(
+            f"{shown(str(csv_path))} exists; pass --resume to continue that sweep or --overwrite to start again"
+        )
     test_delay = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
 
     with open_executor(sweep.workers, sweep.scheduler, preload=("gemmap.sweep", "gemmap.api")) as ex:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out)  # left by a run killed inside an atomic write
         atomic_write(manifest_path, json.dumps({"identity": ident, "fields": FIELDS}, indent=1) + "\n")
         journal = Journal(csv_path, sweep.resume)
         layer_journal = LayerJournal(out / "sweep_layers.csv", KEY_FIELDS, sweep.resume)
@@ -549,9 +585,10 @@ def run_sweep(sweep: Sweep, on_point: Callable[[PointResult, int, int], None] | 
                 for members in make_tasks(pending):
                     seeds: tuple[tuple[str, tuple[StoredResult, ...]], ...] = ()
                     if store is not None:
-                        keys = {cache_key(point_arch(sweep.arch, p), point_options(sweep.options, p)) for p in members}
+                        seen = {(point_arch(sweep.arch, p), point_options(sweep.options, p)) for p in members}
+                        by_key = {cache_key(a, o): (a, o) for a, o in seen}
                         shapes = _needed_shapes(source, members)
-                        seeds = tuple((k, store.lookup(k, shapes)) for k in sorted(keys))
+                        seeds = tuple((k, store.results_for(*by_key[k], shapes)) for k in sorted(by_key))
                     yield Task(sweep.arch, sweep.options, source, members, seeds, test_delay)
 
             for res in run_unordered(ex, run_task, tasks()):

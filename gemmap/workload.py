@@ -16,13 +16,18 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
+from gemmap import specio
 from gemmap.conv import ConvShape
-from gemmap.errors import GemmapError
-from gemmap.specio import build, load_yaml, shipped
+from gemmap.errors import GemmapError, shown
+from gemmap.specio import Name, build, int_in, load_yaml, shipped
 
 _SPEC = ConfigDict(extra="forbid", frozen=True)
-PosInt = Annotated[int, Field(gt=0, strict=True)]
-StrictInt = Annotated[int, Field(strict=True)]
+# every number of a workload has its physical range (the bounds and their reasons: gemmap/specio.py)
+PosInt = int_in(specio.TENSOR_DIM)  # a tensor dim: M, K, N, channels, rows, hidden, sequence length
+ConvInt = int_in(specio.CONV_PARAM)  # stride, padding, dilation, input H and W
+Layers = int_in(specio.LAYERS)
+Repeat = int_in(specio.REPEAT)
+Batch = int_in(specio.BATCH)
 
 NONLINEAR_KINDS = ("softmax", "layernorm", "rmsnorm", "gelu", "swiglu", "rope", "add")
 #: tensors of ``rows × row_len`` an op reads (SwiGLU multiplies SiLU(gate) by up); the others read one
@@ -144,13 +149,21 @@ class Workload:
         nonlinear = tuple(o for o in ops if isinstance(o, NonlinearOp))
         return cls(name, problems, nonlinear, tuple(o.name for o in ops))
 
+    def __post_init__(self) -> None:
+        for p in self.problems:
+            if p.macs > specio.MAX_MACS:
+                raise GemmapError(
+                    f"{shown(self.name)}: layer '{shown(p.name)}' ({p.M}x{p.K}x{p.N}) has {p.macs:,} MACs, more than "
+                    f"the limit of 2^53 = {specio.MAX_MACS:,} per instance; use smaller dims"
+                )
+
     def problem(self, name: str) -> Problem:
         for p in self.problems:
             if p.name == name:
                 return p
         from gemmap.errors import did_you_mean
 
-        raise GemmapError(f"no layer '{name}' in workload {self.name}{did_you_mean(name, self.layer_names)}")
+        raise GemmapError(f"no layer '{shown(name)}' in workload {self.name}{did_you_mean(name, self.layer_names)}")
 
     @property
     def layer_names(self) -> list[str]:
@@ -167,23 +180,23 @@ class Workload:
 class BertSpec:
     """BERT by its hyper-parameters (DESIGN §3)."""
 
-    name: str
+    name: Name
     model: Literal["bert"]
-    layers: PosInt = 12
+    layers: Layers = 12
     hidden: PosInt = 768
     heads: PosInt = 12
     ffn: PosInt = 3072
     seq_len: PosInt = 512
-    batch: PosInt = 1
+    batch: Batch = 1
 
 
 @dataclass(config=_SPEC)
 class OpSpec:
     """One entry of an explicit op list. ``op`` picks which fields apply."""
 
-    name: str
+    name: Name
     op: Literal["matmul", "conv", "softmax", "layernorm", "rmsnorm", "gelu", "swiglu", "rope", "add"]
-    repeat: PosInt = 1
+    repeat: Repeat = 1
     # matmul
     M: PosInt | None = None
     K: PosInt | None = None
@@ -196,21 +209,21 @@ class OpSpec:
     Q: PosInt | None = None
     R: PosInt | None = None
     S: PosInt | None = None
-    stride: StrictInt = 1
-    padding: StrictInt = 0
-    dilation: StrictInt = 1
-    H: StrictInt | None = None
-    W: StrictInt | None = None
+    stride: ConvInt = 1
+    padding: ConvInt = 0
+    dilation: ConvInt = 1
+    H: ConvInt | None = None
+    W: ConvInt | None = None
     # non-linear
     rows: PosInt | None = None
     row_len: PosInt | None = None
-    after: str | None = None
+    after: Name | None = None
 
 
 @dataclass(config=_SPEC)
 class ExplicitSpec:
-    name: str
-    ops: list[OpSpec]
+    name: Name
+    ops: Annotated[list[OpSpec], Field(max_length=100_000)]
 
 
 def bert_workload(spec: BertSpec) -> Workload:
@@ -357,21 +370,23 @@ def load_workload(path: str | Path, *, seq_len: int | None = None, overrides: Ov
 
     path = shipped(path, "workloads")
     data = load_yaml(path)
+    source = shown(str(path))
     given = (overrides or Overrides()).given()
     if seq_len is not None:
+        specio.check_value(seq_len, specio.TENSOR_DIM, "--seq-len")
         given["seq_len"] = seq_len
     family = "ops" if "ops" in data and "model" not in data else data.get("model", "bert")
     allowed = _OVERRIDABLE.get(str(family), set())
     refused = sorted(set(given) - allowed)
     if refused:
         flags = ", ".join("--" + k.replace("_", "-") for k in refused)
-        what = "an explicit op list" if family == "ops" else f"model: {family}"
-        raise GemmapError(f"{path}: {flags} does not apply to {what}")
+        what = "an explicit op list" if family == "ops" else f"model: {shown(family)}"
+        raise GemmapError(f"{source}: {flags} does not apply to {what}")
     data = {**data, **given}
     if family == "ops":
-        return explicit_workload(build(ExplicitSpec, data, str(path)), str(path))
+        return explicit_workload(build(ExplicitSpec, data, source), source)
     if family in ("gpt", "llama"):
-        return families.decoder_workload(build(families.DecoderSpec, data, str(path)))
+        return families.decoder_workload(build(families.DecoderSpec, data, source))
     if family == "vit":
-        return families.vit_workload(build(families.VitSpec, data, str(path)))
-    return bert_workload(build(BertSpec, data, str(path)))
+        return families.vit_workload(build(families.VitSpec, data, source))
+    return bert_workload(build(BertSpec, data, source))

@@ -59,7 +59,11 @@ def test_cdf_cli_writes_table_plots_and_samples(tmp_path):
 
 @pytest.mark.parametrize(
     "args,message",
-    [(["--samples", "0"], "positive whole number"), (["--layers", "atn_qk"], "did you mean 'attn_qk'"), ([], "--out")],
+    [
+        (["--samples", "0"], "whole number ≥ 1 and ≤ 1,000,000"),
+        (["--layers", "atn_qk"], "did you mean 'attn_qk'"),
+        ([], "--out"),
+    ],
 )
 def test_cdf_bad_input(tmp_path, args, message):
     out = [] if args == [] else ["--out", str(tmp_path / "o")]

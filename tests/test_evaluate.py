@@ -135,7 +135,7 @@ def test_conv_from_a_workload_layer(gemmini):
         ("matmull M=128 K=768 N=768", MATMUL, "unknown kind 'matmull' (did you mean 'matmul'?)"),
         (CONV_LAYER.replace("stride", "strde"), CONV, "conv does not take 'strde' (did you mean 'stride'?)"),
         ("conv C=64 K=64 P=56 Q=56 R=3", CONV, "missing S (a conv needs C, K, P, Q, R, S)"),
-        ("matmul M=128 K=768 N=0", MATMUL, "'N': input should be greater than 0"),
+        ("matmul M=128 K=768 N=0", MATMUL, "'N': input should be greater than or equal to 1"),
         ("matmul M=128 K=768 N=768 N=2", MATMUL, "'N' given twice"),
         ("matmul M=128 K=768 N=76.8", MATMUL, "bad field 'N=76.8'"),
         ("conv C=64 K=64 P=56 Q=28 R=3 S=3 padding=1", CONV.replace("Q14", "Q28"), "tiled_conv runs square convs"),

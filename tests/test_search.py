@@ -91,7 +91,7 @@ def test_cli_search_methods(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--samples", "0", "--search", "random"], "positive"),
+        (["--samples", "0", "--search", "random"], "≥ 1"),
         (["--objective", "edpp"], "edp"),
         (["--search", "exhaustiv"], "exhaustive"),
         (["--explain", "nope"], "nope"),

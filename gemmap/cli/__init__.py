@@ -16,7 +16,7 @@ from typing import NoReturn
 from gemmap import __version__
 from gemmap.cli import calibrate, cdf, deploy, evaluate, export, importer, listing, pipeline, schedule, sweep, validate
 from gemmap.cli import map as map_cmd
-from gemmap.errors import GemmapError, did_you_mean
+from gemmap.errors import GemmapError, did_you_mean, one_line, shown
 
 COMMANDS = (map_cmd, cdf, sweep, schedule, evaluate, validate, calibrate, importer, export, pipeline, deploy, listing)
 
@@ -28,7 +28,31 @@ class Parser(argparse.ArgumentParser):
         bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if bad:
             message += did_you_mean(bad.group(1), re.findall(r"'([^']*)'", bad.group(2)))
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        message = _shorten_values(message)
+        self.exit(2, f"{self.prog}: error: {one_line(message, MAX_MESSAGE)} (see '{self.prog} --help')\n")
+
+
+#: the longest error line printed (user values in it are already cut to ~80 characters each)
+MAX_MESSAGE = 600
+
+
+def _shorten_values(message: str) -> str:
+    """argparse quotes the user's values as '...': cut each to ~80 characters, escaped."""
+    return re.sub(r"'([^']*)'", lambda m: f"'{shown(m.group(1))}'", message, flags=re.S)
+
+
+def _report(message: str) -> None:
+    print(f"gemmap: error: {one_line(message, MAX_MESSAGE)}", file=sys.stderr)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush is silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,13 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except GemmapError as exc:
-        print(f"gemmap: error: {exc}", file=sys.stderr)
+        _report(str(exc))
         return 2
-    except BrokenPipeError:  # output piped into a reader that stopped (e.g. head)
+    except BrokenPipeError:  # output piped into a reader that stopped (e.g. head): quiet, like cat
+        _quiet_stdout()
         return 0
     except OSError as exc:  # a path the user gave: a directory, an unwritable or missing place
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"gemmap: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        where = f" {shown(str(exc.filename))}" if exc.filename else ""
+        _report(f"cannot use{where}: {exc.strerror or exc}")
         return 2
     except KeyboardInterrupt:
         print(f"gemmap: interrupted; {_after_interrupt(args, sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
@@ -86,7 +111,10 @@ def entry() -> NoReturn:
     leaves at once: every finished result is already on disk (fsync-ed), and a normal interpreter
     exit would run concurrent.futures' exit hook, which may write to the pipes of workers just killed."""
     status = main()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
     sys.stderr.flush()
     if status == 130:
         os._exit(130)

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from gemmap import api
 from gemmap.arch import FIRESIM_ARCH, load_arch
-from gemmap.cli.common import nonnegative_int, positive_int
+from gemmap.cli.common import positive_int, seed_int
 from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, check_output_file, compact_table, print_table
 from gemmap.specio import shipped
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="base architecture YAML (default: arch/gemmini-firesim.yaml, the SoC DOSA's FireSim runs used)",
     )
     p.add_argument("--folds", type=positive_int, default=5, help="folds of the held-out error (default: 5)")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the folds and start points (default: 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the folds and start points (default: 0)")
     p.add_argument(
         "--params",
         help=f"comma-separated fields to fit (default: all the arch has of {', '.join(CALIBRATABLE)})",

@@ -14,10 +14,12 @@ from gemmap.cli.common import (
     add_arch_args,
     add_workload_args,
     arch_from_args,
-    nonnegative_int,
     overrides_from_args,
-    positive_float,
-    positive_int,
+    parse_names,
+    samples_int,
+    seconds_float,
+    seed_int,
+    workers_int,
 )
 from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, check_writable_dir, csv_text, print_table
@@ -39,9 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_arch_args(p)
     add_workload_args(p)
     p.add_argument(
-        "--samples", type=positive_int, default=100_000, help="random valid mappings per layer (default: 100000)"
+        "--samples", type=samples_int, default=100_000, help="random valid mappings per layer (default: 100000)"
     )
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default: 0)")
     p.add_argument("--layers", help="comma-separated layer names (default: all)")
     p.add_argument(
         "--compare",
@@ -52,21 +54,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compare-layers", help="comma-separated layers of --compare (default: the survey's for resnet50, else all)"
     )
-    p.add_argument("--time-limit", type=positive_float, help="seconds per optimum search (default: none)")
+    p.add_argument("--time-limit", type=seconds_float, help="seconds per optimum search (default: none)")
     p.add_argument(
         "--workers",
-        type=positive_int,
+        type=workers_int,
         default=os.cpu_count() or 1,
         help="processes, one layer shape each (default: all cores)",
     )
     p.add_argument("--out", metavar="DIR", help="output folder: cdf.csv, cdf.png, cdf.svg, samples.npz")
     p.add_argument("--replot", metavar="DIR", help="redraw the plots of an earlier run from DIR/samples.npz")
     p.set_defaults(run=run)
-
-
-def _names(text: str | None) -> list[str] | None:
-    """'a, b,a' → ['a', 'b'] (None when not given)."""
-    return list(dict.fromkeys(x.strip() for x in text.split(","))) if text else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,12 +86,12 @@ def run(args: argparse.Namespace) -> int:
         workloads.append(load_workload(args.compare))
     if args.compare_layers and not args.compare:
         raise GemmapError("--compare-layers selects layers of --compare WORKLOAD; give --compare too")
-    selected = [_names(args.layers), None]
+    selected = [parse_names(args.layers, "--layers"), None]
     titles: list[dict[str, str]] = [{}, {}]
     if args.compare:
         survey = dict(cdf.SURVEY_LAYERS.get(workloads[1].name, ()))
         if args.compare_layers:
-            selected[1] = _names(args.compare_layers)
+            selected[1] = parse_names(args.compare_layers, "--compare-layers")
             titles[1] = {n: t for n, t in survey.items() if n in selected[1]}
         elif survey and all(n in workloads[1].layer_names for n in survey):
             selected[1], titles[1] = list(survey), survey

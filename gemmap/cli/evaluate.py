@@ -10,7 +10,7 @@ from rich.text import Text
 
 from gemmap import api
 from gemmap.arch import DEFAULT_ARCH
-from gemmap.cli.common import arch_from_args, positive_int
+from gemmap.cli.common import arch_from_args, sram_kib
 from gemmap.errors import GemmapError
 from gemmap.interop.convert import LAYER_KINDS
 from gemmap.interop.gemmini_calls import MatmulCall
@@ -50,8 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--mapping", required=True, metavar="STRING|FILE", help="Timeloop compact string, or mapping .yaml")
     p.add_argument("--arch", default=str(DEFAULT_ARCH), help="architecture YAML (default: arch/gemmini.yaml)")
-    p.add_argument("--spad-kib", type=positive_int, help="override the scratchpad size (KiB)")
-    p.add_argument("--acc-kib", type=positive_int, help="override the accumulator size (KiB)")
+    p.add_argument("--spad-kib", type=sram_kib, help="override the scratchpad size (KiB)")
+    p.add_argument("--acc-kib", type=sram_kib, help="override the accumulator size (KiB)")
     p.add_argument("--json", metavar="FILE", help="write the breakdown and the mapping record as JSON")
     p.set_defaults(run=run, dataflow=None)
 

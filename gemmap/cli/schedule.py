@@ -16,12 +16,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gemmap import api
+from gemmap import api, specio
 from gemmap.arch import DEFAULT_ARCH, Arch, load_arch
 from gemmap.cli.common import (
     add_search_args,
     add_workload_args,
-    int_list,
+    list_type,
     overrides_from_args,
     search_options,
     warn_unusual,
@@ -51,9 +51,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("workload", help="workload YAML (e.g. workloads/bert.yaml)")
     p.add_argument("--arch", default=str(DEFAULT_ARCH), help="architecture YAML (default: arch/gemmini.yaml)")
-    p.add_argument("--spad-kib", type=int_list, help="scratchpad size(s) in KiB, comma-separated")
-    p.add_argument("--acc-kib", type=int_list, help="accumulator size(s) in KiB, comma-separated")
-    p.add_argument("--seq-len", type=int_list, help="sequence length(s), comma-separated (bert, gpt, llama)")
+    p.add_argument("--spad-kib", type=list_type(specio.SRAM_KIB), help="scratchpad size(s) in KiB, comma-separated")
+    p.add_argument("--acc-kib", type=list_type(specio.SRAM_KIB), help="accumulator size(s) in KiB, comma-separated")
+    p.add_argument(
+        "--seq-len", type=list_type(specio.TENSOR_DIM), help="sequence length(s), comma-separated (bert, gpt, llama)"
+    )
     p.add_argument("--dataflow", choices=("ws", "os"), help="restrict to one dataflow (default: what the arch allows)")
     add_search_args(p)
     add_workload_args(p, seq_len=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import stat
 import time
 from pathlib import Path
 
@@ -12,11 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from gemmap import api
+from gemmap import api, specio
 from gemmap.arch import DEFAULT_ARCH, load_arch
 from gemmap.cache import default_cache_path
-from gemmap.cli.common import add_search_args, search_options, warn_unusual
-from gemmap.errors import GemmapError
+from gemmap.cli.common import add_search_args, flag_number, parse_list, search_options, warn_unusual
+from gemmap.errors import GemmapError, shown
 from gemmap.report import eng, print_table
 
 EXAMPLES = """examples:
@@ -67,47 +68,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def parse_list(text: str | None, option: str, allow_auto: bool = False) -> tuple:
-    """'32,64' → (32, 64); None → (); anything else that is not positive whole numbers is an error."""
-    if text is None:
-        return ()
-    items = [t.strip() for t in text.split(",")]
-    if not text.strip() or any(not t for t in items):
-        raise GemmapError(f"{option}: expected a comma-separated list of positive whole numbers, got '{text}'")
-    out: list[int | str] = []
-    for t in items:
-        if allow_auto and t == "auto":
-            out.append("auto")
-            continue
-        try:
-            v = int(t)
-        except ValueError:
-            raise GemmapError(
-                f"{option}: expected positive whole numbers{' or auto' if allow_auto else ''}, got '{t}'"
-            ) from None
-        if v <= 0:
-            raise GemmapError(f"{option}: sizes must be positive whole numbers, got {v}")
-        out.append(v)
-    return tuple(out)
-
-
 def parse_words(text: str | None, option: str) -> tuple[str, ...]:
     if text is None:
         return ()
     items = tuple(t.strip() for t in text.split(","))
     if not text.strip() or any(not t for t in items):
-        raise GemmapError(f"{option}: expected a comma-separated list, got '{text}'")
+        raise GemmapError(f"{option}: expected a comma-separated list, got '{shown(text)}'")
     return items
 
 
-def _positive(text: str, option: str, kind: type = int) -> float:
-    try:
-        v = kind(text)
-    except ValueError:
-        raise GemmapError(f"{option}: expected a positive number, got '{text}'") from None
-    if not v > 0:
-        raise GemmapError(f"{option}: expected a positive number, got '{text}'")
-    return v
+def cache_file(text: str) -> Path:
+    """``--cache FILE``: a file (new, or a regular one), not a folder, FIFO or device."""
+    if not text.strip():
+        raise GemmapError("--cache: give a file name, not an empty string")
+    path = Path(text)
+    with contextlib.suppress(FileNotFoundError):
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise GemmapError(f"--cache {shown(text)}: it is {specio.kind_of(mode)}; give a file name")
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,24 +94,26 @@ def run(args: argparse.Namespace) -> int:
     from gemmap.sweep_report import heatmaps, no_heatmap_reason, no_pareto_reason, pareto_plot
 
     grid = Grid(
-        spad_kib=parse_list(args.spad_kib, "--spad-kib"),
-        acc_kib=parse_list(args.acc_kib, "--acc-kib"),
+        spad_kib=parse_list(args.spad_kib, "--spad-kib", specio.SRAM_KIB),
+        acc_kib=parse_list(args.acc_kib, "--acc-kib", specio.SRAM_KIB),
         fusion=parse_words(args.fusion, "--fusion"),
         dataflow=parse_words(args.dataflow, "--dataflow"),
-        pe_dim=parse_list(args.pe_dim, "--pe-dim"),
-        seq_len=parse_list(args.seq_len, "--seq-len"),
-        layers=parse_list(args.layers, "--layers"),
-        hidden=parse_list(args.hidden, "--hidden"),
-        heads=parse_list(args.heads, "--heads", allow_auto=True),
-        ffn=parse_list(args.ffn, "--ffn", allow_auto=True),
-        batch=parse_list(args.batch, "--batch"),
+        pe_dim=parse_list(args.pe_dim, "--pe-dim", specio.ARRAY_DIM),
+        seq_len=parse_list(args.seq_len, "--seq-len", specio.TENSOR_DIM),
+        layers=parse_list(args.layers, "--layers", specio.LAYERS),
+        hidden=parse_list(args.hidden, "--hidden", specio.TENSOR_DIM),
+        heads=parse_list(args.heads, "--heads", specio.TENSOR_DIM, allow_auto=True),
+        ffn=parse_list(args.ffn, "--ffn", specio.TENSOR_DIM, allow_auto=True),
+        batch=parse_list(args.batch, "--batch", specio.BATCH),
     )
-    workers = int(_positive(args.workers, "--workers"))
-    tolerance = float(_positive(args.tolerance, "--tolerance", float))
+    workers = flag_number(specio.parse_int, args.workers, specio.WORKERS, "--workers")
+    tolerance = flag_number(specio.parse_float, args.tolerance, specio.TOLERANCE, "--tolerance")
     if args.scheduler is not None and workers != 1:
         raise GemmapError("--workers and --scheduler exclude each other (the cluster has its own workers)")
     options = search_options(args)
-    cache = None if args.no_cache else Path(args.cache) if args.cache else default_cache_path()
+    if not args.out.strip():
+        raise GemmapError("--out: give a folder name, not an empty string")
+    cache = None if args.no_cache else cache_file(args.cache) if args.cache is not None else default_cache_path()
     base = load_arch(args.arch)
     warn_unusual(base, [*grid.spad_kib, *grid.acc_kib])
     sweep = Sweep(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from gemmap import specio
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
 from gemmap.errors import GemmapError, check_choice
@@ -40,12 +41,10 @@ class SearchOptions:
         check_choice(self.objective, OBJECTIVES, "objective")
         if self.dataflow is not None:
             check_choice(self.dataflow, ("ws", "os"), "dataflow")
-        if self.seed < 0:
-            raise GemmapError(f"--seed must be a whole number ≥ 0, got {self.seed}")
-        if self.samples <= 0:
-            raise GemmapError(f"--samples must be a positive number of mappings, got {self.samples}")
-        if self.time_limit is not None and self.time_limit <= 0:
-            raise GemmapError(f"--time-limit must be positive seconds, got {self.time_limit}")
+        specio.check_value(self.seed, specio.SEED, "--seed")
+        specio.check_samples(self.samples)
+        if self.time_limit is not None:
+            specio.check_value(self.time_limit, specio.SECONDS, "--time-limit (seconds)")
 
 
 @dataclasses.dataclass(frozen=True)

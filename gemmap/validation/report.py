@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from gemmap.report import atomic_write, csv_text, eng
+from gemmap.figures import save
+from gemmap.report import csv_text, eng
 from gemmap.validation.data import MeasuredRun, Prediction
 from gemmap.validation.stats import Summary
 
@@ -122,7 +122,6 @@ def scatter(
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import rc_context
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7.2, 6.4))
@@ -151,14 +150,4 @@ def scatter(
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, frameon=True)
     fig.tight_layout()
-    paths = []
-    for ext in ("png", "svg"):
-        buf = io.BytesIO()
-        with rc_context({"svg.fonttype": "none"}):
-            fig.savefig(
-                buf, format=ext, dpi=130, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None
-            )
-        path = Path(f"{out_stem}.{ext}")
-        atomic_write(path, buf.getvalue())
-        paths.append(path)
-    return paths
+    return save(fig, out_stem, tight=True)
