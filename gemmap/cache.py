@@ -368,8 +368,9 @@ class SearchStore:
         return good
 
     def store(self, key: str, results: Iterable[StoredResult]) -> int:
-        """Add ``results`` under ``key`` (ones already there are kept); returns how many were new.
-        A read-only or full store stops storing with one warning; the run goes on."""
+        """Add ``results`` under ``key``, replacing a row of the same shape and flag (one that was
+        ignored as damaged: a sound one is served, so never searched and stored again); returns how
+        many were written. A read-only or full store stops storing with one warning; the run goes on."""
         rows = []
         for r in results:
             shape, full, mp, info = self._shape_text(r.shape), int(r.full_rows), r.mapping_json(), r.info_json()
@@ -379,7 +380,7 @@ class SearchStore:
         before = self._db.total_changes
         try:
             with self._db:
-                self._db.executemany(f"INSERT OR IGNORE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.Error as exc:
             self.writable = False
             warn(f"search cache {shown(str(self.path))}: cannot store new results ({exc}); reading it only")

@@ -23,9 +23,11 @@ import numpy as np
 from gemmap.arch import Arch
 from gemmap.convmodel import evaluate_conv_batch
 from gemmap.convspace import ConvMapSpace
+from gemmap.errors import GemmapError, shown
 from gemmap.mapspace import MapSpace
 from gemmap.model import evaluate_batch
 from gemmap.search import SearchOptions, find_mapping
+from gemmap.specio import read_input
 from gemmap.workload import Problem, Workload
 
 METRICS = ("latency", "energy", "edp")
@@ -192,30 +194,72 @@ def save_samples(path: str | Path, samples: Sequence[LayerSamples], title: str =
     atomic_write(path, buf.getvalue())
 
 
+#: the largest samples.npz read back (100,000 samples per layer are ~1.6 MB per layer)
+MAX_SAMPLES_FILE = 1024 * 1024 * 1024
+
+
 def load_title(path: str | Path) -> str:
     """The plot title kept with the samples ('' for a file written before titles were kept)."""
-    with np.load(path) as data:
-        return str(data["title"]) if "title" in data.files else ""
+    arrays = _npz_arrays(path)
+    return str(arrays["title"]) if "title" in arrays else ""
+
+
+def _damaged(path: str | Path, why: str) -> GemmapError:
+    return GemmapError(f"{shown(str(path))}: not a samples file of gemmap cdf ({why}); run cdf again")
+
+
+def _npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of ``path``: a regular file, a zip of plain arrays (no pickles) that unpacks to at
+    most 4 GiB; anything else is one line naming the file."""
+    import io
+    import zipfile
+
+    data = read_input(path, MAX_SAMPLES_FILE)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            if sum(i.file_size for i in z.infolist()) > 4 * MAX_SAMPLES_FILE:
+                raise _damaged(path, "it unpacks to more than 4 GiB")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except GemmapError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zip, zlib, numpy format errors: all "damaged"
+        raise _damaged(path, shown(str(exc) or type(exc).__name__)) from None
 
 
 def load_samples(path: str | Path) -> list[LayerSamples]:
+    """The samples of an earlier ``cdf`` run, checked: the metadata and two equal-length 1-D arrays
+    per layer (:func:`_npz_arrays`); anything else is one line naming the file."""
     import json
 
-    with np.load(path) as data:
-        meta = json.loads(str(data["meta"]))
-        return [
-            LayerSamples(
-                m["workload"],
-                tuple(m["layers"]),
-                tuple(m["shape"]),
-                data[f"cycles_{i}"],
-                data[f"energy_{i}"],
-                m["best"],
-                m["proven"],
-                m.get("title", ""),
-            )  # fmt: skip
-            for i, m in enumerate(meta)
-        ]
+    arrays = _npz_arrays(path)
+    try:
+        meta = json.loads(str(arrays["meta"]))
+        out = [_layer_samples(m, arrays[f"cycles_{i}"], arrays[f"energy_{i}"]) for i, m in enumerate(meta)]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _damaged(path, f"bad or missing {shown(str(exc))}") from None
+    if not out:
+        raise _damaged(path, "no layers")
+    return out
+
+
+def _layer_samples(m: dict, cycles: np.ndarray, energy: np.ndarray) -> LayerSamples:
+    """One layer's samples from its metadata and arrays; ValueError/TypeError when they do not fit."""
+    if cycles.ndim != 1 or energy.shape != cycles.shape or cycles.size == 0:
+        raise ValueError("sample arrays")
+    if cycles.dtype.kind not in "iuf" or energy.dtype.kind not in "iuf":
+        raise ValueError("sample array types")
+    best = {k: float(m["best"][k]) for k in METRICS}
+    proven = {k: bool(m["proven"][k]) for k in METRICS}
+    if not all(np.isfinite(v) and v > 0 for v in best.values()):
+        raise ValueError("optimum")
+    if not np.all(np.isfinite(energy)) or not np.all(np.isfinite(cycles)):
+        raise ValueError("non-finite samples")
+    layers = tuple(str(x) for x in m["layers"])
+    shape = tuple(int(x) for x in m["shape"])
+    if len(shape) < 3 or not layers:
+        raise ValueError("shape")
+    return LayerSamples(str(m["workload"]), layers, shape, cycles, energy, best, proven, str(m.get("title", "")))
 
 
 #: beside another workload, one with more layer shapes than this gets one legend entry for all

@@ -26,10 +26,13 @@ class GemmapError(Exception):
 
 def one_line(text: str, limit: int | None = None) -> str:
     """``text`` with control characters escaped (``\\n`` shown as the two characters), cut to
-    ``limit`` characters with an ellipsis."""
+    ``limit`` characters by an ellipsis in the middle (so a long path keeps its file name)."""
+    if limit is not None and len(text) > 8 * limit:  # escape only what can be shown
+        text = text[: 4 * limit] + text[-4 * limit :]
     out = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
     if limit is not None and len(out) > limit:
-        out = out[: limit - 1] + "…"
+        head = limit // 3
+        out = out[:head] + "…" + out[len(out) - (limit - head - 1) :]
     return out
 
 

@@ -60,8 +60,8 @@ def refuse_special(path: Path, flag: str = "") -> None:
 
 def check_output_file(path: str | Path, flag: str) -> Path:
     """Before any work: ``path`` can be written as a file (not a folder, not under a regular file,
-    not an existing symlink, FIFO or device, its folder created if needed and writable), else one
-    line naming ``flag``."""
+    not an existing symlink, FIFO or device, its nearest existing folder writable; nothing is
+    created), else one line naming ``flag``."""
     text = str(path)
     if not text.strip():
         raise GemmapError(f"{flag}: cannot write: give a file name, not an empty string")
@@ -71,8 +71,13 @@ def check_output_file(path: str | Path, flag: str) -> Path:
         if parent.exists():
             if not parent.is_dir():
                 raise GemmapError(f"{flag} {shown(text)}: cannot write: {shown(str(parent))} is a file, not a folder")
+            try:  # a probe in the nearest existing folder; missing folders are made when writing
+                fd, probe = tempfile.mkstemp(dir=parent, prefix=".gemmap-probe.")
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
+                raise GemmapError(f"{flag} {shown(text)}: cannot write: {exc.strerror or exc}") from None
             break
-    check_writable_dir(path.parent, flag)
     return path
 
 

@@ -205,13 +205,13 @@ def read_input(path: str | Path, limit: int = MAX_INPUT_BYTES) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise GemmapError(f"{name}: cannot read file (it is {kind_of(st.st_mode)}, not a regular file)")
         if st.st_size > limit:
-            raise GemmapError(f"{name}: cannot read file (larger than the limit of {limit // (1024 * 1024)} MiB)")
+            raise GemmapError(f"{name}: cannot read file (larger than the limit of {limit:,} bytes)")
         chunks, total = [], 0
         while chunk := os.read(fd, min(1 << 20, limit + 1 - total)):
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:
-                raise GemmapError(f"{name}: cannot read file (larger than the limit of {limit // (1024 * 1024)} MiB)")
+                raise GemmapError(f"{name}: cannot read file (larger than the limit of {limit:,} bytes)")
         return b"".join(chunks)
     except OSError as exc:
         raise GemmapError(f"{name}: cannot read file ({exc.strerror or exc})") from None

@@ -12,7 +12,7 @@ from gemmap.arch import FIRESIM_ARCH, load_arch
 from gemmap.cli.common import positive_int, seed_int
 from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, check_output_file, compact_table, print_table
-from gemmap.specio import shipped
+from gemmap.specio import read_text, shipped
 
 EXAMPLES = """examples:
   gemmap calibrate my-runs.csv --out arch/my-gemmini.yaml
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     arch = load_arch(args.arch)
     names = resolve_params(arch, [n.strip() for n in args.params.split(",")] if args.params is not None else None)
     runs, problems = read_runs(args.data)
-    base_text = shipped(args.arch, "arch").read_text(encoding="utf-8")
+    base_text = read_text(shipped(args.arch, "arch"))
     try:
         from gemmap.validation.predict import predict
     except ImportError:

@@ -80,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.workload or not args.out:
         raise GemmapError("cdf needs a WORKLOAD and --out DIR (or --replot DIR)")
     arch = arch_from_args(args)
-    out = check_writable_dir(args.out)  # a typo fails now, not after the sampling
     workloads = [load_workload(args.workload, overrides=overrides_from_args(args))]
     if args.compare:
         workloads.append(load_workload(args.compare))
@@ -102,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
                 raise GemmapError(f"'{name}' is a {op.kind} op: non-linear ops have no mappings to sample, only matmuls "
                                   f"and convs do ({', '.join(w.layer_names)})")  # fmt: skip
             w.problem(name)  # a clear error for an unknown layer, before any work
+    out = check_writable_dir(args.out)  # a typo fails now, not after the sampling
     console = Console(stderr=True)
     samples = []
     for w, names, title in zip(workloads, selected, titles):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from gemmap.errors import GemmapError
+from gemmap.specio import read_input
 
 LAYER_DIMS = ("C", "K", "N", "P", "Q", "R", "S", "Hstride", "Wstride", "Hdilation", "Wdilation")
 MEASURED = "target.gemmini_cycle"
@@ -200,10 +201,7 @@ def parse_runs(text: str, source: str) -> tuple[list[MeasuredRun], list[str]]:
 def read_runs(path: str | Path) -> tuple[list[MeasuredRun], list[str]]:
     """Read a validation CSV: every data row in input order, and one line per unusable row."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise GemmapError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    data = read_input(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
