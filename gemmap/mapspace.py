@@ -56,6 +56,11 @@ from gemmap.workload import Problem
 _ALPHABET = {"M": 0, "N": 1, "K": 2}
 _BY_RANK = sorted(range(len(ORDERS)), key=lambda i: [_ALPHABET[c] for c in ORDERS[i]])
 DB_CHOICES = ((False, False), (False, True), (True, False), (True, True))
+#: local-tile grid cells (candidates of M × K × N) the exhaustive walk and the random sampler hold
+#: as arrays: each cell costs ~50 bytes across the validity and count tables, so 10⁷ is ~0.5 GB
+MAX_GRID_CELLS = 10_000_000
+#: tile triples expanded at once by :meth:`MapSpace.enumerate` (a few hundred thousand mappings)
+TRIPLES_PER_CHUNK = 4096
 
 
 def candidates(size: int) -> np.ndarray:
@@ -343,6 +348,18 @@ class MapSpace:
             f"{self.problem.name} ({M}x{K}x{N}) has no valid mapping on {arch.name}: even {what} does not fit: {reason}"
         )
 
+    def require_small_grid(self, what: str) -> None:
+        """Refuse, before any array is allocated, a space whose local-tile grid (candidates of M × K ×
+        N) exceeds :data:`MAX_GRID_CELLS` for ``what`` (the exhaustive walk, the random sampler)."""
+        cells = 1
+        for c in self.cands:
+            cells *= len(c)
+        if cells > MAX_GRID_CELLS:
+            raise GemmapError(
+                f"{self.problem.name}: {what} would hold a grid of {cells:,} local tiles, more than its ceiling of "
+                f"{MAX_GRID_CELLS:,}; use --search optimal"
+            )
+
     def require_nonempty(self) -> None:
         """Raise :class:`GemmapError` with :meth:`why_empty` when the space is empty."""
         reason = self.why_empty()
@@ -402,12 +419,14 @@ class MapSpace:
         fr = int(self.full_rows)
         shape = tuple(len(x) for x in self.cands)
         if self.arch.l2 is None:
-            md = self._flat_masks(triples)
-            k = PAIR_COUNT[fr, md, 0]
-            row = np.repeat(np.arange(len(triples)), k)
-            i = np.arange(len(row)) - np.repeat(np.cumsum(k) - k, k)
-            p = PAIRS[fr, md[row], 0, i]
-            yield triples[row], np.ones((len(row), 3), dtype=np.int64), p[:, 0], p[:, 1]
+            for start in range(0, len(triples), TRIPLES_PER_CHUNK):  # bounded memory per chunk
+                part = triples[start : start + TRIPLES_PER_CHUNK]
+                md = self._flat_masks(part)
+                k = PAIR_COUNT[fr, md, 0]
+                row = np.repeat(np.arange(len(part)), k)
+                i = np.arange(len(row)) - np.repeat(np.cumsum(k) - k, k)
+                p = PAIRS[fr, md[row], 0, i]
+                yield part[row], np.ones((len(row), 3), dtype=np.int64), p[:, 0], p[:, 1]
             return
         im_all, ik_all, in_all = np.unravel_index(triples, shape)
         for im, ik in sorted(set(zip(im_all.tolist(), ik_all.tolist()))):
@@ -439,6 +458,7 @@ class MapSpace:
     def sample(self, n: int, seed: int = 0) -> MappingBatch:
         """``n`` valid pruned mappings drawn uniformly (with replacement); same seed, same draws."""
         check_samples(n)
+        self.require_small_grid("random sampling")
         self.require_nonempty()
         rng = np.random.default_rng(seed)
         c = self.counts

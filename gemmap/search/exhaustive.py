@@ -21,6 +21,7 @@ def exhaustive_search(
 ) -> SearchResult:
     """The best mapping of the whole pruned space (proven: every mapping was evaluated)."""
     space = MapSpace(arch, problem, full_rows, acc_overlap)
+    space.require_small_grid("the exhaustive search")
     return best_of_space(space, problem, options, lambda b: best_of_batch(arch, problem, b, options.objective),
                          lambda m: evaluate(arch, problem, m), "mapspace")  # fmt: skip
 

@@ -28,6 +28,7 @@ def random_search(
     """Best of ``options.samples`` uniform samples (seed ``options.seed``), re-scored by ``evaluate``."""
     start = time.perf_counter()
     space = MapSpace(arch, problem, full_rows, acc_overlap)
+    space.require_small_grid("random sampling")
     space.require_nonempty()
     batch = space.sample(options.samples, options.seed)
     i, _ = best_of_batch(arch, problem, batch, options.objective)
