@@ -447,3 +447,11 @@ def test_fuzzed_inputs_are_clean(tmp_path):
         if problem:
             failures.append((case.how, problem))
     assert not failures, failures[:5]
+
+
+@pytest.mark.parametrize("method", ["exhaustive", "random"])
+def test_searches_refuse_a_huge_grid_before_allocating(tmp_path, capsys, method):
+    f = tmp_path / "cube.yaml"
+    f.write_text("name: cube\nops:\n  - {name: mm, op: matmul, M: 131072, K: 131072, N: 131072}\n")
+    rc, _, err = run(capsys, "map", str(f), "--search", method)
+    one_line_error(rc, err, "ceiling of 10,000,000")
