@@ -48,16 +48,15 @@ class token as the sequence; then pre-norm LayerNorm encoder layers with GELU an
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from gemmap.conv import ConvShape
 from gemmap.errors import GemmapError
-from gemmap.workload import _SPEC, NonlinearOp, PosInt, Problem, Workload, conv_problem
+from gemmap.specio import Name, StrictBool
+from gemmap.workload import _SPEC, Batch, Layers, NonlinearOp, PosInt, Problem, Workload, conv_problem
 
-StrictBool = Annotated[bool, Field(strict=True)]
 MM = "C[m,n] += A[m,k]*B[k,n]"
 
 
@@ -70,9 +69,9 @@ class DecoderSpec:
     SwiGLU, RMSNorm, RoPE), and ``kv_len`` (decode) is ``seq_len``.
     """
 
-    name: str
+    name: Name
     model: Literal["gpt", "llama"]
-    layers: PosInt
+    layers: Layers
     hidden: PosInt
     heads: PosInt
     kv_heads: PosInt | None = None
@@ -84,7 +83,7 @@ class DecoderSpec:
     phase: Literal["prefill", "decode"] = "prefill"
     seq_len: PosInt = 2048
     kv_len: PosInt | None = None
-    batch: PosInt = 1
+    batch: Batch = 1
     causal_blocks: PosInt = 4
 
 
@@ -92,9 +91,9 @@ class DecoderSpec:
 class VitSpec:
     """A Vision Transformer encoder by its hyper-parameters (``model: vit``)."""
 
-    name: str
+    name: Name
     model: Literal["vit"]
-    layers: PosInt
+    layers: Layers
     hidden: PosInt
     heads: PosInt
     ffn: PosInt
@@ -102,7 +101,7 @@ class VitSpec:
     patch: PosInt = 16
     channels: PosInt = 3
     classes: PosInt | None = None
-    batch: PosInt = 1
+    batch: Batch = 1
 
 
 #: the family defaults of :class:`DecoderSpec` (ffn_kind, norm, rope)
