@@ -40,8 +40,10 @@ NASTY = [
     "[" * 200 + "]" * 200, "'" + "z" * 100_000 + "'", "1_000", "+5", "~", "4096", "65536", "0.000001",
 ]  # fmt: skip
 #: flags of ``map`` and the values tried in them
-FLAGS = ["--spad-kib", "--acc-kib", "--dataflow", "--objective", "--fusion", "--explain", "--time-limit"]
-FLAG_VALUES = ["0", "-5", "1", "16", "1e30", "inf", "nan", "", "ws", "os", "none", "auto", "edp", "a\nb", "9" * 400]
+FLAGS = ["--spad-kib", "--acc-kib", "--dataflow", "--objective", "--fusion", "--explain", "--time-limit", "--seq-len",
+         "--batch", "--kv-len", "--phase"]  # fmt: skip
+FLAG_VALUES = ["0", "-5", "1", "16", "1e30", "inf", "nan", "", "ws", "os", "none", "auto", "edp", "a\nb", "9" * 400,
+               "decode", "prefill", "1000000000"]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +96,10 @@ def cases(n: int, seed: int = 0) -> Iterator[Case]:
     rng = random.Random(seed)
     sources = {
         "arch": [(DATA / "arch" / name).read_text() for name in ("gemmini.yaml", "gemmini-transformer.yaml")],
-        "workload": [(DATA / "workloads" / "bert-tiny.yaml").read_text(), SMALL_OPS],
+        "workload": [
+            *((DATA / "workloads" / name).read_text() for name in ("bert-tiny.yaml", "gpt2.yaml", "llama2-7b.yaml")),
+            SMALL_OPS,
+        ],
     }
     for _ in range(n):
         target = rng.choice(["arch", "workload"])
