@@ -455,3 +455,23 @@ def test_searches_refuse_a_huge_grid_before_allocating(tmp_path, capsys, method)
     f.write_text("name: cube\nops:\n  - {name: mm, op: matmul, M: 131072, K: 131072, N: 131072}\n")
     rc, _, err = run(capsys, "map", str(f), "--search", method)
     one_line_error(rc, err, "ceiling of 10,000,000")
+
+
+def test_a_full_disk_leaves_no_plot_half_written(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from gemmap import report
+
+    real = report.os.replace
+
+    def full_on_svg(src, dst):
+        if str(dst).endswith(".svg"):
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(report.os, "replace", full_on_svg)
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([1, 2])
+    with pytest.raises(GemmapError, match=r"heatmap_energy\.svg: No space left"):
+        report.save_figure(fig, tmp_path / "heatmap_energy")
+    assert list(tmp_path.iterdir()) == []
