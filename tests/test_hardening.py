@@ -475,3 +475,20 @@ def test_a_full_disk_leaves_no_plot_half_written(tmp_path, monkeypatch):
     with pytest.raises(GemmapError, match=r"heatmap_energy\.svg: No space left"):
         report.save_figure(fig, tmp_path / "heatmap_energy")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_swapped_optimal_mappings_are_never_served(tmp_path, capsys):
+    """The issue's case: optimal mappings swapped between shapes in the store gave other answers,
+    still marked proven optimal. Each row's checksum covers the key and shape it answers."""
+
+    def optimal(out: str, *cache: str) -> tuple[int, str, str]:
+        return run(capsys, "sweep", TINY, "--spad-kib", "64,128", "--out", str(tmp_path / out), "--no-plots", *cache)
+
+    db = tmp_path / "cache.sqlite"
+    assert optimal("ref", "--no-cache")[0] == 0
+    assert optimal("fill", "--cache", str(db))[0] == 0
+    _corrupt(db, "swapped shapes")
+    rc, _, err = optimal("run", "--cache", str(db))
+    assert rc == 0 and "entries ignored" in err
+    assert _table(tmp_path / "run") == _table(tmp_path / "ref")
+    assert {r["proven_optimal"] for r in _table(tmp_path / "run")} == {"true"}
