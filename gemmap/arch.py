@@ -20,7 +20,7 @@ from pydantic.dataclasses import dataclass
 
 from gemmap import specio
 from gemmap.errors import GemmapError
-from gemmap.specio import SHIPPED, Name, StrictBool, build, float_in, int_in, load_yaml, shipped
+from gemmap.specio import SHIPPED, Label, StrictBool, build, float_in, int_in, load_yaml, shipped
 
 _SPEC = ConfigDict(extra="forbid", frozen=True)
 # every number of the arch has its physical range (the bounds and their reasons: gemmap/specio.py)
@@ -234,7 +234,7 @@ class Software:
 class Arch:
     """A complete Gemmini-like accelerator configuration."""
 
-    name: Name
+    name: Label  # "" only for the optimal search's internal normalised arch (load_arch refuses it)
     pe_array: PEArray = dataclasses.field(default_factory=PEArray)
     datatypes: DataTypes = dataclasses.field(default_factory=DataTypes)
     scratchpad: Sram = dataclasses.field(default_factory=lambda: Sram(kib=256, banks=4))
@@ -369,7 +369,10 @@ def load_arch(path: str | Path = DEFAULT_ARCH) -> Arch:
     """Load and validate an architecture YAML file."""
     path = shipped(path, "arch")
     data = load_yaml(path)
-    return build(Arch, data, str(path)).checked(specio.shown(str(path)))
+    arch = build(Arch, data, str(path))
+    if not arch.name:
+        raise GemmapError(f"{specio.shown(str(path))}: 'name': must not be empty")
+    return arch.checked(specio.shown(str(path)))
 
 
 def ceil_div(a: int, b: int) -> int:

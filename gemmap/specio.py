@@ -125,7 +125,9 @@ def float_in(b: Bound) -> Any:
 #: booleans only as booleans (YAML true/false), never 0, 1 or "yes" as a string
 StrictBool = Annotated[bool, Field(strict=True)]
 #: a name: one printable line of at most 200 characters (it is echoed in tables, CSVs and errors)
-Name = Annotated[str, Field(strict=True, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Name = Annotated[str, Field(strict=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+#: a name that may be empty (the arch's: the optimal search normalises it away)
+Label = Annotated[str, Field(strict=True, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 def _parse(text: str, kind: type, b: Bound, what: str) -> float:

@@ -62,11 +62,13 @@ ARCH_BAD = [
     ("bool string", "name: x\ndma: {write_gather: 'false'}\n", "valid boolean"),
     ("newline key", 'name: x\npe_array: {"ro\\nws": 16}\n', "ro\\nws"),
     ("name with newline", 'name: "a\\nb"\n', "'name'"),
+    ("empty name", "name: ''\n", "'name'"),
 ]
 
 
 WORKLOAD_BAD = [
     ("seq 10^9", "name: b\nmodel: bert\nseq_len: 1000000000\n", "'seq_len'"),
+    ("empty name", "name: ''\nmodel: bert\n", "'name'"),
     ("layers 10^6", "name: b\nmodel: bert\nlayers: 1000000\n", "'layers'"),
     ("M 10^8", "name: t\nops:\n  - {name: mm, op: matmul, M: 100000000, K: 4, N: 4}\n", "ops[mm].M"),
     ("MACs over 2^53", "name: t\nops:\n  - {name: mm, op: matmul, M: 9000000, K: 9000000, N: 9000}\n", "2^53"),
