@@ -39,9 +39,17 @@ NASTY = [
     str(2**53 + 1), '"a\\nb"', "!!python/object/apply:os.system ['echo hacked']", "*nope", "&a 3", "[1, [2, [3]]]",
     "[" * 200 + "]" * 200, "'" + "z" * 100_000 + "'", "1_000", "+5", "~", "4096", "65536", "0.000001",
 ]  # fmt: skip
-#: flags of ``map`` and the values tried in them
-FLAGS = ["--spad-kib", "--acc-kib", "--dataflow", "--objective", "--fusion", "--explain", "--time-limit", "--seq-len",
-         "--batch", "--kv-len", "--phase"]  # fmt: skip
+#: per command, the flags tried (with FLAG_VALUES)
+FLAGS = {
+    "map": ["--spad-kib", "--acc-kib", "--dataflow", "--objective", "--fusion", "--explain", "--time-limit",
+            "--seq-len", "--batch", "--kv-len", "--phase"],
+    "schedule": ["--spad-kib", "--acc-kib", "--seq-len", "--dataflow", "--objective", "--phase", "--batch"],
+    "sweep": ["--spad-kib", "--acc-kib", "--fusion", "--seq-len", "--batch", "--tolerance", "--pe-dim", "--hidden",
+              "--heads", "--dataflow"],
+}  # fmt: skip
+#: the command each case runs, weighted
+COMMANDS = ["map"] * 6 + ["schedule", "sweep"]
+LIST_VALUES = ["64,128", "32,1e30", "16,", "auto", "none,auto", "ws,os", "0,64"]
 FLAG_VALUES = ["0", "-5", "1", "16", "1e30", "inf", "nan", "", "ws", "os", "none", "auto", "edp", "a\nb", "9" * 400,
                "decode", "prefill", "1000000000"]  # fmt: skip
 
@@ -54,6 +62,7 @@ class Case:
     text: str
     flags: tuple[str, ...]
     how: str
+    command: str = "map"
 
 
 def _mutate(text: str, rng: random.Random) -> tuple[str, str]:
@@ -106,12 +115,13 @@ def cases(n: int, seed: int = 0) -> Iterator[Case]:
         text, how = rng.choice(sources[target]), "flags"
         for _ in range(rng.choice([1, 1, 2, 3])):
             text, how = _mutate(text, rng)
+        command = rng.choice(COMMANDS)
         flags: tuple[str, ...] = ()
         if rng.random() < 0.25:
-            flag = rng.choice(FLAGS)
-            flags = (flag, rng.choice(FLAG_VALUES))
+            flag = rng.choice(FLAGS[command])
+            flags = (flag, rng.choice(FLAG_VALUES + LIST_VALUES))
             how += f" {flag}"
-        yield Case(target, text, flags, how)
+        yield Case(target, text, flags, how, command)
 
 
 def check(case: Case, work: Path) -> tuple[int | None, str | None]:
@@ -122,7 +132,12 @@ def check(case: Case, work: Path) -> tuple[int | None, str | None]:
     out = work / "out"
     workload = str(spec) if case.target == "workload" else str(DATA / "workloads" / "bert-tiny.yaml")
     arch = ["--arch", str(spec)] if case.target == "arch" else []
-    argv = ["map", workload, "--search", "heuristic", *arch, "--json", str(out / "m.json"), *case.flags]
+    outputs = {
+        "map": ["--json", str(out / "m.json")],
+        "schedule": ["--json", str(out / "m.json")],
+        "sweep": ["--out", str(out), "--no-cache", "--no-plots"],
+    }[case.command]
+    argv = [case.command, workload, "--search", "heuristic", *arch, *outputs, *case.flags]
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -141,6 +156,8 @@ def check(case: Case, work: Path) -> tuple[int | None, str | None]:
         if out.exists():
             return rc, "files left on exit 2"
         return rc, None
+    if case.command == "sweep":
+        return rc, None if (out / "sweep.csv").is_file() else "exit 0 without sweep.csv"
     try:
         json.loads((out / "m.json").read_text(), parse_constant=_refuse)
     except (OSError, ValueError) as exc:
