@@ -37,6 +37,7 @@ import dataclasses
 import io
 import itertools
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -456,10 +457,25 @@ def read_rows(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
         row = dict(zip(FIELDS, rec))
         try:
             Point.from_row(row)
+            _check_values(row)
         except (ValueError, TypeError):
-            raise GemmapError(f"{name}: line {n} is damaged (its key columns are not a sweep point)") from None
+            raise GemmapError(f"{name}: line {n} is damaged (not a finished sweep point)") from None
         rows.append(row)
     return rows
+
+
+def _check_values(row: dict[str, str]) -> None:
+    """ValueError unless a row's values are what :meth:`PointResult.row` writes (numbers where the
+    point is ``ok``), so a damaged line is refused on ``--resume`` rather than plotted."""
+    if row["status"] != "ok":
+        if not row["status"].startswith("error: "):
+            raise ValueError("status")
+        return
+    int(row["cycles"]), int(row["dram_bytes"])
+    if not all(math.isfinite(float(row[f])) for f in ("energy_pj", "edp", "area_mm2")):
+        raise ValueError("non-finite")
+    if row["proven_optimal"] not in ("true", "false", ""):
+        raise ValueError("proven_optimal")
 
 
 class Journal:

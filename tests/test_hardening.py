@@ -308,11 +308,18 @@ def test_resume_with_a_damaged_manifest_is_one_line(tmp_path, capsys, damage):
     one_line_error(rc, err, "sweep.json")
 
 
-def test_resume_with_a_damaged_table_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("column", ["spad_kib", "cycles", "energy_pj", "status"])
+def test_resume_with_a_damaged_table_is_one_line(tmp_path, capsys, column):
+    import csv
+
     out = tmp_path / "s"
     assert _sweep(capsys, out, "--no-cache")[0] == 0
-    text = (out / "sweep.csv").read_text().splitlines()
-    (out / "sweep.csv").write_text("\n".join([text[0], "x" + text[1][1:], *text[2:]]) + "\n")
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    rows[0][column] = {"cycles": "12x", "energy_pj": "inf", "status": "maybe"}.get(column, "x64")
+    with (out / "sweep.csv").open("w") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     rc, _, err = _sweep(capsys, out, "--no-cache", "--resume")
     one_line_error(rc, err, "sweep.csv", "line 2")
 
