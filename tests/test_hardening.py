@@ -247,15 +247,13 @@ def _samples():
 
 
 def test_svg_outputs_are_byte_identical(tmp_path):
-    """save_figure, behind every plot (cdf, sweep heatmaps, schedule, validate): no date, fixed ids."""
-    from matplotlib.figure import Figure
-
-    from gemmap.report import save_figure
+    """figures.save, behind every plot (cdf, sweep heatmaps, schedule, validate): no date, fixed ids."""
+    from gemmap.figures import new_figure, save
 
     for name in ("a", "b"):
-        fig = Figure(figsize=(2, 2))
+        fig = new_figure(2, 2)
         fig.subplots().plot([1, 2, 3], [3, 1, 2])
-        save_figure(fig, tmp_path / name)
+        save(fig, tmp_path / name)
     svg = (tmp_path / "a.svg").read_bytes()
     assert svg == (tmp_path / "b.svg").read_bytes() and b"clip-path" in svg and b"<dc:date>" not in svg
 
@@ -467,9 +465,8 @@ def test_searches_refuse_a_huge_grid_before_allocating(tmp_path, capsys, method)
 
 
 def test_a_full_disk_leaves_no_plot_half_written(tmp_path, monkeypatch):
-    from matplotlib.figure import Figure
-
     from gemmap import report
+    from gemmap.figures import new_figure, save
 
     real = report.os.replace
 
@@ -479,10 +476,10 @@ def test_a_full_disk_leaves_no_plot_half_written(tmp_path, monkeypatch):
         real(src, dst)
 
     monkeypatch.setattr(report.os, "replace", full_on_svg)
-    fig = Figure(figsize=(1, 1))
+    fig = new_figure(1, 1)
     fig.subplots().plot([1, 2])
     with pytest.raises(GemmapError, match=r"heatmap_energy\.svg: No space left"):
-        report.save_figure(fig, tmp_path / "heatmap_energy")
+        save(fig, tmp_path / "heatmap_energy")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -501,3 +498,26 @@ def test_swapped_optimal_mappings_are_never_served(tmp_path, capsys):
     assert rc == 0 and "entries ignored" in err
     assert _table(tmp_path / "run") == _table(tmp_path / "ref")
     assert {r["proven_optimal"] for r in _table(tmp_path / "run")} == {"true"}
+
+
+@pytest.mark.parametrize(
+    "kind,content,needle",
+    [
+        ("hf", "fifo", "FIFO"),
+        ("hf", '{"model_type": "gpt2", "n_embd": ' + "9" * 5000 + "}", "malformed JSON"),
+        ("hf", "[" * 100_000 + "]" * 100_000, "malformed JSON"),
+        ("onnx", "fifo", "FIFO"),
+    ],
+    ids=["hf fifo", "hf 5000 digits", "hf deep", "onnx fifo"],
+)
+def test_imports_read_regular_files_only(tmp_path, capsys, kind, content, needle):
+    if kind == "onnx":
+        pytest.importorskip("onnx")
+    src = tmp_path / ("config.json" if kind == "hf" else "model.onnx")
+    if content == "fifo":
+        os.mkfifo(src)
+    else:
+        src.write_text(content)
+    rc, _, err = run(capsys, "import", kind, str(src), "-o", str(tmp_path / "w.yaml"))
+    one_line_error(rc, err, needle)
+    assert not (tmp_path / "w.yaml").exists()

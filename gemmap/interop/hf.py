@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gemmap.errors import GemmapError, did_you_mean
+from gemmap.errors import GemmapError, did_you_mean, shown
 from gemmap.specio import read_text
 from gemmap.workload import Overrides
 
@@ -60,7 +60,7 @@ class _Config:
                 return default
             raise GemmapError(f"{self.source}: missing '{key}' (needed for model_type {self.model_type})")
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GemmapError(f"{self.source}: '{key}' must be a positive whole number, got {value!r}")
+            raise GemmapError(f"{self.source}: '{key}' must be a positive whole number, got {shown(value)}")
         return value
 
 
@@ -70,7 +70,11 @@ def load_config(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
-        raise GemmapError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise GemmapError(
+            f"{shown(str(path))}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting too deep
+        raise GemmapError(f"{shown(str(path))}: malformed JSON ({shown(str(exc))})") from None
     if not isinstance(data, dict):
         raise GemmapError(f"{path}: expected a JSON object (a Hugging Face config.json)")
     return data

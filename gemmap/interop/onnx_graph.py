@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from gemmap.errors import GemmapError
-from gemmap.specio import build
+from gemmap.errors import GemmapError, shown
+from gemmap.specio import build, read_input
 from gemmap.workload import ExplicitSpec, explicit_workload
 
 INSTALL_HINT = "gemmap import onnx needs the 'onnx' package: pip install 'gemmap[onnx]' (or pip install onnx)"
@@ -291,14 +291,17 @@ def workload_from_model(model: Any, name: str, source: str, dims: Mapping[str, i
     return OnnxImport(spec, tuple(walk.skipped.most_common()), walk.opset)
 
 
+#: the largest .onnx read (protobuf's own limit for one message is 2 GiB)
+MAX_ONNX_BYTES = 2 * 1024**3
+
+
 def import_onnx(path: str | Path, name: str | None = None, dims: Mapping[str, int] | None = None) -> OnnxImport:
     """Read an ``.onnx`` file and import its graph (module docstring); one line on any failure."""
     onnx = _onnx()
     path = Path(path)
+    data = read_input(path, MAX_ONNX_BYTES)  # a regular file (a FIFO or device is refused, not read)
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except OSError as exc:
-        raise GemmapError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+        model = onnx.load_model_from_string(data)
     except Exception:  # protobuf's DecodeError and friends: not an ONNX model
-        raise GemmapError(f"{path}: not an ONNX model (the file does not parse as one)") from None
+        raise GemmapError(f"{shown(str(path))}: not an ONNX model (the file does not parse as one)") from None
     return workload_from_model(model, name or path.stem, str(path), dims)
