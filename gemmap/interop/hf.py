@@ -60,7 +60,7 @@ class _Config:
                 return default
             raise GemmapError(f"{self.source}: missing '{key}' (needed for model_type {self.model_type})")
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GemmapError(f"{self.source}: '{key}' must be a positive whole number, got {shown(value)}")
+            raise GemmapError(f"{self.source}: '{key}' must be a positive whole number, got {shown(repr(value))}")
         return value
 
 
