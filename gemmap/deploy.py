@@ -30,7 +30,7 @@ import numpy as np
 
 from gemmap import grouping
 from gemmap.arch import Arch
-from gemmap.errors import GemmapError, did_you_mean
+from gemmap.errors import GemmapError, did_you_mean, shown
 from gemmap.mapper import LayerResult, WorkloadResult
 from gemmap.pipeline import Unit, units_of
 from gemmap.search import SearchOptions
@@ -170,15 +170,18 @@ def read_exit_probabilities(path: str, units: tuple[Unit, ...]) -> np.ndarray:
     from gemmap.specio import load_yaml
 
     data = load_yaml(path)
+    path = shown(path)
     if not isinstance(data, dict):
         raise GemmapError(f"{path}: expected a mapping of layer name to exit probability")
     names = [u.name for u in units]
     p = np.zeros(len(units))
     for key, value in data.items():
         if key not in names:
-            raise GemmapError(f"{path}: no layer '{key}' in the plan's units{did_you_mean(str(key), names)}")
+            raise GemmapError(f"{path}: no layer '{shown(key)}' in the plan's units{did_you_mean(str(key), names)}")
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise GemmapError(f"{path}: exit probability of '{key}' must be a number in [0, 1], got {value!r}")
+            raise GemmapError(
+                f"{path}: exit probability of '{shown(key)}' must be a number in [0, 1], got {shown(value)}"
+            )
         p[names.index(key)] = float(value)
     if p.sum() > 1 + 1e-9:
         raise GemmapError(f"{path}: exit probabilities sum to {p.sum():.6g} > 1")

@@ -106,6 +106,16 @@ SECONDS = Bound(0, 86_400, "seconds", lo_open=True)
 TOLERANCE = Bound(0, 100, "", lo_open=True)
 #: local worker processes
 WORKERS = Bound(1, 1024, "processes")
+#: a device's memory (deploy): 16 TiB is ~100× the memory of the largest accelerator package
+DEVICE_MIB = Bound(0, 2**24, "MiB", lo_open=True)
+#: storage read bandwidth (deploy): 10 TB/s is ~100× a PCIe 5 x16 NVMe array
+STORAGE_MB_S = Bound(0, 1e7, "MB/s", lo_open=True)
+#: storage access latency (deploy): 10 s is beyond any device that still answers
+LATENCY_US = Bound(0, 1e7, "µs")
+#: a shared DRAM channel (pipeline): 100 TB/s is ~30× an HBM3 memory system
+CHANNEL_GB_S = Bound(0, 1e5, "GB/s", lo_open=True)
+#: a throughput floor (pipeline): 10¹² inferences per second is beyond any accelerator
+THROUGHPUT = Bound(0, 1e12, "inferences/s", lo_open=True)
 
 #: an integer written with more digits than this is refused as text, before Python converts it
 MAX_INT_DIGITS = 40

@@ -157,6 +157,9 @@ FLAGS_BAD = [
     (["sweep", TINY, "--out", "{tmp}/s", "--cache", "{tmp}"], "--cache"),
     (["schedule", TINY, "--seq-len", "1000000000"], "--seq-len"),
     (["schedule", TINY, "--acc-kib", "64,inf"], "--acc-kib"),
+    (["deploy", TINY, "--dram-mib", "inf", "--storage-mb-per-s", "100"], "--dram-mib"),
+    (["deploy", TINY, "--dram-mib", "64", "--storage-mb-per-s", "1e30"], "--storage-mb-per-s"),
+    (["pipeline", TINY, "--arch", "gemmini", "--arch", "gemmini", "--dram-gb-per-s", "nan"], "--dram-gb-per-s"),
 ]
 
 

@@ -164,7 +164,7 @@ def test_cli_pipeline_json_and_plot(tmp_path):
     "args, message",
     [
         (("--arch", "gemmini"), "at least two accelerators"),
-        (("--arch", "gemmini", "--arch", "gemmini", "--dram-gb-per-s", "0"), "expected a positive number"),
+        (("--arch", "gemmini", "--arch", "gemmini", "--dram-gb-per-s", "0"), "expected a number > 0"),
         (("--arch", "gemmini", "--arch", "gemmini", "--json", "/"), "--json"),
     ],
 )

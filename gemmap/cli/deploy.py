@@ -6,17 +6,17 @@ import argparse
 
 from rich.console import Console
 
-from gemmap import api
+from gemmap import api, specio
 from gemmap.cli.common import (
     add_arch_args,
     add_search_args,
     add_workload_args,
     arch_from_args,
+    bounded_float,
     overrides_from_args,
     search_options,
 )
 from gemmap.deploy import MIB, deploy
-from gemmap.errors import GemmapError
 from gemmap.pipeline import CUTS
 from gemmap.report import check_output_file, print_table, write_json
 from gemmap.specio import load_yaml
@@ -45,10 +45,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_search_args(p)
     add_workload_args(p)
     p.add_argument("--fusion", default="none", help="fusion policy: none, all or auto (default: none)")
-    p.add_argument("--dram-mib", type=float, required=True, metavar="MIB", help="the device's memory (MiB)")
-    p.add_argument("--storage-mb-per-s", type=float, required=True, metavar="MB_PER_S",
+    p.add_argument(
+        "--dram-mib",
+        type=bounded_float(specio.DEVICE_MIB),
+        required=True,
+        metavar="MIB",
+        help="the device's memory (MiB)",
+    )
+    p.add_argument("--storage-mb-per-s", type=bounded_float(specio.STORAGE_MB_S), required=True, metavar="MB_PER_S",
                    help="sequential read bandwidth of the storage (MB/s, 10^6 bytes)")  # fmt: skip
-    p.add_argument("--storage-latency-us", type=float, default=0.0, metavar="US",
+    p.add_argument("--storage-latency-us", type=bounded_float(specio.LATENCY_US), default=0.0, metavar="US",
                    help="access latency per group load (µs; default 0)")  # fmt: skip
     p.add_argument("--exit-probabilities", metavar="FILE", help="early exit: unit name -> probability (YAML/JSON)")
     p.add_argument(
@@ -61,11 +67,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         check_output_file(args.json, "--json")
-    for value, flag in ((args.dram_mib, "--dram-mib"), (args.storage_mb_per_s, "--storage-mb-per-s")):
-        if not value > 0:
-            raise GemmapError(f"{flag} must be positive, got {value:g}")
-    if not args.storage_latency_us >= 0:
-        raise GemmapError(f"--storage-latency-us must be ≥ 0, got {args.storage_latency_us:g}")
     if args.exit_probabilities is not None:
         load_yaml(args.exit_probabilities)  # a missing or malformed file fails now, not after the mapping
     arch = arch_from_args(args)

@@ -6,10 +6,10 @@ import argparse
 
 from rich.console import Console
 
-from gemmap import api
+from gemmap import api, specio
 from gemmap.arch import load_arch
 from gemmap.chain import OBJECTIVES
-from gemmap.cli.common import add_search_args, add_workload_args, overrides_from_args, positive_float, search_options
+from gemmap.cli.common import add_search_args, add_workload_args, bounded_float, overrides_from_args, search_options
 from gemmap.pipeline import CUTS, pipeline
 from gemmap.report import check_output_file, print_table, write_json
 from gemmap.workload import load_workload
@@ -41,10 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--optimize", choices=OBJECTIVES, default="throughput",
                    help="what the partition maximises (throughput) or minimises per inference (latency, edp)")  # fmt: skip
-    p.add_argument("--min-throughput", type=positive_float, metavar="INF_PER_S",
+    p.add_argument("--min-throughput", type=bounded_float(specio.THROUGHPUT), metavar="INF_PER_S",
                    help="with --optimize latency|edp: only partitions at least this fast (inferences/s)")  # fmt: skip
     p.add_argument("--cuts", choices=CUTS, default="ops", help="cut before any matmul (ops) or between blocks only")
-    p.add_argument("--dram-gb-per-s", type=positive_float, metavar="GB_PER_S",
+    p.add_argument("--dram-gb-per-s", type=bounded_float(specio.CHANNEL_GB_S), metavar="GB_PER_S",
                    help="the shared DRAM channel's bandwidth in GB/s (10^9 bytes)")  # fmt: skip
     p.add_argument("--json", metavar="FILE", help="write the result as JSON")
     p.add_argument("--plot", metavar="FILE", help="write FILE.png and FILE.svg: the steady-state stage Gantt")
