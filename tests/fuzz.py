@@ -46,9 +46,11 @@ FLAGS = {
     "schedule": ["--spad-kib", "--acc-kib", "--seq-len", "--dataflow", "--objective", "--phase", "--batch"],
     "sweep": ["--spad-kib", "--acc-kib", "--fusion", "--seq-len", "--batch", "--tolerance", "--pe-dim", "--hidden",
               "--heads", "--dataflow"],
+    "pipeline": ["--dram-gb-per-s", "--min-throughput", "--optimize", "--fusion", "--seq-len"],
+    "deploy": ["--dram-mib", "--storage-mb-per-s", "--storage-latency-us", "--fusion", "--seq-len"],
 }  # fmt: skip
 #: the command each case runs, weighted
-COMMANDS = ["map"] * 6 + ["schedule", "sweep"]
+COMMANDS = ["map"] * 6 + ["schedule", "sweep", "pipeline", "deploy"]
 LIST_VALUES = ["64,128", "32,1e30", "16,", "auto", "none,auto", "ws,os", "0,64"]
 FLAG_VALUES = ["0", "-5", "1", "16", "1e30", "inf", "nan", "", "ws", "os", "none", "auto", "edp", "a\nb", "9" * 400,
                "decode", "prefill", "1000000000"]  # fmt: skip
@@ -136,6 +138,9 @@ def check(case: Case, work: Path) -> tuple[int | None, str | None]:
         "map": ["--json", str(out / "m.json")],
         "schedule": ["--json", str(out / "m.json")],
         "sweep": ["--out", str(out), "--no-cache", "--no-plots"],
+        "pipeline": ["--json", str(out / "m.json")]
+        + ["--arch", str(DATA / "arch" / "gemmini.yaml")] * (2 - len(arch) // 2),
+        "deploy": ["--json", str(out / "m.json"), "--dram-mib", "1", "--storage-mb-per-s", "100"],
     }[case.command]
     argv = [case.command, workload, "--search", "heuristic", *arch, *outputs, *case.flags]
     err = io.StringIO()
