@@ -144,6 +144,7 @@ FLAGS_BAD = [
     (["map", TINY, "--time-limit", "nan"], "--time-limit"),
     (["map", TINY, "--search", "random", "--samples", "1000000000"], "1,000,000"),
     (["map", TINY, "--json", ""], "--json"),
+    (["map", TINY, "--search", "heuristic", "--explain", ""], "--explain"),
     (["map", TINY, "--search", "heuristic", "--explain", "a\nb" * 200], "a\\nb"),
     (["map", TINY, "--objective", "x\ny" * 10_000], "--objective"),
     (["cdf", TINY, "--layers", "", "--out", "{tmp}/c"], "--layers"),

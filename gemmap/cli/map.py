@@ -15,6 +15,7 @@ from gemmap.cli.common import (
     overrides_from_args,
     search_options,
 )
+from gemmap.errors import GemmapError
 from gemmap.report import (
     MAP_DROPPABLE,
     atomic_write,
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     arch = arch_from_args(args)
     options = search_options(args, args.dataflow)
     workload = load_workload(args.workload, overrides=overrides_from_args(args))
+    if args.explain is not None and not args.explain.strip():
+        raise GemmapError("--explain: give a layer name, or no value for every layer")
     if args.explain and args.explain != "*":
         workload.problem(args.explain)  # an unknown layer is an error before any work
     console = Console(stderr=True)
