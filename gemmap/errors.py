@@ -44,14 +44,37 @@ def shown(value: object) -> str:
 
 
 _WARNED: set[str] = set()
+#: warnings held while a command runs (None: printed at once)
+_HELD: list[str] | None = None
 
 
 def warn(message: str) -> None:
-    """Print ``gemmap: warning: message`` on stderr as one line, once per distinct message."""
+    """``gemmap: warning: message`` on stderr as one line, once per distinct message; while a
+    command runs (:func:`hold_warnings`) it waits for the command's outcome."""
     if message in _WARNED:
         return
     _WARNED.add(message)
-    print(f"gemmap: warning: {one_line(message, 400)}", file=sys.stderr, flush=True)
+    line = f"gemmap: warning: {one_line(message, 400)}"
+    if _HELD is not None:
+        _HELD.append(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+def hold_warnings() -> None:
+    """Hold warnings until :func:`release_warnings`: a command that then fails on bad input says
+    only its one error line."""
+    global _HELD
+    _HELD = []
+
+
+def release_warnings(show: bool) -> None:
+    """Print the held warnings (``show``: the command finished or was interrupted) or drop them
+    (it failed on bad input), and print warnings at once from now on."""
+    global _HELD
+    held, _HELD = _HELD or [], None
+    for line in held if show else ():
+        print(line, file=sys.stderr, flush=True)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

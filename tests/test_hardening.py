@@ -525,3 +525,10 @@ def test_imports_read_regular_files_only(tmp_path, capsys, kind, content, needle
     rc, _, err = run(capsys, "import", kind, str(src), "-o", str(tmp_path / "w.yaml"))
     one_line_error(rc, err, needle)
     assert not (tmp_path / "w.yaml").exists()
+
+
+def test_a_warning_before_bad_input_leaves_one_error_line(capsys):
+    rc, _, err = run(capsys, "map", TINY, "--search", "heuristic", "--spad-kib", "100000", "--explain", "nope")
+    one_line_error(rc, err, "no layer 'nope'")
+    rc, _, err = run(capsys, "map", TINY, "--search", "heuristic", "--spad-kib", "100000")
+    assert rc == 0 and err.count("warning") == 1

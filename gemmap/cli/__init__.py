@@ -16,7 +16,7 @@ from typing import NoReturn
 from gemmap import __version__
 from gemmap.cli import calibrate, cdf, deploy, evaluate, export, importer, listing, pipeline, schedule, sweep, validate
 from gemmap.cli import map as map_cmd
-from gemmap.errors import GemmapError, did_you_mean, one_line, shown
+from gemmap.errors import GemmapError, did_you_mean, hold_warnings, one_line, release_warnings, shown
 
 COMMANDS = (map_cmd, cdf, sweep, schedule, evaluate, validate, calibrate, importer, export, pipeline, deploy, listing)
 
@@ -81,21 +81,31 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()  # bare `gemmap`: what it can do, not an error
         return 0
     args = parser.parse_args(argv)
+    hold_warnings()  # a run that fails on bad input prints its one error line and nothing else
     try:
-        return int(args.run(args) or 0)
+        status = int(args.run(args) or 0)
     except GemmapError as exc:
+        release_warnings(show=False)
         _report(str(exc))
         return 2
     except BrokenPipeError:  # output piped into a reader that stopped (e.g. head): quiet, like cat
+        release_warnings(show=False)
         _quiet_stdout()
         return 0
     except OSError as exc:  # a path the user gave: a directory, an unwritable or missing place
+        release_warnings(show=False)
         where = f" {shown(str(exc.filename))}" if exc.filename else ""
         _report(f"cannot use{where}: {exc.strerror or exc}")
         return 2
     except KeyboardInterrupt:
+        release_warnings(show=True)
         print(f"gemmap: interrupted; {_after_interrupt(args, sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
         return 130
+    except BaseException:
+        release_warnings(show=True)
+        raise
+    release_warnings(show=True)
+    return status
 
 
 def _after_interrupt(args: argparse.Namespace, argv: list[str]) -> str:

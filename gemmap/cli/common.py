@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from gemmap import specio
 from gemmap.arch import DEFAULT_ARCH, Arch, load_arch
-from gemmap.errors import GemmapError, shown
+from gemmap.errors import GemmapError, shown, warn
 from gemmap.search import METHODS, OBJECTIVES, SearchOptions
 from gemmap.workload import Overrides
 
@@ -152,8 +151,8 @@ def warn_unusual(arch: Arch, sram_kib: Sequence[float] = ()) -> None:
     sizes = [arch.scratchpad.kib, arch.accumulator.kib, *sram_kib]
     odd += [f"an SRAM of {v:g} KiB" for v in dict.fromkeys(sizes) if not REAL_SRAM_KIB[0] <= v <= REAL_SRAM_KIB[1]]
     if odd:
-        print(f"gemmap: warning: {', '.join(odd)}: far outside any real Gemmini (arrays {REAL_DIM[0]}-{REAL_DIM[1]} "
-              f"per side, SRAMs 1 KiB-64 MiB); the model runs, but nothing has validated it there", file=sys.stderr)  # fmt: skip
+        warn(f"{', '.join(odd)}: far outside any real Gemmini (arrays {REAL_DIM[0]}-{REAL_DIM[1]} per side, "
+             "SRAMs 1 KiB-64 MiB); the model runs, but nothing has validated it there")  # fmt: skip
 
 
 def arch_from_args(args: argparse.Namespace) -> Arch:
