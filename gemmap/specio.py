@@ -79,8 +79,8 @@ EXPONENT = Bound(0, 4, "")
 REF_KIB = Bound(0, SRAM_KIB.hi, "KiB", lo_open=True)
 #: mm² per KiB of SRAM or per PE: 10⁴ mm² is 10× the reticle limit (~860 mm²)
 AREA_MM2 = Bound(0, 1e4, "mm²")
-#: clock in MHz: 100 GHz is 20× any CMOS accelerator clock
-FREQUENCY_MHZ = Bound(0, 1e5, "MHz", lo_open=True)
+#: clock in MHz: 1 MHz is slower than any accelerator ever clocked, 100 GHz 20× any CMOS one
+FREQUENCY_MHZ = Bound(1, 1e5, "MHz")
 #: a tensor dim (M, K, N, channels, rows, sequence length, hidden, FFN width): 10⁷ is beyond any
 #: context length or width trained; with the MAC cap below, every count stays exact in int64
 TENSOR_DIM = Bound(1, 10_000_000, "elements")

@@ -58,6 +58,7 @@ ARCH_BAD = [
     ("bandwidth 1e9", "name: x\ndram: {bytes_per_cycle: 1000000000.0}\n", "'dram.bytes_per_cycle'"),
     ("mac 1e7 pJ", "name: x\nenergy: {mac_pj: 10000000.0}\n", "'energy.mac_pj'"),
     ("frequency", "name: x\nfrequency_mhz: 1.0e+9\n", "'frequency_mhz'"),
+    ("frequency 1 Hz", "name: x\nfrequency_mhz: 0.000001\n", "'frequency_mhz'"),
     ("bool 0", "name: x\nnonlinear: {norm_unit: 0}\n", "valid boolean"),
     ("bool string", "name: x\ndma: {write_gather: 'false'}\n", "valid boolean"),
     ("newline key", 'name: x\npe_array: {"ro\\nws": 16}\n', "ro\\nws"),
