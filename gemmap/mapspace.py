@@ -56,9 +56,10 @@ from gemmap.workload import Problem
 _ALPHABET = {"M": 0, "N": 1, "K": 2}
 _BY_RANK = sorted(range(len(ORDERS)), key=lambda i: [_ALPHABET[c] for c in ORDERS[i]])
 DB_CHOICES = ((False, False), (False, True), (True, False), (True, True))
-#: local-tile grid cells (candidates of M × K × N) the exhaustive walk and the random sampler hold
-#: as arrays: each cell costs ~50 bytes across the validity and count tables, so 10⁷ is ~0.5 GB
-MAX_GRID_CELLS = 10_000_000
+#: the most local tile triples (Tm, Tk, Tn candidates) a search over the GEMM mapspace tabulates:
+#: its counts, its samples and the optimal search's bound pass hold up to ≈24 bytes per triple
+#: (≈1 GiB here; a GPT-3 FFN has 13 M); a larger layer is refused before any work
+MAX_TILE_TRIPLES = 40_000_000
 #: tile triples expanded at once by :meth:`MapSpace.enumerate` (a few hundred thousand mappings)
 TRIPLES_PER_CHUNK = 4096
 
@@ -350,14 +351,15 @@ class MapSpace:
 
     def require_small_grid(self, what: str) -> None:
         """Refuse, before any array is allocated, a space whose local-tile grid (candidates of M × K ×
-        N) exceeds :data:`MAX_GRID_CELLS` for ``what`` (the exhaustive walk, the random sampler)."""
+        N) exceeds :data:`MAX_TILE_TRIPLES` for ``what`` (the exhaustive walk, the random sampler; the
+        map, schedule and sweep commands refuse such a layer earlier, :func:`gemmap.search.check_size`)."""
         cells = 1
         for c in self.cands:
             cells *= len(c)
-        if cells > MAX_GRID_CELLS:
+        if cells > MAX_TILE_TRIPLES:
             raise GemmapError(
-                f"{self.problem.name}: {what} would hold a grid of {cells:,} local tiles, more than its ceiling of "
-                f"{MAX_GRID_CELLS:,}; use --search optimal"
+                f"{self.problem.name}: {what} would tabulate {cells:,} local tile triples, over its limit of "
+                f"{MAX_TILE_TRIPLES:,} (≈1 GiB of tables); use --search heuristic or smaller sizes"
             )
 
     def require_nonempty(self) -> None:

@@ -92,8 +92,7 @@ LAYERS = Bound(1, 10_000, "layers")
 REPEAT = Bound(1, 1_000_000_000, "instances")
 #: batch size
 BATCH = Bound(1, 1_000_000, "sequences")
-#: multiply-accumulates of one op instance: 2⁵³, so cycle and byte counts stay exact in float64
-MAX_MACS = 2**53
+#: (the MACs of one layer are capped where the searches start: gemmap.search.MAX_MACS, 2**50)
 
 #: random valid mappings per search or per CDF layer: the batched model holds ~0.4 KB of arrays per
 #: sample (10⁶ peak at 0.42 GB, measured on bert-tiny); a CDF is smooth long before

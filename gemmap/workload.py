@@ -149,14 +149,6 @@ class Workload:
         nonlinear = tuple(o for o in ops if isinstance(o, NonlinearOp))
         return cls(name, problems, nonlinear, tuple(o.name for o in ops))
 
-    def __post_init__(self) -> None:
-        for p in self.problems:
-            if p.macs > specio.MAX_MACS:
-                raise GemmapError(
-                    f"{shown(self.name)}: layer '{shown(p.name)}' ({p.M}x{p.K}x{p.N}) has {p.macs:,} MACs, more than "
-                    f"the limit of 2^53 = {specio.MAX_MACS:,} per instance; use smaller dims"
-                )
-
     def problem(self, name: str) -> Problem:
         for p in self.problems:
             if p.name == name:

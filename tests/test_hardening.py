@@ -17,7 +17,6 @@ from gemmap import errors
 from gemmap.arch import load_arch
 from gemmap.cli import main
 from gemmap.errors import GemmapError
-from gemmap.workload import load_workload
 from tests.conftest import ROOT
 
 TINY = str(ROOT / "workloads" / "bert-tiny.yaml")
@@ -72,7 +71,7 @@ WORKLOAD_BAD = [
     ("empty name", "name: ''\nmodel: bert\n", "'name'"),
     ("layers 10^6", "name: b\nmodel: bert\nlayers: 1000000\n", "'layers'"),
     ("M 10^8", "name: t\nops:\n  - {name: mm, op: matmul, M: 100000000, K: 4, N: 4}\n", "ops[mm].M"),
-    ("MACs over 2^53", "name: t\nops:\n  - {name: mm, op: matmul, M: 9000000, K: 9000000, N: 9000}\n", "2^53"),
+    ("MACs over 2**50", "name: t\nops:\n  - {name: mm, op: matmul, M: 9000000, K: 9000000, N: 9000}\n", "2**50"),
     ("repeat float", "name: t\nops:\n  - {name: mm, op: matmul, M: 4, K: 4, N: 4, repeat: 1.0e+30}\n", "repeat"),
 ]
 
@@ -438,11 +437,6 @@ def test_an_unopenable_default_cache_is_off_with_a_warning(tmp_path, capsys, mon
     assert rc == 0 and sum("warning" in line for line in err.splitlines()) == 1 and "without it" in err
 
 
-def test_workload_bounds_apply_to_sweep_points():
-    with pytest.raises(GemmapError, match="2\\^53"):
-        load_workload(TINY).__class__("w", (load_workload(TINY).problems[0].__class__("x", 10**7, 10**7, 10**7),))
-
-
 # --- fuzzing ------------------------------------------------------------------------------
 
 
@@ -466,7 +460,7 @@ def test_searches_refuse_a_huge_grid_before_allocating(tmp_path, capsys, method)
     f = tmp_path / "cube.yaml"
     f.write_text("name: cube\nops:\n  - {name: mm, op: matmul, M: 131072, K: 131072, N: 131072}\n")
     rc, _, err = run(capsys, "map", str(f), "--search", method)
-    one_line_error(rc, err, "ceiling of 10,000,000")
+    one_line_error(rc, err, "over its limit of 40,000,000")
 
 
 def test_a_full_disk_leaves_no_plot_half_written(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
 from gemmap.errors import GemmapError, check_choice
 from gemmap.mapping import Mapping, invalid_reason
+from gemmap.mapspace import MAX_TILE_TRIPLES
 from gemmap.model import Cost, evaluate
 from gemmap.workload import Problem, Workload
 
@@ -68,10 +69,6 @@ class SearchResult:
         }
 
 
-#: the most local tile triples (Tm, Tk, Tn candidates) a search over the GEMM mapspace tabulates:
-#: its counts, its samples and the optimal search's bound pass hold up to ≈24 bytes per triple
-#: (≈1 GiB here; a GPT-3 FFN has 13 M); a larger layer is refused before any work
-MAX_TILE_TRIPLES = 40_000_000
 #: the most MACs of one layer: below it the model's byte, fill and cycle counts stay exact in
 #: 64-bit integers (bytes ≤ 4 × MACs) and float64; a larger layer is refused before any work
 MAX_MACS = 2**50
