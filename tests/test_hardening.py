@@ -455,12 +455,17 @@ def test_fuzzed_inputs_are_clean(tmp_path):
     assert not failures, failures[:5]
 
 
-@pytest.mark.parametrize("method", ["exhaustive", "random"])
-def test_searches_refuse_a_huge_grid_before_allocating(tmp_path, capsys, method):
-    f = tmp_path / "cube.yaml"
-    f.write_text("name: cube\nops:\n  - {name: mm, op: matmul, M: 131072, K: 131072, N: 131072}\n")
-    rc, _, err = run(capsys, "map", str(f), "--search", method)
-    one_line_error(rc, err, "over its limit of 40,000,000")
+@pytest.mark.parametrize(
+    "command", [["map", "--search", "exhaustive"], ["map", "--search", "random"], ["cdf", "--out"]]
+)
+def test_searches_refuse_a_huge_grid_before_allocating(tmp_path, capsys, command):
+    """169 M tile triples (2^50 MACs is not reached): map refuses before any search, the CDF
+    sampler (MapSpace.sample) before it allocates."""
+    f = tmp_path / "wide.yaml"
+    f.write_text("name: wide\nops:\n  - {name: mm, op: matmul, M: 2000000, K: 64, N: 2000000}\n")
+    extra = [str(tmp_path / "c")] if command[0] == "cdf" else []
+    rc, _, err = run(capsys, command[0], str(f), *command[1:], *extra)
+    one_line_error(rc, err, "169,243,215 local tile triples, over its limit of 40,000,000")
 
 
 def test_a_full_disk_leaves_no_plot_half_written(tmp_path, monkeypatch):
