@@ -15,8 +15,10 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from gemmap.errors import GemmapError, shown
 from gemmap.mapper import WorkloadResult
 from gemmap.report import atomic_write
+from gemmap.specio import read_input
 
 #: the columns after the point's key columns
 LAYER_FIELDS = ("layer", "op", "repeat", "cycles", "energy_pj", "dram_bytes", "bound", "mapping")
@@ -29,6 +31,10 @@ def layer_rows(result: WorkloadResult) -> tuple[tuple[str, ...], ...]:
          x.mapping.summary(result.arch) if x.mapping else x.note)
         for x in result.layers
     )  # fmt: skip
+
+
+#: the largest sweep_layers.csv read back by --resume (a line is ~150 bytes: millions of layers)
+MAX_LAYERS_BYTES = 1024 * 1024 * 1024
 
 
 class LayerJournal:
@@ -51,7 +57,7 @@ class LayerJournal:
 
     def _read(self) -> None:
         """Earlier lines: complete, well-formed ones only (a torn last line is cut off the file)."""
-        data = self.path.read_bytes()
+        data = read_input(self.path, MAX_LAYERS_BYTES)  # a regular file (never blocks on a FIFO)
         cut = data.rfind(b"\n") + 1
         if cut < len(data):
             with open(self.path, "r+b") as fh:
@@ -72,9 +78,12 @@ class LayerJournal:
         rows = [{**key_row, **dict(zip(LAYER_FIELDS, values))} for values in layers]
         data = "".join(self._line(r) for r in rows).encode()
         written = 0
-        while written < len(data):
-            written += os.write(self._fd, data[written:])
-        os.fsync(self._fd)
+        try:
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise GemmapError(f"cannot write {shown(str(self.path))}: {exc.strerror or exc}") from None
         self.rows[self.key(key_row)] = rows
 
     def close(self) -> None:
