@@ -235,6 +235,12 @@ def _groups(rows: list[tuple[LayerResult, int]], cuts: str) -> list[tuple[str, t
     return [(next((n for n, _ in g if n in macs), g[0][0]), tuple(g)) for g in groups]
 
 
+#: the most units a pipeline or a deployment plan partitions: the exact partitions tabulate every
+#: range of units, (units+1)^2 float64 entries per table and accelerator (1,500 units: 18 MB each,
+#: and a deploy plan ~20 s); GPT-3's 96 blocks cut before every matmul are ~1,300 units
+MAX_UNITS = 1_500
+
+
 def units_of(rows: tuple[LayerResult, ...], cuts: str = "ops") -> tuple[Unit, ...]:
     """The workload's units in order (module docstring): the head (rows before the blocks that run
     once), per block a unit per matmul/conv with its non-linear rows, the tail; with
@@ -245,10 +251,18 @@ def units_of(rows: tuple[LayerResult, ...], cuts: str = "ops") -> tuple[Unit, ..
     head = [(x, x.repeat) for x in rows[: inside[0]]]
     body = [(x, x.repeat // blocks) for x in rows[inside[0] : inside[-1] + 1]]
     tail = [(x, x.repeat) for x in rows[inside[-1] + 1 :]]
-    units = [Unit(None, g, lead) for lead, g in _groups(head, cuts)] if head else []
+    first = _groups(head, cuts) if head else []
     per_block = _groups(body, cuts)
+    last = _groups(tail, cuts) if tail else []
+    count = len(first) + blocks * len(per_block) + len(last)
+    if count > MAX_UNITS:
+        raise GemmapError(
+            f"{count:,} pipeline units ({blocks} blocks of {len(per_block)}), over the limit of {MAX_UNITS:,} "
+            f"(the partition tables hold (units+1)^2 entries per accelerator); use --cuts blocks or fewer layers"
+        )
+    units = [Unit(None, g, lead) for lead, g in first]
     units += [Unit(b, g, lead) for b in range(blocks) for lead, g in per_block]
-    units += [Unit(None, g, lead) for lead, g in _groups(tail, cuts)] if tail else []
+    units += [Unit(None, g, lead) for lead, g in last]
     return tuple(units)
 
 

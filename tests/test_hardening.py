@@ -532,3 +532,13 @@ def test_a_warning_before_bad_input_leaves_one_error_line(capsys):
     one_line_error(rc, err, "no layer 'nope'")
     rc, _, err = run(capsys, "map", TINY, "--search", "heuristic", "--spad-kib", "100000")
     assert rc == 0 and err.count("warning") == 1
+
+
+@pytest.mark.parametrize("command", [["pipeline", "--arch", "gemmini", "--arch", "gemmini"],
+                                     ["deploy", "--dram-mib", "100", "--storage-mb-per-s", "100"]])  # fmt: skip
+def test_pipeline_and_deploy_refuse_too_many_units(tmp_path, capsys, command):
+    """A 1,000-block GPT cut before every matmul: 14,000 units, refused before the O(n^2) tables."""
+    f = tmp_path / "deep.yaml"
+    f.write_text("name: g\nmodel: gpt\nlayers: 1000\nhidden: 768\nheads: 12\nseq_len: 64\n")
+    rc, _, err = run(capsys, command[0], str(f), "--search", "heuristic", *command[1:])
+    one_line_error(rc, err, "14,000 pipeline units", "over the limit of 1,500")
