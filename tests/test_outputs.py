@@ -22,8 +22,12 @@ from .test_cli import gemmap as run_cli
         ["map", "workloads/llama2-7b.yaml", "--phase", "decode", "--search", "heuristic"],
         ["schedule", "workloads/bert.yaml", "--arch", "arch/gemmini-transformer.yaml", "--search", "heuristic"],
         ["list"],
+        ["evaluate", "--layer", "matmul M=128 K=768 N=768", "--arch", "arch/gemmini-firesim.yaml", "--mapping",
+         "L3[WIO] K12 - L2[WI] N1 K16X - L1[O] K4 C48 P4 C16X - L0[W] P32"],
+        ["pipeline", "workloads/bert-tiny.yaml", "--arch", "arch/gemmini.yaml", "--arch",
+         "arch/gemmini-transformer.yaml", "--search", "heuristic"],
     ],
-)
+)  # fmt: skip
 def test_tables_fit_100_columns_when_piped(args):
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr

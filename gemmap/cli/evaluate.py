@@ -14,7 +14,7 @@ from gemmap.cli.common import arch_from_args, sram_kib
 from gemmap.errors import GemmapError
 from gemmap.interop.convert import LAYER_KINDS
 from gemmap.interop.gemmini_calls import MatmulCall
-from gemmap.report import check_output_file, eng, write_json
+from gemmap.report import check_output_file, eng, table_width, write_json
 from gemmap.workload import load_workload
 
 EXAMPLES = """examples (mappings from DOSA's FireSim runs, ../shared/validation/gemmini-firesim-16x16.csv):
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             )
         layer = api.layer_from_spec(args.layer)
     ev = api.evaluate_mapping(arch, layer, args.mapping)
-    Console(width=max(Console().width, 110)).print(render(ev))
+    Console(width=table_width()).print(render(ev))
     if args.json:
         write_json(args.json, ev.to_dict())
         print(f"wrote {args.json}")

@@ -11,7 +11,7 @@ from rich.console import Console
 from gemmap import api
 from gemmap.arch import FIRESIM_ARCH, load_arch
 from gemmap.errors import GemmapError
-from gemmap.report import atomic_write, check_writable_dir, write_json
+from gemmap.report import atomic_write, check_writable_dir, compact_table, print_table, write_json
 
 EXAMPLES = """examples:
   gemmap validate ../shared/validation/gemmini-firesim-16x16.csv --out out/val16
@@ -79,13 +79,18 @@ def run(args: argparse.Namespace) -> int:
 
     table_console = Console(width=100)
     table_console.print(report.worst_table(runs, predictions, args.tiler))
+    errors = compact_table("Error by set (absolute % of measured; bias: mean signed %)",
+                           ("set", "predicted", "MAPE", "median", "max", "within ±10%", "bias", "Spearman"),
+                           left=("set",))  # fmt: skip
+    errors.columns[0].no_wrap = True
     for name, st in {"overall": s, **summary.by_kind, **summary.by_config}.items():
         if st.mape is None:
-            print(f"{name}: {st.predicted}/{st.rows} predicted")
+            errors.add_row(name, f"{st.predicted}/{st.rows}", *["-"] * 6)
         else:
-            print(f"{name}: {st.predicted}/{st.rows} predicted, MAPE {st.mape:.1f}%, median {st.median_ape:.1f}%, "
-                  f"max {st.max_ape:.0f}%, within ±10% {st.within_10pct:.0%}, bias {st.bias_pct:+.1f}%, "
-                  f"Spearman {_fmt(st.spearman)}")  # fmt: skip
+            errors.add_row(name, f"{st.predicted}/{st.rows}", f"{st.mape:.1f}%", f"{st.median_ape:.1f}%",
+                           f"{st.max_ape:.0f}%", f"{st.within_10pct:.0%}", f"{st.bias_pct:+.1f}%",
+                           _fmt(st.spearman))  # fmt: skip
+    print_table(errors)
     for path in (out / "predictions.csv", out / "summary.json", *paths):
         print(f"wrote {path}")
     return _report_unpredicted(runs, predictions)
