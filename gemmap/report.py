@@ -319,9 +319,8 @@ def map_table(result: WorkloadResult, title: str | None = None) -> Table:
     t = result.total
     seconds = t.cycles / (result.arch.frequency_mhz * 1e6)
     table.caption = (
-        "x: instances; bound: what sets the time (compute, memory: exposed transfers, DRAM: its bandwidth, CPU, unit); "
-        "dram%: the DRAM bandwidth floor as a share of the time; vs LB: DRAM traffic / its lower bound; search: "
-        "mappings evaluated, time, ✓ proven optimal"
+        "x instances · bound: compute | memory (exposed transfers) | DRAM | CPU | unit · dram%: DRAM floor / time"
+        " · vs LB: DRAM bytes / lower bound · search: mappings, seconds, ✓ proven optimal"
     )
     table.add_section()
     table.add_row("total", "", "", eng(t.cycles, digits=4), eng(t.energy_pj * 1e-12, "J", 4),
