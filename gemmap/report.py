@@ -9,6 +9,7 @@ import json
 import math
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -65,6 +66,8 @@ def check_output_file(path: str | Path, flag: str) -> Path:
     text = str(path)
     if not text.strip():
         raise GemmapError(f"{flag}: cannot write: give a file name, not an empty string")
+    if text == STDOUT and flag == "--json":
+        return Path(text)  # JSON on standard output (the tables then go to standard error)
     path = Path(path)
     refuse_special(path, f"{flag} ")
     for parent in path.parents:
@@ -402,6 +405,10 @@ def _finite(data: Any) -> bool:
     return True
 
 
+#: the ``--json`` value that writes the record to standard output instead of a file
+STDOUT = "-"
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """An output record as strict JSON (never NaN or Infinity: the input bounds make them impossible,
     and an internal error here is a bug, not a file nobody can parse); a dict record starts with
@@ -409,4 +416,9 @@ def write_json(path: str | Path, data: Any) -> None:
     assert _finite(data), f"non-finite number in the JSON for {path}"
     if isinstance(data, dict):
         data = {"tool": {"name": "gemmap", "version": __version__}, **data}
-    atomic_write(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    if str(path) == STDOUT:
+        sys.__stdout__.write(text)  # the real stdout: the CLI sends everything else to stderr then
+        sys.__stdout__.flush()
+        return
+    atomic_write(path, text)

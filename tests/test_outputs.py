@@ -95,3 +95,20 @@ def test_sizes_outside_any_gemmini_warn_once(tmp_path):
 def test_cdf_refuses_non_linear_layers_with_the_reason(tmp_path):
     r = run_cli("cdf", "workloads/bert-tiny.yaml", "--layers", "softmax", "--out", str(tmp_path / "c"))
     assert r.returncode == 2 and "non-linear ops have no mappings to sample" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["map", "workloads/bert-tiny.yaml", "--search", "heuristic"],
+        ["schedule", "workloads/bert-tiny.yaml", "--arch", "arch/gemmini-transformer.yaml", "--search", "heuristic"],
+        ["pipeline", "workloads/bert-tiny.yaml", "--arch", "arch/gemmini.yaml", "--arch",
+         "arch/gemmini-transformer.yaml", "--search", "heuristic"],
+    ],
+)  # fmt: skip
+def test_json_dash_puts_the_record_alone_on_stdout(args):
+    r = run_cli(*args, "--json", "-")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)  # nothing but the record
+    assert data["tool"]["name"] == "gemmap"
+    assert r.stderr.strip()  # the tables went to stderr

@@ -7,6 +7,7 @@ Errors in the user's input print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shlex
@@ -82,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = parser.parse_args(argv)
     hold_warnings()  # a run that fails on bad input prints its one error line and nothing else
+    # `--json -`: the record alone on standard output, the tables and messages on standard error
+    tables_to_stderr = getattr(args, "json", None) == "-"
     try:
-        status = int(args.run(args) or 0)
+        with contextlib.redirect_stdout(sys.stderr) if tables_to_stderr else contextlib.nullcontext():
+            status = int(args.run(args) or 0)
     except GemmapError as exc:
         release_warnings(show=False)
         _report(str(exc))
