@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,20 +81,32 @@ def map_workload(
 PLAIN_PROGRESS_SECONDS = 10.0
 
 
-@contextlib.contextmanager
-def _plain_progress(console: Console, total: int, what: str) -> Iterator[Callable[[str], None]]:
-    """Progress for a piped or logged run: one line on ``console`` whenever ``PLAIN_PROGRESS_SECONDS``
-    have passed since the last one, so a long run is never silent."""
+def due_every(seconds: float) -> Callable[[], float | None]:
+    """A clock for plain progress lines: each call answers the seconds since it was made when
+    ``seconds`` have passed since it last answered so, else None."""
     start = last = time.monotonic()
-    done = [0]
 
-    def tick(label: str) -> None:
+    def due() -> float | None:
         nonlocal last
         now = time.monotonic()
-        if now - last >= PLAIN_PROGRESS_SECONDS:
-            console.print(f"gemmap: {what}: {done[0]}/{total} done, now {label} ({now - start:.0f} s)", highlight=False)
-            last = now
-        done[0] += 1
+        if now - last < seconds:
+            return None
+        last = now
+        return now - start
+
+    return due
+
+
+@contextlib.contextmanager
+def _plain_progress(console: Console, total: int, what: str) -> Iterator[Callable[[str], None]]:
+    """Progress for a piped or logged run: a line on ``console`` at most every
+    ``PLAIN_PROGRESS_SECONDS``, so a long run is never silent."""
+    due, done = due_every(PLAIN_PROGRESS_SECONDS), itertools.count()
+
+    def tick(label: str) -> None:
+        n, elapsed = next(done), due()
+        if elapsed is not None:
+            console.print(f"gemmap: {what}: {n}/{total} done, now {label} ({elapsed:.0f} s)", highlight=False)
 
     yield tick
 

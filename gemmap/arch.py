@@ -15,14 +15,12 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass
 
 from gemmap import specio
 from gemmap.errors import GemmapError
-from gemmap.specio import SHIPPED, Label, StrictBool, build, float_in, int_in, load_yaml, shipped
+from gemmap.specio import SHIPPED, SPEC, Label, StrictBool, build, float_in, int_in, load_yaml, shipped
 
-_SPEC = ConfigDict(extra="forbid", frozen=True)
 # every number of the arch has its physical range (the bounds and their reasons: gemmap/specio.py)
 ArrayDim = int_in(specio.ARRAY_DIM)
 SramKiB = int_in(specio.SRAM_KIB)
@@ -45,7 +43,7 @@ DEFAULT_ARCH = SHIPPED / "arch" / "gemmini.yaml"
 FIRESIM_ARCH = DEFAULT_ARCH.parent / "gemmini-firesim.yaml"
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class PEArray:
     """The systolic array: ``rows`` × ``cols`` int8 MACs with int32 accumulation."""
 
@@ -70,7 +68,7 @@ class PEArray:
     latency_cycles: CyclesInt | None = None
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class DataTypes:
     """Bytes per element of each operand class."""
 
@@ -80,7 +78,7 @@ class DataTypes:
     output_bytes: ElemBytes = 1
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class Sram:
     """A banked on-chip SRAM of ``kib`` KiB."""
 
@@ -92,7 +90,7 @@ class Sram:
         return self.kib * 1024
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class L2:
     """A shared L2 between DRAM and the local SRAMs, used as an explicit tiling level."""
 
@@ -106,7 +104,7 @@ class L2:
         return self.kib * 1024
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class Dma:
     """Gemmini's DMA between the next level out and the scratchpad/accumulator (gemmap/dma.py).
 
@@ -123,7 +121,7 @@ class Dma:
     write_gather: StrictBool = True
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class Dram:
     """The memory behind the DMA: sustained bandwidth, per-byte energy, and the round-trip latency of
     one request as the DMA sees it (which, with ``dma.max_in_flight``, bounds the DMA's throughput)."""
@@ -133,7 +131,7 @@ class Dram:
     latency_cycles: Cycles = 0.0
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class Energy:
     """Per-access energies in pJ (see ``arch/gemmini.yaml`` for the sources)."""
 
@@ -149,13 +147,13 @@ class Energy:
         return self.sram_ref_pj_per_byte * (bank_kib / self.sram_ref_kib) ** self.sram_exponent
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class Area:
     sram_mm2_per_kib: AreaMM2 = 0.0041
     pe_mm2: AreaMM2 = 0.0012
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class CpuCosts:
     """Host-CPU cost of each non-linear op kind, in accelerator cycles per element (assumptions
     for a scalar in-order core, stated in the arch YAML). The LLM kinds are derived from the
@@ -175,7 +173,7 @@ class CpuCosts:
         return float(getattr(self, kind))
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class Nonlinear:
     """Where Softmax / LayerNorm / GELU run and what they cost.
 
@@ -196,7 +194,7 @@ class Nonlinear:
     cpu_pj_per_elem: EnergyPJ = 20.0
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class Software:
     """How Gemmini's software drives the tiles (docs/model.md, "Gemmini's execution").
 
@@ -230,7 +228,7 @@ class Software:
     tiler_acc_kib: SramKiB | None = None
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class Arch:
     """A complete Gemmini-like accelerator configuration."""
 

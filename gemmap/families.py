@@ -54,13 +54,11 @@ from pydantic.dataclasses import dataclass
 
 from gemmap.conv import ConvShape
 from gemmap.errors import GemmapError
-from gemmap.specio import Name, StrictBool
-from gemmap.workload import _SPEC, Batch, Layers, NonlinearOp, PosInt, Problem, Workload, conv_problem
-
-MM = "C[m,n] += A[m,k]*B[k,n]"
+from gemmap.specio import SPEC, Name, StrictBool
+from gemmap.workload import Batch, Layers, NonlinearOp, PosInt, Problem, Workload, conv_problem
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class DecoderSpec:
     """A decoder LLM by its hyper-parameters (``model: gpt`` or ``model: llama``).
 
@@ -87,7 +85,7 @@ class DecoderSpec:
     causal_blocks: PosInt = 4
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class VitSpec:
     """A Vision Transformer encoder by its hyper-parameters (``model: vit``)."""
 
@@ -135,9 +133,9 @@ def _attention(rows: int, keys: int, d: int, g: int, repeat: int, suffix: str) -
     q·Kᵀ, the Softmax over each row of scores, then ·V."""
     qk = f"attn_qk{suffix}"
     return [
-        Problem(qk, g * rows, d, keys, repeat, op="bmm", einsum=MM),
+        Problem(qk, g * rows, d, keys, repeat, op="bmm"),
         NonlinearOp(f"softmax{suffix}", "softmax", g * rows, keys, repeat, after=qk),
-        Problem(f"attn_av{suffix}", g * rows, keys, d, repeat, op="bmm", einsum=MM),
+        Problem(f"attn_av{suffix}", g * rows, keys, d, repeat, op="bmm"),
     ]
 
 
@@ -154,9 +152,9 @@ def decoder_workload(spec: DecoderSpec) -> Workload:
     M = B * spec.seq_len if spec.phase == "prefill" else B
     ops: list[Problem | NonlinearOp] = [
         NonlinearOp("norm1", norm, M, H, L),
-        Problem("q_proj", M, H, H, L, einsum=MM),
-        Problem("k_proj", M, H, G * d, L, einsum=MM),
-        Problem("v_proj", M, H, G * d, L, einsum=MM),
+        Problem("q_proj", M, H, H, L),
+        Problem("k_proj", M, H, G * d, L),
+        Problem("v_proj", M, H, G * d, L),
     ]
     if rope:
         ops += [
@@ -172,27 +170,27 @@ def decoder_workload(spec: DecoderSpec) -> Workload:
     for rows, keys, suffix in blocks:
         ops += _attention(rows, keys, d, g, L * G * B, suffix)
     ops += [
-        Problem("out_proj", M, H, H, L, einsum=MM),
+        Problem("out_proj", M, H, H, L),
         NonlinearOp("res1", "add", M, H, L, after="out_proj"),
         NonlinearOp("norm2", norm, M, H, L),
     ]
     if ffn_kind == "gelu":
         ops += [
-            Problem("ffn1", M, H, F, L, einsum=MM),
+            Problem("ffn1", M, H, F, L),
             NonlinearOp("gelu", "gelu", M, F, L, after="ffn1"),
-            Problem("ffn2", M, F, H, L, einsum=MM),
+            Problem("ffn2", M, F, H, L),
             NonlinearOp("res2", "add", M, H, L, after="ffn2"),
         ]
     else:
         ops += [
-            Problem("gate", M, H, F, L, einsum=MM),
-            Problem("up", M, H, F, L, einsum=MM),
+            Problem("gate", M, H, F, L),
+            Problem("up", M, H, F, L),
             NonlinearOp("swiglu", "swiglu", M, F, L, after="up"),
-            Problem("down", M, F, H, L, einsum=MM),
+            Problem("down", M, F, H, L),
             NonlinearOp("res2", "add", M, H, L, after="down"),
         ]
     if spec.vocab is not None:
-        ops += [NonlinearOp("final_norm", norm, B, H, 1), Problem("lm_head", B, H, spec.vocab, 1, einsum=MM)]
+        ops += [NonlinearOp("final_norm", norm, B, H, 1), Problem("lm_head", B, H, spec.vocab, 1)]
     return Workload.of(spec.name, ops)
 
 
@@ -209,16 +207,16 @@ def vit_workload(spec: VitSpec) -> Workload:
     ops: list[Problem | NonlinearOp] = [
         conv_problem("patch_embed", embed, 1),
         NonlinearOp("norm1", "layernorm", M, H, L),
-        *(Problem(n, M, H, H, L, einsum=MM) for n in ("q_proj", "k_proj", "v_proj")),
+        *(Problem(n, M, H, H, L) for n in ("q_proj", "k_proj", "v_proj")),
         *_attention(S, S, d, 1, L * A * B, ""),
-        Problem("out_proj", M, H, H, L, einsum=MM),
+        Problem("out_proj", M, H, H, L),
         NonlinearOp("res1", "add", M, H, L, after="out_proj"),
         NonlinearOp("norm2", "layernorm", M, H, L),
-        Problem("ffn1", M, H, F, L, einsum=MM),
+        Problem("ffn1", M, H, F, L),
         NonlinearOp("gelu", "gelu", M, F, L, after="ffn1"),
-        Problem("ffn2", M, F, H, L, einsum=MM),
+        Problem("ffn2", M, F, H, L),
         NonlinearOp("res2", "add", M, H, L, after="ffn2"),
     ]
     if spec.classes is not None:
-        ops += [NonlinearOp("final_norm", "layernorm", B, H, 1), Problem("head", B, H, spec.classes, 1, einsum=MM)]
+        ops += [NonlinearOp("final_norm", "layernorm", B, H, 1), Problem("head", B, H, spec.classes, 1)]
     return Workload.of(spec.name, ops)

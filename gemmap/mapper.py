@@ -66,7 +66,7 @@ class LayerResult:
             search=result,
             note=note,
             problem=problem,
-            busy_cycles=float(min(c.compute_cycles, c.cycles)),
+            busy_cycles=c.busy_cycles,
             bound=c.bound,
         )
 

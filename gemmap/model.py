@@ -95,6 +95,12 @@ class Cost:
         return self.ideal_cycles / self.cycles
 
     @property
+    def busy_cycles(self) -> float:
+        """The array's compute as part of the time (never more than ``cycles``); the rest is
+        exposed memory time."""
+        return float(min(self.compute_cycles, self.cycles))
+
+    @property
     def bound(self) -> str:
         """What the layer's time is bound by: ``DRAM`` when the DRAM bandwidth floor sets the cycles,
         else ``memory`` when exposed transfers (DMA bandwidth, latency, requests in flight) exceed

@@ -136,7 +136,7 @@ def fusion_blocker(arch: Arch, op: NonlinearOp, n: int) -> str | None:
 def has_unit(arch: Arch, kind: str) -> bool:
     """Is there accelerator hardware for ``kind`` on this arch (:data:`UNIT_OF`)?"""
     unit = UNIT_OF.get(kind)
-    return {"norm": arch.nonlinear.norm_unit, "activation": arch.nonlinear.activation_unit, None: False}[unit]
+    return (unit == "norm" and arch.nonlinear.norm_unit) or (unit == "activation" and arch.nonlinear.activation_unit)
 
 
 def on_unit(arch: Arch, op: NonlinearOp) -> bool:

@@ -99,6 +99,30 @@ def remove_stale_temps(folder: Path) -> None:
                 tmp.unlink()
 
 
+def append_synced(fd: int, data: bytes, path: Path) -> None:
+    """Append ``data`` to a journal opened as ``fd`` and fsync it (a short write is continued); a
+    failure names ``path``. How ``sweep.csv`` and ``sweep_layers.csv`` record a finished point."""
+    written = 0
+    try:
+        while written < len(data):  # one write in practice
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    except OSError as exc:
+        raise GemmapError(f"cannot write {shown(str(path))}: {exc.strerror or exc}") from None
+
+
+def whole_lines(path: Path, data: bytes, repair: bool) -> bytes:
+    """``data`` (read from the journal ``path``) up to its last newline; with ``repair`` a torn last
+    line left by a kill is also cut off the file itself."""
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data) and repair:
+        with open(path, "r+b") as fh:
+            fh.truncate(cut)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return data[:cut]
+
+
 def atomic_write(path: str | Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file, fsync and rename, so a reader never sees half
     a file. The one way gemmap writes an output: an existing symlink, FIFO or device is refused,
@@ -191,7 +215,7 @@ def layer_record(layer: LayerResult, result: WorkloadResult) -> dict[str, Any]:
         "dram_bytes_lower_bound": layer.dram_bytes_lower_bound,
         "bound": layer.bound,
         "cycles_split": {"busy": layer.busy_cycles, "memory": layer.cycles - layer.busy_cycles},
-        "dram_floor_cycles": layer.dram_bytes / result.arch.dram.bytes_per_cycle,
+        "dram_floor_cycles": dram_floor(layer, result.arch),
         "mapping": layer.mapping.to_dict(result.arch, layer.problem) if layer.mapping and layer.problem else {},
         "search": layer.search.info() if layer.search else {},
     }
@@ -270,9 +294,14 @@ def _dims_text(layer: LayerResult) -> str:
     return text + (f" d{d['dilation']}" if d["dilation"] != 1 else "")
 
 
+def dram_floor(layer: LayerResult, arch: Arch) -> float:
+    """Cycles the layer's DRAM bytes take at the DRAM bandwidth: a floor under its time."""
+    return layer.dram_bytes / arch.dram.bytes_per_cycle
+
+
 def _dram_share(layer: LayerResult, arch: Arch) -> str:
-    """The DRAM bandwidth floor (bytes / DRAM bytes per cycle) as a share of the layer's time."""
-    return f"{layer.dram_bytes / arch.dram.bytes_per_cycle / layer.cycles:.0%}" if layer.cycles else "-"
+    """:func:`dram_floor` as a share of the layer's time."""
+    return f"{dram_floor(layer, arch) / layer.cycles:.0%}" if layer.cycles else "-"
 
 
 def compact_table(title: str, columns: Sequence[str], left: Sequence[str]) -> Table:

@@ -102,7 +102,7 @@ class SiteSchedule:
 
     @property
     def compute_cycles(self) -> float:
-        return float(min(self.matmul.cost.compute_cycles, self.matmul.cost.cycles))
+        return self.matmul.cost.busy_cycles
 
     @property
     def norm_cycles(self) -> float:

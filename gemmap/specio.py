@@ -24,11 +24,14 @@ from typing import Annotated, Any, TypeVar
 
 import pydantic
 import yaml
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from gemmap.errors import GemmapError, did_you_mean, shown
 
 T = TypeVar("T")
+
+#: the pydantic config of every spec dataclass: unknown keys refused, instances frozen
+SPEC = ConfigDict(extra="forbid", frozen=True)
 
 # --- bounds ---------------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ from gemmap.arch import Arch
 from gemmap.cache import SearchStore, SharedSearchCache, StoredResult, cache_key
 from gemmap.errors import GemmapError, check_choice, shown
 from gemmap.executors import open_executor, run_unordered
-from gemmap.report import atomic_write, remove_stale_temps
+from gemmap.report import append_synced, atomic_write, remove_stale_temps, whole_lines
 from gemmap.search import SearchOptions, check_workload
 from gemmap.specio import build, load_yaml, read_input, read_text, shipped
 from gemmap.sweep_layers import LayerJournal, layer_rows
@@ -434,15 +434,7 @@ def read_manifest(path: Path) -> dict[str, object]:
 
 def read_rows(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
     """The finished rows of a sweep CSV; with ``repair``, a torn last line is cut off the file."""
-    data = read_input(path, MAX_JOURNAL_BYTES)
-    if not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        if repair:
-            with open(path, "r+b") as fh:
-                fh.truncate(cut)
-                fh.flush()
-                os.fsync(fh.fileno())
-        data = data[:cut]
+    data = whole_lines(path, read_input(path, MAX_JOURNAL_BYTES), repair)
     name = shown(str(path))
     try:
         lines = data.decode().splitlines()
@@ -492,14 +484,7 @@ class Journal:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
 
     def append(self, row: dict[str, str]) -> None:
-        line = _csv_line(row)
-        written = 0
-        try:
-            while written < len(line):  # one write in practice; a short write is continued
-                written += os.write(self._fd, line[written:])
-            os.fsync(self._fd)
-        except OSError as exc:
-            raise GemmapError(f"cannot write {shown(str(self.path))}: {exc.strerror or exc}") from None
+        append_synced(self._fd, _csv_line(row), self.path)
         self.rows[Point.from_row(row)] = row
 
     def close(self) -> None:

@@ -15,9 +15,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from gemmap.errors import GemmapError, shown
 from gemmap.mapper import WorkloadResult
-from gemmap.report import atomic_write
+from gemmap.report import append_synced, atomic_write, whole_lines
 from gemmap.specio import read_input
 
 #: the columns after the point's key columns
@@ -57,12 +56,8 @@ class LayerJournal:
 
     def _read(self) -> None:
         """Earlier lines: complete, well-formed ones only (a torn last line is cut off the file)."""
-        data = read_input(self.path, MAX_LAYERS_BYTES)  # a regular file (never blocks on a FIFO)
-        cut = data.rfind(b"\n") + 1
-        if cut < len(data):
-            with open(self.path, "r+b") as fh:
-                fh.truncate(cut)
-        lines = data[:cut].decode("utf-8", errors="replace").splitlines()
+        data = whole_lines(self.path, read_input(self.path, MAX_LAYERS_BYTES), repair=True)  # never blocks on a FIFO
+        lines = data.decode("utf-8", errors="replace").splitlines()
         if not lines or lines[0] != ",".join(self.fields):
             atomic_write(self.path, self._line(dict(zip(self.fields, self.fields))))  # foreign: start it again
             return
@@ -76,14 +71,7 @@ class LayerJournal:
 
     def append(self, key_row: dict[str, str], layers: Iterable[tuple[str, ...]]) -> None:
         rows = [{**key_row, **dict(zip(LAYER_FIELDS, values))} for values in layers]
-        data = "".join(self._line(r) for r in rows).encode()
-        written = 0
-        try:
-            while written < len(data):
-                written += os.write(self._fd, data[written:])
-            os.fsync(self._fd)
-        except OSError as exc:
-            raise GemmapError(f"cannot write {shown(str(self.path))}: {exc.strerror or exc}") from None
+        append_synced(self._fd, "".join(self._line(r) for r in rows).encode(), self.path)
         self.rows[self.key(key_row)] = rows
 
     def close(self) -> None:

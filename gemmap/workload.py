@@ -13,15 +13,14 @@ import dataclasses
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from gemmap import specio
 from gemmap.conv import ConvShape
 from gemmap.errors import GemmapError, shown
-from gemmap.specio import Name, build, int_in, load_yaml, shipped
+from gemmap.specio import SPEC, Name, build, int_in, load_yaml, shipped
 
-_SPEC = ConfigDict(extra="forbid", frozen=True)
 # every number of a workload has its physical range (the bounds and their reasons: gemmap/specio.py)
 PosInt = int_in(specio.TENSOR_DIM)  # a tensor dim: M, K, N, channels, rows, hidden, sequence length
 ConvInt = int_in(specio.CONV_PARAM)  # stride, padding, dilation, input H and W
@@ -168,7 +167,7 @@ class Workload:
 # --- YAML specs -------------------------------------------------------------------------
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class BertSpec:
     """BERT by its hyper-parameters (DESIGN §3)."""
 
@@ -182,7 +181,7 @@ class BertSpec:
     batch: Batch = 1
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class OpSpec:
     """One entry of an explicit op list. ``op`` picks which fields apply."""
 
@@ -212,7 +211,7 @@ class OpSpec:
     after: Name | None = None
 
 
-@dataclass(config=_SPEC)
+@dataclass(config=SPEC)
 class ExplicitSpec:
     name: Name
     ops: Annotated[list[OpSpec], Field(max_length=100_000)]
@@ -224,16 +223,15 @@ def bert_workload(spec: BertSpec) -> Workload:
         raise GemmapError(f"{spec.name}: heads ({spec.heads}) must divide hidden ({spec.hidden})")
     L, H, A, ffn, S, B = spec.layers, spec.hidden, spec.heads, spec.ffn, spec.seq_len, spec.batch
     d = H // A
-    mm = "C[m,n] += A[m,k]*B[k,n]"
     problems = (
-        Problem("q_proj", B * S, H, H, L, einsum=mm),
-        Problem("k_proj", B * S, H, H, L, einsum=mm),
-        Problem("v_proj", B * S, H, H, L, einsum=mm),
-        Problem("attn_qk", S, d, S, L * A * B, op="bmm", einsum=mm),
-        Problem("attn_av", S, S, d, L * A * B, op="bmm", einsum=mm),
-        Problem("out_proj", B * S, H, H, L, einsum=mm),
-        Problem("ffn1", B * S, H, ffn, L, einsum=mm),
-        Problem("ffn2", B * S, ffn, H, L, einsum=mm),
+        Problem("q_proj", B * S, H, H, L),
+        Problem("k_proj", B * S, H, H, L),
+        Problem("v_proj", B * S, H, H, L),
+        Problem("attn_qk", S, d, S, L * A * B, op="bmm"),
+        Problem("attn_av", S, S, d, L * A * B, op="bmm"),
+        Problem("out_proj", B * S, H, H, L),
+        Problem("ffn1", B * S, H, ffn, L),
+        Problem("ffn2", B * S, ffn, H, L),
     )
     nonlinear = (
         NonlinearOp("softmax", "softmax", S, S, L * A * B, after="attn_qk"),
@@ -353,20 +351,24 @@ _OVERRIDABLE = {
 }
 
 
-def load_workload(path: str | Path, *, seq_len: int | None = None, overrides: Overrides | None = None) -> Workload:
+#: the range of each numeric override (the Python API's values are checked as the flags' are)
+_OVERRIDE_BOUNDS = {"seq_len": specio.TENSOR_DIM, "kv_len": specio.TENSOR_DIM, "batch": specio.BATCH}
+
+
+def load_workload(path: str | Path, *, overrides: Overrides | None = None) -> Workload:
     """Load a workload YAML: a model family by its hyper-parameters (``model: bert``, ``gpt``,
     ``llama``, ``vit``) or an explicit ``ops`` list (a path, or the name of a shipped workload
-    such as ``bert`` or ``workloads/resnet50.yaml``). ``overrides`` (and ``seq_len``, kept for
-    the sweep and schedule callers) replace the file's hyper-parameters."""
+    such as ``bert`` or ``workloads/resnet50.yaml``). ``overrides`` replace the file's
+    hyper-parameters."""
     from gemmap import families  # families builds on this module's types
 
     path = shipped(path, "workloads")
     data = load_yaml(path)
     source = shown(str(path))
     given = (overrides or Overrides()).given()
-    if seq_len is not None:
-        specio.check_value(seq_len, specio.TENSOR_DIM, "--seq-len")
-        given["seq_len"] = seq_len
+    for name, bound in _OVERRIDE_BOUNDS.items():
+        if name in given:
+            specio.check_value(given[name], bound, "--" + name.replace("_", "-"))
     family = "ops" if "ops" in data and "model" not in data else data.get("model", "bert")
     allowed = _OVERRIDABLE.get(str(family), set())
     refused = sorted(set(given) - allowed)

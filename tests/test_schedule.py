@@ -13,7 +13,7 @@ from gemmap.api import map_workload
 from gemmap.mapper import SearchCache, Totals
 from gemmap.schedule import POLICIES, fusion_sites, schedule_workload
 from gemmap.search import SearchOptions
-from gemmap.workload import load_workload
+from gemmap.workload import Overrides, load_workload
 from tests.conftest import ROOT
 
 HEUR = SearchOptions(method="heuristic", objective="latency")
@@ -66,7 +66,7 @@ def test_fusion_helps_and_hurts_layernorm_sites(transformer_arch):
     for the same site type (LayerNorm after a matmul)."""
     verdicts: dict[bool, list[str]] = {True: [], False: []}
     for seq in (128, 512):
-        work = load_workload(BERT, seq_len=seq)
+        work = load_workload(BERT, overrides=Overrides(seq_len=seq))
         for acc in (64, 128, 256, 512):
             r = schedule_workload(transformer_arch.with_overrides(acc_kib=acc), work, HEUR, "auto")
             for s in r.sites:
@@ -80,7 +80,11 @@ def test_auto_never_worse_than_none_or_all(transformer_arch, objective):
     opts = SearchOptions(method="heuristic", objective=objective)
     for acc in (64, 128, 256):
         for seq in (128, 512):
-            r = schedule_workload(transformer_arch.with_overrides(acc_kib=acc), load_workload(BERT, seq_len=seq), opts)
+            r = schedule_workload(
+                transformer_arch.with_overrides(acc_kib=acc),
+                load_workload(BERT, overrides=Overrides(seq_len=seq)),
+                opts,
+            )
             auto = value(r.total("auto"), objective)
             assert auto <= value(r.total("none"), objective) * (1 + 1e-12)
             assert auto <= value(r.total("all"), objective) * (1 + 1e-12)

@@ -111,11 +111,9 @@ def add_workload_args(p: argparse.ArgumentParser, seq_len: bool = True) -> None:
     g.add_argument("--batch", type=bounded_int(specio.BATCH), help="sequences (or images) per step")
 
 
-def overrides_from_args(args: argparse.Namespace) -> Overrides:
-    seq = getattr(args, "seq_len", None)
-    return Overrides(
-        seq_len=seq if isinstance(seq, int) else None, batch=args.batch, phase=args.phase, kv_len=args.kv_len
-    )
+def overrides_from_args(args: argparse.Namespace, seq_len: bool = True) -> Overrides:
+    """The flags of :func:`add_workload_args` (``seq_len`` as it was given to it)."""
+    return Overrides(seq_len=args.seq_len if seq_len else None, batch=args.batch, phase=args.phase, kv_len=args.kv_len)
 
 
 def add_arch_args(p: argparse.ArgumentParser, sizes: bool = True) -> None:

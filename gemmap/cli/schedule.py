@@ -10,6 +10,7 @@ row per configuration with each site's verdict and margin, and ``--json`` writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -90,7 +91,7 @@ class Runner:
         key = (seq, spad, acc)
         if key not in self._done:
             arch, cache = self.arch(spad, acc)
-            workload = load_workload(self.path, seq_len=seq, overrides=self.overrides)
+            workload = load_workload(self.path, overrides=dataclasses.replace(self.overrides, seq_len=seq))
             self._done[key] = schedule_workload(arch, workload, self.options, "auto", on_layer=tick, cache=cache)
         return self._done[key]
 
@@ -187,13 +188,15 @@ def run(args: argparse.Namespace) -> int:
     seqs: list[int | None] = list(args.seq_len or [None])
     spads: list[int | None] = list(args.spad_kib or [None])
     accs: list[int | None] = list(args.acc_kib or [None])
-    overrides = overrides_from_args(args)
-    workload = load_workload(args.workload, seq_len=seqs[0], overrides=overrides)
+    overrides = overrides_from_args(args, seq_len=False)
+    workload = load_workload(args.workload, overrides=dataclasses.replace(overrides, seq_len=seqs[0]))
     if not fusion_sites(workload)[0]:
         raise GemmapError(f"{args.workload}: workload '{workload.name}' has no fusion site (no Softmax, LayerNorm or GELU "
                           "after a matmul); nothing to schedule — use 'gemmap map'")  # fmt: skip
     for seq in seqs:  # every sequence length's layers are checked before the first search
-        check_workload(base, load_workload(args.workload, seq_len=seq, overrides=overrides), options)
+        check_workload(
+            base, load_workload(args.workload, overrides=dataclasses.replace(overrides, seq_len=seq)), options
+        )
     runner = Runner(base, args.workload, options, overrides)
     console = Console(stderr=True)
     grid = list(itertools.product(seqs, spads, accs))
@@ -242,7 +245,8 @@ def ratio_plot(runner: Runner, args: argparse.Namespace, console: Console) -> No
     accs = list(args.acc_kib or RATIO_ACC_KIB)
     spad = args.spad_kib[0] if args.spad_kib else None
     series: dict[str, dict[int, list[tuple[int, float | None]]]] = {}
-    nproblems = len(load_workload(args.workload, seq_len=seqs[0], overrides=overrides_from_args(args)).problems)
+    overrides = dataclasses.replace(overrides_from_args(args, seq_len=False), seq_len=seqs[0])
+    nproblems = len(load_workload(args.workload, overrides=overrides).problems)
     with api.progress(console, total=len(seqs) * len(accs) * nproblems, what="ratio plot") as tick:
         for acc, seq in itertools.product(accs, seqs):
             r = runner.run(seq, spad, acc, tick)

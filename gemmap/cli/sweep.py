@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import stat
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -127,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     task = None
     plain = not console.is_terminal  # piped or logged: a line every PLAIN_PROGRESS_SECONDS instead of a bar
-    last = [time.monotonic()]
+    due = api.due_every(api.PLAIN_PROGRESS_SECONDS)
 
     def on_start(total: int, done: int) -> None:
         nonlocal task
@@ -140,9 +139,8 @@ def run(args: argparse.Namespace) -> int:
     def on_point(result, done: int, total: int) -> None:
         if not plain:
             bar.update(task, completed=done, description=f"sweep: {result.point.label()}")
-        elif time.monotonic() - last[0] >= api.PLAIN_PROGRESS_SECONDS:
+        elif due() is not None:
             console.print(f"gemmap: sweep: {done}/{total} points done, last {result.point.label()}", highlight=False)
-            last[0] = time.monotonic()
 
     with contextlib.ExitStack() as stack:
         outcome = run_sweep(sweep, on_point=on_point, on_start=on_start)
