@@ -215,13 +215,18 @@ class Software:
     first_layer_optimizations: StrictBool = True
     #: ``tiled_conv``'s downsample mode for 1×1 stride-2 convs (moves every other row and column)
     conv_downsample: StrictBool = True
-    #: host-CPU cycles to issue one tile: the instructions the software tile loop executes per tile
-    #: (its loop nest, the tile's arguments and its RoCC commands), at Rocket's one instruction per
-    #: cycle. Counted on gemmini-rocc-tests @959b23f7 built for RV64 with clang -O2 and run under
-    #: qemu-riscv64 (docs/model.md, "Host issue"): 41 per ``tiled_matmul_outer`` tile, 257 per
-    #: ``tiled_conv`` tile (``sp_tiled_conv`` recomputes the window, padding and strides every tile)
-    matmul_tile_issue_cycles: Cycles = 41.0
-    conv_tile_issue_cycles: Cycles = 257.0
+    #: host-CPU cycles the software tile loop spends per tile (the tile's arguments, its RoCC
+    #: commands and the innermost loop step) and per step of each loop around it. Counted, not
+    #: fitted (docs/model.md, "Host issue"): gemmini-rocc-tests @959b23f7's data-collection
+    #: templates built as its Makefile builds them (gcc -O2, rv64gc), traced under qemu-riscv64 with
+    #: runtime tile arguments, each instruction timed with Rocket's interlocks (load-use, the
+    #: iterative multiplier; RocketCore.scala / Multiplier.scala @f5ebf26), least squares over 40
+    #: random layers and loop orders: 134 + 33 per ``tiled_matmul_outer`` tile and loop step, 263 + 38
+    #: per ``tiled_conv`` tile (``sp_tiled_conv`` recomputes the window, padding and strides)
+    matmul_tile_issue_cycles: Cycles = 134.0
+    matmul_loop_issue_cycles: Cycles = 33.0
+    conv_tile_issue_cycles: Cycles = 263.0
+    conv_loop_issue_cycles: Cycles = 38.0
     #: the scratchpad / accumulator sizes the software's ``gemmini_params.h`` states, which Gemmini's
     #: own tilers size tiles for (None: the hardware's); a generated header always matches the RTL
     tiler_spad_kib: SramKiB | None = None

@@ -294,9 +294,11 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     def arr(x: float | int | bool) -> np.ndarray:
         return np.array([x])
 
+    sw = arch.software
+
     lt = _local_terms(
         arr(compute), arr(prologue), arr(epilogue), arr(stationary), arr(spad_reads), arr(accumulations),
-        arr(m.db_spad), arr(m.db_acc), rates, arr(n_tiles * arch.software.conv_tile_issue_cycles),
+        arr(m.db_spad), arr(m.db_acc), rates, arr(model.host_issue_cycles(sw.conv_tile_issue_cycles, sw.conv_loop_issue_cycles, n)),
         arr(n_tiles * model.tile_latency(arch)),
     )  # fmt: skip
     moved_1 = Moved(arr(moved.a), arr(moved.b), arr(moved.out), arr(moved.psum))
@@ -485,7 +487,7 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
         spad_reads=nb_k * im2col * t.input_bytes + stationary,
         accumulations=kf * shape.output_elems,
         rates=rates,
-        issue=n_all * arch.software.conv_tile_issue_cycles,
+        issue=model.host_issue_cycles(arch.software.conv_tile_issue_cycles, arch.software.conv_loop_issue_cycles, n),
         latency=n_all * model.tile_latency(arch),
     )
 

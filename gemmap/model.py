@@ -350,7 +350,8 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     if pipelined(arch):  # the fill/drain skew once, not per tile
         ticks -= (n_tiles - 1) * edge_cycles(arch, m.dataflow) * ticks_per_cycle(arch)
     compute = ticks / ticks_per_cycle(arch)
-    issue = n_tiles * arch.software.matmul_tile_issue_cycles
+    sw = arch.software
+    issue = float(host_issue_cycles(sw.matmul_tile_issue_cycles, sw.matmul_loop_issue_cycles, n1))
 
     # time: overlap double-buffered transfers, serialize the rest, DRAM bandwidth bound
     rate = dma_rates(arch, problem, np.array([m.local]))
@@ -498,7 +499,7 @@ class LocalTerms:
     out_cpb: np.ndarray  # of C's outputs moved out
     psum_cpb: np.ndarray  # of a partial sum moved out and back in
     psum_out_cpb: np.ndarray  # of its way out
-    issue: np.ndarray  # host cycles to issue every tile (software.*_tile_issue_cycles each)
+    issue: np.ndarray  # host cycles to issue every tile (host_issue_cycles)
     latency: np.ndarray  # every tile's fixed phase latencies (tile_latency), summed
 
 
@@ -550,7 +551,7 @@ def local_terms(
         out_cpb=out_cpb,
         psum_cpb=psum_cpb,
         psum_out_cpb=psum_out_cpb,
-        issue=n_all * arch.software.matmul_tile_issue_cycles,
+        issue=host_issue_cycles(arch.software.matmul_tile_issue_cycles, arch.software.matmul_loop_issue_cycles, n1),
         latency=n_all * tile_latency(arch),
     )
 
@@ -572,6 +573,17 @@ def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.n
     core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue, lt.latency)
     core = core + lt.prologue + lt.epilogue
     return np.ceil(np.maximum(core, dram_bytes / arch.dram.bytes_per_cycle)).astype(np.int64)
+
+
+def host_issue_cycles(tile_cycles: float, loop_cycles: float, n) -> np.ndarray:
+    """Host cycles to issue the tiles of a software loop nest with tile counts ``n`` (..., d) per dim:
+    ``tile_cycles`` per tile plus ``loop_cycles`` per step of each loop around the innermost one.
+    Loop steps are taken at their fewest over loop orders (the loops with most tiles innermost:
+    ``Σ_{l < d} Π_{j ≤ l} n_(j)`` over the counts in ascending order), so the term is the same for
+    every order and a lower bound on the software's (docs/model.md, "Host issue"). Broadcasts."""
+    n = np.sort(np.asarray(n, dtype=np.float64), axis=-1)
+    steps = np.cumprod(n, axis=-1)
+    return tile_cycles * steps[..., -1] + loop_cycles * steps[..., :-1].sum(axis=-1)
 
 
 def tile_latency(arch: Arch) -> float:

@@ -189,9 +189,11 @@ def test_matmul_as_conv_agrees_with_the_gemm_model(gemmini, transformer_arch):
     # gemmap.model reloads A and B per call even when an operand has ≤ 2 tiles (tiled_matmul_outer's
     # a_reuse/b_reuse, gemmini.h:783-784, 819-820, keeps those; the conv model keeps them as tiled_conv does),
     # and LoopConvSt writes output rows of ≤ DIM channels where the GEMM model writes Tn (cycles only).
-    # The host issues a conv tile with other code than a matmul tile: the same cost for both here.
+    # The host issues a conv tile with other code than a matmul tile, in a nest of 7 loops, not 3: the same
+    # cost per tile for both here, and none per loop step.
     def same_issue(arch):
-        sw = dataclasses.replace(arch.software, conv_tile_issue_cycles=arch.software.matmul_tile_issue_cycles)
+        sw = dataclasses.replace(arch.software, conv_tile_issue_cycles=arch.software.matmul_tile_issue_cycles,
+                                 conv_loop_issue_cycles=0.0, matmul_loop_issue_cycles=0.0)  # fmt: skip
         return dataclasses.replace(arch, software=sw)
 
     gemmini, transformer_arch = same_issue(gemmini), same_issue(transformer_arch)

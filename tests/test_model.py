@@ -7,12 +7,16 @@ Set-up for the hand counts: Gemmini's defaults (16×16 array, int8 A/B/C, int32 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gemmap.arch import Software
 from gemmap.mapping import Mapping, MappingBatch, invalid_reason
-from gemmap.model import dram_lower_bound, evaluate, evaluate_batch
+from gemmap.model import dram_lower_bound, evaluate, evaluate_batch, host_issue_cycles
 from gemmap.workload import Problem
 
 P32 = Problem("p32", 32, 32, 32)
@@ -64,7 +68,9 @@ def test_latency_overlap_and_double_buffering(gemmini):
     # phase latency: 256 in all. Double-buffered (two loops in flight, each loading, executing,
     # storing its tile): max(compute 174, load 256, store 64, (174 + 256 + 64 + 256) / 2 = 375) = 375,
     # plus the first A+B tile (512 B → 32) and the last C tile (256 B → 16) = 423.
-    ideal = dataclasses.replace(gemmini, dram=dataclasses.replace(gemmini.dram, latency_cycles=0.0))
+    # The host's issue cost is switched off here (the last check adds it back).
+    quiet = dataclasses.replace(gemmini.software, matmul_tile_issue_cycles=0.0, matmul_loop_issue_cycles=0.0)
+    ideal = dataclasses.replace(gemmini, dram=dataclasses.replace(gemmini.dram, latency_cycles=0.0), software=quiet)
     assert evaluate(ideal, P32, Mapping("ws", (16, 16, 16))).cycles == 423
     # Single-buffered: one loop at a time, so every transfer serializes with compute and every tile's
     # phase latency is exposed: 256 + 64 + 174 + 8·32 = 750 (double-buffering hides at least half of it).
@@ -81,7 +87,12 @@ def test_latency_overlap_and_double_buffering(gemmini):
     # to 8·92 = 736: max(174, 480, 120, (174 + 480 + 120 + 736) / 2 = 755) + first tile 32 rows (60)
     # + last tile 16 rows (30) = 845.
     assert gemmini.dram.latency_cycles == 30
-    assert evaluate(gemmini, P32, Mapping("ws", (16, 16, 16))).cycles == 845
+    assert evaluate(dataclasses.replace(gemmini, software=quiet), P32, Mapping("ws", (16, 16, 16))).cycles == 845
+    # The host issues the 8 tiles at 134 cycles each plus 33 per step of the two outer loops (2 tiles
+    # each: 2 + 2·2 = 6 steps): 1072 + 198 = 1270 > 755, so the tile pipeline waits on the host:
+    # 1270 + 60 + 30 = 1360.
+    assert (gemmini.software.matmul_tile_issue_cycles, gemmini.software.matmul_loop_issue_cycles) == (134, 33)
+    assert evaluate(gemmini, P32, Mapping("ws", (16, 16, 16))).cycles == 1360
 
 
 def test_energy_breakdown_by_hand(gemmini):
@@ -153,3 +164,22 @@ def test_stationary_overlap_switch_changes_ws_cycles(gemmini):
     m = Mapping("ws", (16, 64, 64))
     assert evaluate(serial, p, m).compute_cycles == 16 * (46 + 16)
     assert evaluate(gemmini, p, m).compute_cycles == 46 + 16 * 16
+
+
+def test_host_issue_by_hand():
+    # 2 × 3 × 1 tiles: 6 tiles at 134, and the loops around the innermost taken with the most tiles
+    # inside: counts in ascending order 1, 2, 3 → the outer two loops step 1 and 1·2 times: 33·3.
+    assert host_issue_cycles(134.0, 33.0, [2, 3, 1]) == 134 * 6 + 33 * 3
+    # batched rows agree with the scalar form
+    n = np.array([[2, 3, 1], [4, 1, 5]])
+    assert host_issue_cycles(1.0, 1.0, n).tolist() == [host_issue_cycles(1.0, 1.0, r) for r in n.tolist()]
+
+
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=7))
+def test_host_issue_is_the_fewest_loop_steps_over_orders(n):
+    # The term is a lower bound on the loop steps of every order of the software's loops, and one order attains it.
+    def steps(order):
+        return sum(np.prod(order[: i + 1]) for i in range(len(order) - 1))
+
+    every = [steps(p) for p in itertools.permutations(n)]
+    assert host_issue_cycles(0.0, 1.0, n) == min(every)

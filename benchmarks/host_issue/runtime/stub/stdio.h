@@ -1,0 +1,2 @@
+#pragma once
+int printf(const char *fmt, ...);

@@ -1,0 +1,6 @@
+#pragma once
+#include <stddef.h>
+void exit(int);
+void *malloc(size_t);
+void free(void*);
+int abs(int);
