@@ -128,6 +128,18 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         ),  # fmt: skip
     ),
     (
+        "one DMA command in flight at DIM >= 32",
+        "the load/store controllers track max_in_flight // DIM + 1 commands: each command's round trip is "
+        "exposed when that is 1 (dma.commands_in_flight; LoadController.scala L84, StoreController.scala L141)",
+        _arch(lambda a: _sub(a, "dma", commands_in_flight=1000)),
+    ),
+    (
+        "tiler search in the timed window",
+        "tiled_conv_auto's tile search on the host, timed with --tiler runs (software.conv_tiler_*_check_cycles "
+        "167 / 193; conv_tilings.c L151-172)",
+        _arch(lambda a: _sub(a, "software", conv_tiler_shrink_check_cycles=0.0, conv_tiler_grow_check_cycles=0.0)),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict per_pe_dim; "
         "gemmini_data_collection.py L155-212)",

@@ -111,7 +111,9 @@ class Dma:
     ``bytes_per_cycle``: the bus (``dma_buswidth`` bits / 8); ``beat_bytes``: one TileLink beat;
     ``request_bytes``: the largest request (``dma_maxbytes``), also the widest mvin row chunk;
     ``max_in_flight``: requests the tracker holds (``max_in_flight_mem_reqs``); ``write_gather``:
-    the StreamWriter gathers a chunk's beats before sending them (2b − 1 cycles per chunk).
+    the StreamWriter gathers a chunk's beats before sending them (2b − 1 cycles per chunk);
+    ``commands_in_flight``: mvin / mvout commands the load and store controllers track (None: the
+    RTL's ``max_in_flight // DIM + 1``, LoadController.scala L84, StoreController.scala L141).
     """
 
     bytes_per_cycle: Bandwidth = 16.0
@@ -119,6 +121,7 @@ class Dma:
     beat_bytes: TransferBytes = 16
     max_in_flight: Count = 16
     write_gather: StrictBool = True
+    commands_in_flight: Count | None = None
 
 
 @dataclass(config=SPEC)
@@ -227,6 +230,12 @@ class Software:
     matmul_loop_issue_cycles: Cycles = 33.0
     conv_tile_issue_cycles: Cycles = 263.0
     conv_loop_issue_cycles: Cycles = 38.0
+    #: host cycles of ``tiled_conv_auto``'s tile search (gemmap/conv_tiler.py), which runs on the
+    #: host before the first tile: per candidate it sizes (two ``tiled_conv_total_spad_rows`` calls)
+    #: while shrinking (also scanning the 7 args for the largest) and while growing. Counted like the
+    #: issue cycles above, on the search alone (``print_tile = true``) over 40 random convs
+    conv_tiler_shrink_check_cycles: Cycles = 167.0
+    conv_tiler_grow_check_cycles: Cycles = 193.0
     #: the scratchpad / accumulator sizes the software's ``gemmini_params.h`` states, which Gemmini's
     #: own tilers size tiles for (None: the hardware's); a generated header always matches the RTL
     tiler_spad_kib: SramKiB | None = None

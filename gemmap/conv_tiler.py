@@ -22,6 +22,8 @@ It lives beside the conv mapping (not under ``search``) because the conv mapspac
 
 from __future__ import annotations
 
+import dataclasses
+
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping, ConvShape, acc_rows_needed, conv_shape, spad_rows_needed
 from gemmap.workload import Problem
@@ -36,11 +38,24 @@ def _fits(arch: Arch, shape: ConvShape, args: list[int]) -> bool:
     )
 
 
-def tiled_conv_auto_args(arch: Arch, shape: ConvShape) -> tuple[int, int, int, int, int, int, int]:
-    """The 7 tile args ``tiled_conv_auto`` picks (module docstring, phases 1-3)."""
+@dataclasses.dataclass(frozen=True)
+class TilerSearch:
+    """What ``tiled_conv_auto``'s search does on the host: the tile args it picks and how many
+    candidates it sizes (each a ``tiled_conv_total_spad_rows`` call for the scratchpad and one for
+    the accumulator) in the shrink phase (the first sizing and one per step, each step also scanning
+    the 7 args for the largest) and in the two grow phases."""
+
+    args: tuple[int, int, int, int, int, int, int]
+    shrink_checks: int
+    grow_checks: int
+
+
+def tiled_conv_auto_search(arch: Arch, shape: ConvShape) -> TilerSearch:
+    """``tiled_conv_auto``'s tile search (module docstring, phases 1-3), counting its sizing checks."""
     dim = arch.dim_cols
     top = list(shape.dims)
     args = list(top)
+    shrink = 1
     while not _fits(arch, shape, args):
         candidates = [i for i in range(7) if not (i == _POCOLS and args[i] <= dim and args[_POROWS] > 1)]
         i = max(candidates, key=lambda j: (args[j], -j))
@@ -51,9 +66,12 @@ def tiled_conv_auto_args(arch: Arch, shape: ConvShape) -> tuple[int, int, int, i
             args[i] = max(args[i], 1)
         else:
             args[i] -= 1
+        shrink += 1
+    grow = 0
     while args[_POCOLS] + 1 <= top[_POCOLS]:
         trial = list(args)
         trial[_POCOLS] += 1
+        grow += 1
         if not _fits(arch, shape, trial):
             break
         args = trial
@@ -63,9 +81,16 @@ def tiled_conv_auto_args(arch: Arch, shape: ConvShape) -> tuple[int, int, int, i
         for i in range(7):
             trial = list(args)
             trial[i] += 1
-            if trial[i] <= top[i] and _fits(arch, shape, trial):
-                args, changed = trial, True
-    return tuple(args)  # type: ignore[return-value]
+            if trial[i] <= top[i]:
+                grow += 1
+                if _fits(arch, shape, trial):
+                    args, changed = trial, True
+    return TilerSearch(tuple(args), shrink, grow)  # type: ignore[arg-type]
+
+
+def tiled_conv_auto_args(arch: Arch, shape: ConvShape) -> tuple[int, int, int, int, int, int, int]:
+    """The 7 tile args ``tiled_conv_auto`` picks (module docstring, phases 1-3)."""
+    return tiled_conv_auto_search(arch, shape).args
 
 
 def tiled_conv_auto(arch: Arch, problem: Problem) -> ConvMapping:

@@ -128,17 +128,31 @@ def dram_lower_bound(arch: Arch, problem: Problem) -> int:
 # --- shared construction -----------------------------------------------------------------
 
 
-def dma_rates(arch: Arch, shape: ConvShape, k_t, c_t) -> tuple[np.ndarray, ...]:
+def dma_rates(arch: Arch, shape: ConvShape, k_t, c_t, q_t, s_t) -> tuple[np.ndarray, ...]:
     """DMA cycles per useful byte (module docstring, Time and energy) of input, weight, output and
-    partial-sum (out and back, and out alone) rows, for tiles of ``k_t`` output and ``c_t`` input channels."""
+    partial-sum (out and back, and out alone) rows, for tiles of ``k_t`` output and ``c_t`` input
+    channels, ``q_t`` output columns and ``s_t`` kernel columns (the rows each command moves: a
+    tile row's input pixels, its ``c_t`` weight rows, its output pixels)."""
     t = arch.datatypes
     k_t, c_t = np.asarray(k_t, dtype=np.int64), np.asarray(c_t, dtype=np.int64)
+    q_t, s_t = np.asarray(q_t, dtype=np.int64), np.asarray(s_t, dtype=np.int64)
     k_st = np.minimum(k_t, arch.dim_cols)
-    a = dma.read_cycles_per_byte(arch, c_t * t.input_bytes, shape.c * t.input_bytes)
-    b = dma.read_cycles_per_byte(arch, k_t * t.weight_bytes, shape.k * t.weight_bytes)
-    out = dma.write_cycles_per_byte(arch, k_st * t.output_bytes, shape.k * t.output_bytes)
-    psum_out = dma.write_cycles_per_byte(arch, k_st * t.acc_bytes, shape.k * t.acc_bytes)
-    psum = psum_out + dma.read_cycles_per_byte(arch, k_t * t.acc_bytes, shape.k * t.acc_bytes)
+    icols = q_t if shape.downsample else (q_t - 1) * shape.stride + (s_t - 1) * shape.dilation + 1
+    a = dma.read_cycles_per_byte(
+        arch, c_t * t.input_bytes, shape.c * t.input_bytes, rows=icols, element_bytes=t.input_bytes
+    )
+    b = dma.read_cycles_per_byte(
+        arch, k_t * t.weight_bytes, shape.k * t.weight_bytes, rows=c_t, element_bytes=t.weight_bytes
+    )
+    out = dma.write_cycles_per_byte(
+        arch, k_st * t.output_bytes, shape.k * t.output_bytes, rows=q_t, element_bytes=t.output_bytes
+    )
+    psum_out = dma.write_cycles_per_byte(
+        arch, k_st * t.acc_bytes, shape.k * t.acc_bytes, rows=q_t, element_bytes=t.acc_bytes
+    )
+    psum = psum_out + dma.read_cycles_per_byte(
+        arch, k_t * t.acc_bytes, shape.k * t.acc_bytes, rows=q_t, element_bytes=t.acc_bytes
+    )
     return a, b, out, psum, psum_out
 
 
@@ -283,7 +297,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     stationary = n_bpq * shape.weight_elems * t.weight_bytes
     spad_reads = nb_k * im2col * t.input_bytes + stationary
     accumulations = kf * out_elems
-    rates = dma_rates(arch, shape, np.array([T[_K]]), np.array([T[_C]]))
+    rates = dma_rates(arch, shape, *(np.array([T[j]]) for j in (_K, _C, _Q, _S)))
     a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = (float(x[0]) for x in rates)
     first_in = T[_B] * T[_C] * rows_loaded(shape, 0, T[_P], 0, T[_R]) * cols_loaded(shape, 0, T[_Q], 0, T[_S])
     first_w = T[_K] * T[_C] * T[_R] * T[_S]
@@ -463,7 +477,7 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
 
     im2col = shape.n * shape.p * shape.q * shape.c * shape.r * shape.s
     stationary = n_bpq * shape.weight_elems * t.weight_bytes
-    rates = dma_rates(arch, shape, T[:, _K], T[:, _C])
+    rates = dma_rates(arch, shape, T[:, _K], T[:, _C], T[:, _Q], T[:, _S])
     a_cpb, b_cpb, out_cpb = rates[:3]
     if shape.downsample:
         first_rows, first_cols = T[:, _P], T[:, _Q]

@@ -21,6 +21,17 @@ DRAM row stride ``s`` is not a multiple of the request size start at offsets tha
 not accepting the next row while it sends (DMA.scala L402-403, L554-608): ``2b − 1`` cycles for a
 chunk of ``b`` beats, at most ``max_in_flight`` writes outstanding.
 
+**Commands in flight.** The load and store controllers track at most ``max_in_flight // DIM + 1``
+mvin / mvout commands (LoadController.scala L84, StoreController.scala L141; 5, 3, 2, 1, 1 at DIM 4,
+8, 16, 32, 64), and a tracker entry is freed only when every byte of its command has come back
+(DMACommandTracker.scala L66, L71-76, L92-94; LoadController.scala L99, L114). With one entry the
+next command cannot send its first request before the previous command's last response: each
+command's round trip ``latency_cycles`` is exposed, ``latency / (rows × columns)`` per useful byte
+for commands of ``rows`` rows (at most DIM) of at most ``max(request_bytes, DIM · element)``
+bytes (``max_block_len`` blocks, LoopConv.scala L1169-1170, LoopMatmul.scala ``max_block_len``).
+With two or more entries the next command's requests overlap the round trip, which the in-flight
+window above already counts.
+
 Every function takes numpy arrays (or ints) of row widths and returns float64 cycles per useful
 byte, the same for the scalar and the batched model.
 """
@@ -58,20 +69,44 @@ def _chunk_costs(arch: Arch, width: np.ndarray, stride_bytes: int) -> tuple[np.n
     return beats, reqs, full + (rem > 0)
 
 
-def read_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int) -> np.ndarray:
-    """Cycles per useful byte of a mvin whose rows carry ``width_bytes`` (module docstring, Reads)."""
+def commands_in_flight(arch: Arch) -> int:
+    """mvin / mvout commands the load and store controllers track at once (module docstring;
+    ``dma.commands_in_flight`` when the arch states it)."""
+    if arch.dma.commands_in_flight is not None:
+        return arch.dma.commands_in_flight
+    return arch.dma.max_in_flight // arch.dim_rows + 1
+
+
+def rows_per_command(arch: Arch, rows) -> np.ndarray:
+    """Mean rows of the commands that move ``rows`` rows in chunks of at most DIM."""
+    r = np.maximum(np.asarray(rows, dtype=np.int64), 1)
+    return r / -(-r // arch.dim_rows)
+
+
+def _command_cycles(arch: Arch, w: np.ndarray, rows, element_bytes: int) -> np.ndarray:
+    """The exposed round trip per useful byte with one command in flight, else 0 (module docstring)."""
+    if commands_in_flight(arch) > 1:
+        return np.zeros(np.shape(w))
+    columns = np.minimum(w, max(arch.dma.request_bytes, arch.dim_rows * element_bytes))
+    return arch.dram.latency_cycles / (rows_per_command(arch, rows) * columns)
+
+
+def read_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, rows, element_bytes: int) -> np.ndarray:
+    """Cycles per useful byte of a mvin whose rows carry ``width_bytes`` of ``element_bytes``-byte
+    elements, a tile moving ``rows`` rows (module docstring, Reads and Commands in flight)."""
     w = np.maximum(np.asarray(width_bytes, dtype=np.int64), 1)
     beats, reqs, _ = _chunk_costs(arch, w, stride_bytes)
     bus = beats * arch.dma.beat_bytes / arch.local_bytes_per_cycle
     window = reqs * arch.dram.latency_cycles / arch.dma.max_in_flight
-    return np.maximum(bus, window) / w
+    return np.maximum(bus, window) / w + _command_cycles(arch, w, rows, element_bytes)
 
 
-def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int) -> np.ndarray:
-    """Cycles per useful byte of a mvout whose rows carry ``width_bytes`` (module docstring, Writes)."""
+def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, rows, element_bytes: int) -> np.ndarray:
+    """Cycles per useful byte of a mvout whose rows carry ``width_bytes`` of ``element_bytes``-byte
+    elements, a tile moving ``rows`` rows (module docstring, Writes and Commands in flight)."""
     w = np.maximum(np.asarray(width_bytes, dtype=np.int64), 1)
     beats, reqs, chunks = _chunk_costs(arch, w, stride_bytes)
     per_beat = arch.dma.beat_bytes / arch.local_bytes_per_cycle
     send = (2 * beats - chunks) * per_beat if arch.dma.write_gather else beats * per_beat
     window = reqs * arch.dram.latency_cycles / arch.dma.max_in_flight
-    return np.maximum(send, window) / w
+    return np.maximum(send, window) / w + _command_cycles(arch, w, rows, element_bytes)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from gemmap import conv, convmodel, model
 from gemmap.conv import ConvMapping, ConvMappingBatch, ConvShape
-from gemmap.conv_tiler import tiled_conv_auto, tiled_conv_auto_args
+from gemmap.conv_tiler import tiled_conv_auto, tiled_conv_auto_args, tiled_conv_auto_search
 from gemmap.errors import GemmapError
 from gemmap.mapping import ORDERS as GEMM_ORDERS
 from gemmap.mapping import Mapping, MappingBatch
@@ -338,6 +338,20 @@ def test_tiled_conv_auto_rule_on_three_resnet_layers(gemmini):
     #   Grow pocols: 24 → 528 ✗. Grow all: porows 23 ✗ (529), pocols ✗, pochs 17 → 2 blocks ✗,
     #   kchs grows to 64 (4·600 + 9·64 = 2976 ✓). → [1,22,23,16,3,3,64].
     assert tiled_conv_auto_args(gemmini, w.problem("res2_3x3").conv) == (1, 22, 23, 16, 3, 3, 64)
+
+
+def test_tiled_conv_auto_search_counts_its_checks_by_hand(gemmini):
+    # res5_1x1a (derivation above): the first sizing, then kchs 2048 → 512 in steps of 16 (96 steps) and
+    # pochs / kchs alternating from 32 / 32 blocks down to 10 / 11 (22 + 21 steps): 1 + 139 = 140 shrink
+    # checks. pocols is already Q, so the pocols phase checks nothing; each grow-all sweep checks pochs
+    # (fails) and kchs (passes) while kchs grows 176 → 624 (448 sweeps), and the last sweep fails both:
+    # 2·448 + 2 = 898 grow checks.
+    w = load_workload(ROOT / "workloads" / "resnet50.yaml")
+    found = tiled_conv_auto_search(gemmini, w.problem("res5_1x1a").conv)
+    assert (found.shrink_checks, found.grow_checks) == (140, 898)
+    # A conv that fits whole: one sizing, and nothing can grow.
+    small = ConvShape(n=1, k=16, c=16, p=4, q=4, r=1, s=1)
+    assert tiled_conv_auto_search(gemmini, small) == type(found)(small.dims, 1, 0)
 
 
 def test_tiled_conv_auto_is_valid_and_fills_half_memory(gemmini):

@@ -232,6 +232,68 @@ def measure(kind: str, grt: Path, n: int, seed: int, work: Path) -> tuple[np.nda
     return coef, (X_ @ coef - y_) / y_
 
 
+SEARCH_DRIVER = """#include "include/gemmini_testutils.h"
+static elem_t in[1], w[1], out[1];
+volatile int V[%(n)d][6] = {%(rows)s};
+int main(void) {
+  for (int l = 0; l < %(n)d; l++) {
+    int C = V[l][0], K = V[l][1], out_dim = V[l][2], R = V[l][3], stride = V[l][4], pad = V[l][5];
+    int in_dim = (out_dim - 1) * stride + R - 2 * pad;
+    uint64_t start = read_cycles();
+    tiled_conv_auto_inner(1, in_dim, C, K, out_dim, stride, 1, 1, pad, R, false, false, false, false, false,
+                          in, w, NULL, out, NO_ACTIVATION, ACC_SCALE_IDENTITY, 0, 0, 0, WS, true);
+    uint64_t end = read_cycles();
+  }
+  return 0;
+}
+"""
+
+
+def measure_search(n: int, seed: int, work: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted (intercept, per shrink check, per grow check) host cycles of ``tiled_conv_auto``'s tile
+    search (``print_tile = true``: the search alone) against the checks gemmap's replica counts
+    (:func:`gemmap.conv_tiler.tiled_conv_auto_search`, on the sizes of the stock ``gemmini_params.h``)."""
+    from gemmap.arch import load_arch
+    from gemmap.conv import ConvShape
+    from gemmap.conv_tiler import tiled_conv_auto_search
+    from gemmap.validation.predict import software_view
+
+    arch = software_view(load_arch(HERE.parents[1] / "gemmap" / "data" / "arch" / "gemmini-firesim.yaml"))
+    rng = random.Random(seed)
+    layers = []
+    for _ in range(n):
+        R, stride = rng.choice([1, 3]), rng.choice([1, 1, 2])
+        layers.append(
+            (
+                rng.choice([3, 16, 64, 256, 1024]),
+                rng.choice([16, 64, 256, 512]),
+                rng.choice([7, 14, 28, 56, 112]),
+                R,
+                stride,
+                R // 2,
+            )
+        )
+    rows = ", ".join("{" + ", ".join(map(str, x)) + "}" for x in layers)
+    src, binary, trace = work / "search.c", work / "search", work / "search.log"
+    src.write_text(SEARCH_DRIVER % {"n": n, "rows": rows})
+    subprocess.run(["riscv64-unknown-elf-gcc", *CFLAGS, f"-I{work}", f"-I{work / 'include'}", f"-I{work / 'stub'}",
+                    str(src), str(work / "rt.c"), "-o", str(binary), "-lgcc"], check=True)  # fmt: skip
+    subprocess.run(["qemu-riscv64", "-singlestep", "-d", "exec,nochain", "-D", str(trace), str(binary)], check=True)
+    windows = rocket_cycles(binary, trace)
+    X, y = [], []
+    for (C, K, out_dim, R, stride, pad), (_, cycles) in zip(layers, windows):
+        in_dim = (out_dim - 1) * stride + R - 2 * pad
+        shape = ConvShape(
+            n=1, k=K, c=C, p=out_dim, q=out_dim, r=R, s=R, stride=stride, padding=pad, dilation=1, h=in_dim, w=in_dim
+        )
+        found = tiled_conv_auto_search(arch, shape)
+        X.append((1.0, found.shrink_checks, found.grow_checks))
+        y.append(cycles)
+    X_, y_ = np.array(X, dtype=float), np.array(y, dtype=float)
+    coef, *_ = np.linalg.lstsq(X_, y_, rcond=None)
+    return coef, (X_ @ coef - y_) / y_
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--grt", type=Path, required=True, help="gemmini-rocc-tests checkout at 959b23f7")
@@ -253,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
             coef, res = measure(kind, args.grt, args.layers, args.seed + (kind == "conv"), work)
             print(f"{kind}: {coef[1]:.1f} cycles per tile + {coef[2]:.1f} per loop step (intercept {coef[0]:.0f}); "
                   f"|residual| median {np.median(abs(res)):.1%}, max {abs(res).max():.1%} over {args.layers} layers")  # fmt: skip
+        coef, res = measure_search(args.layers, args.seed + 2, work)
+        print(f"tiled_conv_auto search: {coef[1]:.1f} cycles per shrink check + {coef[2]:.1f} per grow check "
+              f"(intercept {coef[0]:.0f}); |residual| median {np.median(abs(res)):.1%}, max {abs(res).max():.1%}")  # fmt: skip
     return 0
 
 

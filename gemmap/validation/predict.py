@@ -5,7 +5,11 @@ A run is predicted the way it was executed (docs/validation.md): the row's mappi
 array size is the one DOSA ran it on (the arch's, or for files whose spatial factors exceed it,
 DOSA's ``per_pe_dim`` rule), and that call is costed by gemmap's model. With ``tiler`` the row's
 layer is instead mapped by Gemmini's own tiler (``tiled_matmul_auto`` / ``tiled_conv_auto``) as it
-sees the memory sizes in the software's ``gemmini_params.h`` (``software_view``).
+sees the memory sizes in the software's ``gemmini_params.h`` (``software_view``), and the timed
+window also holds that tiler's search on the host (``tiled_conv_auto_inner`` picks its tiles after
+the clock starts: conv_tilings.c @959b23f7 L151-172, gemmini.h L2745-2838), which runs before the
+first tile and overlaps nothing (:func:`tiler_search_cycles`). The matmul tiler's fill loop is a
+few dozen steps of a few instructions and is not counted.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 
 from gemmap.arch import Arch
-from gemmap.conv import ConvMapping, ConvShape
-from gemmap.conv_tiler import tiled_conv_auto
+from gemmap.conv import ConvMapping, ConvShape, conv_shape
+from gemmap.conv_tiler import tiled_conv_auto, tiled_conv_auto_search
 from gemmap.convmodel import evaluate_of, invalid_reason_of
 from gemmap.errors import GemmapError
 from gemmap.interop.convert import CONV_LETTERS, cache_factors, software_matmul
@@ -121,9 +125,20 @@ def software_view(arch: Arch) -> Arch:
     return arch.with_overrides(spad_kib=sw.tiler_spad_kib, acc_kib=sw.tiler_acc_kib)
 
 
-def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> Cost:
-    """The full cost breakdown of one run (raises GemmapError when it cannot be predicted)."""
-    s = setup_run(run, arch, tiler, per_pe_dim=per_pe_dim)
+def tiler_search_cycles(setup: RunSetup) -> float:
+    """Host cycles of ``tiled_conv_auto``'s tile search for a conv run (0 for a matmul): its sizing
+    checks (:func:`gemmap.conv_tiler.tiled_conv_auto_search`, on the software's memory sizes) at
+    ``software.conv_tiler_shrink_check_cycles`` / ``conv_tiler_grow_check_cycles`` each."""
+    if setup.problem.conv is None:
+        return 0.0
+    view = software_view(setup.arch)
+    found = tiled_conv_auto_search(view, conv_shape(setup.problem, view))
+    sw = setup.arch.software
+    return found.shrink_checks * sw.conv_tiler_shrink_check_cycles + found.grow_checks * sw.conv_tiler_grow_check_cycles
+
+
+def setup_cost(s: RunSetup) -> Cost:
+    """The model's cost of a run's setup (raises GemmapError when the mapping cannot run)."""
     reason = invalid_reason_of(s.arch, s.problem, s.mapping)
     if reason is not None:
         what = "tiled_conv tiles" if isinstance(s.mapping, ConvMapping) else "mapping"
@@ -131,12 +146,21 @@ def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_di
     return evaluate_of(s.arch, s.problem, s.mapping)
 
 
+def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> Cost:
+    """The full cost breakdown of one run's call (raises GemmapError when it cannot be predicted);
+    the tiler's search, timed with it in ``tiler`` mode, is :func:`tiler_search_cycles`."""
+    return setup_cost(setup_run(run, arch, tiler, per_pe_dim=per_pe_dim))
+
+
 def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> Prediction:
-    """Predicted cycles of one run, or None with the one-line reason it cannot be predicted."""
+    """Predicted cycles of one run (with ``tiler``, the search included), or None with the one-line
+    reason it cannot be predicted."""
     try:
-        return Prediction(float(predict_cost(run, arch, tiler, per_pe_dim=per_pe_dim).cycles), "ok")
+        s = setup_run(run, arch, tiler, per_pe_dim=per_pe_dim)
+        cycles = float(setup_cost(s).cycles) + (tiler_search_cycles(s) if tiler else 0.0)
+        return Prediction(cycles, "ok")
     except GemmapError as exc:
         return Prediction(None, str(exc))
 
 
-__all__ = ["RunSetup", "hardware_for", "predict", "predict_cost", "setup_run", "software_view"]
+__all__ = ["RunSetup", "hardware_for", "predict", "predict_cost", "setup_run", "software_view", "tiler_search_cycles"]

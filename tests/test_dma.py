@@ -1,0 +1,43 @@
+"""The DMA's cycles per byte (gemmap/dma.py), pinned by hand on Gemmini's 128-bit bus, 64-byte requests,
+16 requests in flight and a 30-cycle round trip (arch/gemmini.yaml)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from gemmap import dma
+
+
+def with_dim(arch, dim):
+    return dataclasses.replace(arch, pe_array=dataclasses.replace(arch.pe_array, rows=dim, cols=dim))
+
+
+def test_commands_in_flight_follow_the_array_size(gemmini):
+    # LoadController.scala L84 / StoreController.scala L141: max_in_flight_mem_reqs / DIM + 1.
+    assert gemmini.dma.max_in_flight == 16
+    assert [dma.commands_in_flight(with_dim(gemmini, d)) for d in (4, 8, 16, 32, 64)] == [5, 3, 2, 1, 1]
+
+
+def test_read_row_by_hand(gemmini):
+    # A 64-byte row at a 64-byte stride: 4 beats of 16 B on the 16 B/cycle bus (4 cycles) against one
+    # request in the 16-request window (30 / 16 = 1.875 cycles): 4 cycles, 1/16 cycle per byte. At DIM 16
+    # two commands are tracked, so a command's round trip overlaps the next one's requests.
+    assert gemmini.dram.latency_cycles == 30
+    assert float(dma.read_cycles_per_byte(gemmini, 64, 64, rows=16, element_bytes=1)) == pytest.approx(1 / 16)
+
+
+def test_one_command_in_flight_exposes_its_round_trip(gemmini):
+    # DIM 32: one command at a time, so each command's 30-cycle round trip is paid once: a tile moving
+    # 32 rows of 64 B in one command adds 30 / (32 · 64) per byte; 40 rows go in two commands of 20 rows
+    # on average (30 / (20 · 64)); a 128-byte row is split into 64-byte column commands (max_block_len
+    # blocks of DIM bytes = 64 B), so it also adds 30 / (rows · 64).
+    big = with_dim(gemmini, 32)
+    base = 1 / 16
+    assert float(dma.read_cycles_per_byte(big, 64, 64, rows=32, element_bytes=1)) == pytest.approx(base + 30 / 2048)
+    assert float(dma.read_cycles_per_byte(big, 64, 64, rows=40, element_bytes=1)) == pytest.approx(base + 30 / 1280)
+    assert float(dma.read_cycles_per_byte(big, 128, 128, rows=32, element_bytes=1)) == pytest.approx(base + 30 / 2048)
+    # Writes pay it the same way: a 32-byte output row gathers its 2 beats, then sends them (2·2 − 1 = 3
+    # cycles against the window's 1.875), plus 30 / (32 · 32) per byte for one 32-row command.
+    assert float(dma.write_cycles_per_byte(big, 32, 32, rows=32, element_bytes=1)) == pytest.approx(3 / 32 + 30 / 1024)
