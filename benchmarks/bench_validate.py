@@ -110,7 +110,7 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         "tag-queue throttle",
         "≤ tag_queue − 1 requests share the array latency 2·DIM (pe_array.tag_queue, latency_cycles; "
         "MeshWithDelays.scala L48-56, Mesh.scala L59-66)",
-        _arch(lambda a: _sub(a, "pe_array", tag_queue=10**6, latency_cycles=1)),
+        _arch(lambda a: _sub(a, "pe_array", tag_queue=65536, latency_cycles=1)),
     ),
     (
         "host issue per tile",

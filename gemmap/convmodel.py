@@ -137,7 +137,7 @@ def dma_rates(arch: Arch, shape: ConvShape, k_t, c_t, q_t, s_t) -> tuple[np.ndar
     k_t, c_t = np.asarray(k_t, dtype=np.int64), np.asarray(c_t, dtype=np.int64)
     q_t, s_t = np.asarray(q_t, dtype=np.int64), np.asarray(s_t, dtype=np.int64)
     k_st = np.minimum(k_t, arch.dim_cols)
-    icols = q_t if shape.downsample else (q_t - 1) * shape.stride + (s_t - 1) * shape.dilation + 1
+    icols = q_t if shape.downsample else q_t * shape.stride + (s_t - 1) * shape.dilation  # gemmini.h icols_
     a = dma.read_cycles_per_byte(
         arch, c_t * t.input_bytes, shape.c * t.input_bytes, rows=icols, element_bytes=t.input_bytes
     )

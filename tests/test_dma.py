@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
-from gemmap import dma
+from gemmap import convmodel, dma
+from gemmap.conv import ConvShape
 
 
 def with_dim(arch, dim):
@@ -41,3 +43,14 @@ def test_one_command_in_flight_exposes_its_round_trip(gemmini):
     # Writes pay it the same way: a 32-byte output row gathers its 2 beats, then sends them (2·2 − 1 = 3
     # cycles against the window's 1.875), plus 30 / (32 · 32) per byte for one 32-row command.
     assert float(dma.write_cycles_per_byte(big, 32, 32, rows=32, element_bytes=1)) == pytest.approx(3 / 32 + 30 / 1024)
+
+
+def test_conv_input_commands_span_gemmini_window_columns(gemmini):
+    # LoopConv moves a tile's input one input row per command: icols = ocols·stride + (kcols − 1)·dilation
+    # pixels (gemmini.h icols_), here 3·2 + 2 = 8 pixels of 8 channels. An 8-byte row at an 8-byte stride
+    # starts at offsets 0, 8, ... 56: one beat (1 cycle) and one request (30 / 16 = 1.875) → 1.875 / 8
+    # per byte; at DIM 32 the command's round trip adds 30 / (8 · 8).
+    big = with_dim(gemmini, 32)
+    shape = ConvShape(n=1, k=64, c=8, p=7, q=7, r=3, s=3, stride=2, padding=1)
+    a = convmodel.dma_rates(big, shape, np.array([64]), np.array([8]), np.array([3]), np.array([3]))[0]
+    assert float(a[0]) == pytest.approx(1.875 / 8 + 30 / 64)
