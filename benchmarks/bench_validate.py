@@ -97,8 +97,9 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _arch(lambda a: _sub(a, "dma", write_gather=False)),
     ),
     (
-        "8 B/cycle DRAM behind 512 KiB L2",
-        "memory bus 8 B/cycle, inclusive L2 as a cache (dram.bytes_per_cycle, l2; MemoryBusKey, WithInclusiveCache)",
+        "7.1 B/cycle memory behind 512 KiB L2",
+        "FASED LLC model: one 64-B line per 9 cycles (dram.bytes_per_cycle; LastLevelCache.scala L188-411), "
+        "inclusive L2 as a cache (l2; WithInclusiveCache)",
         _arch(lambda a: _sub(dataclasses.replace(a, l2=None), "dram", bytes_per_cycle=16.0)),
     ),
     (
