@@ -141,6 +141,12 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _arch(lambda a: _sub(a, "software", conv_tiler_shrink_check_cycles=0.0, conv_tiler_grow_check_cycles=0.0)),
     ),
     (
+        "L2 sets of strided weight rows",
+        "a weight tile of narrow rows reaches sets / gcd(K / line, sets) of the cache's sets; more rows than they "
+        "hold reload from memory, a line per row (l2.ways; inclusive cache set index)",
+        _arch(lambda a: a if a.l2 is None else _sub(a, "l2", ways=None)),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict per_pe_dim; "
         "gemmini_data_collection.py L155-212)",

@@ -92,16 +92,27 @@ class Sram:
 
 @dataclass(config=SPEC)
 class L2:
-    """A shared L2 between DRAM and the local SRAMs, used as an explicit tiling level."""
+    """A shared L2 between DRAM and the local SRAMs, used as an explicit tiling level.
+
+    ``ways``: set by a hardware cache (``line_bytes`` lines, ``kib · 1024 / (ways · line_bytes)``
+    sets), whose set index limits what a strided tile can keep (gemmap/convmodel.py, "L2 sets");
+    None for a buffer the software manages, any byte anywhere."""
 
     kib: SramKiB
     banks: Banks = 1
     #: bytes per cycle between the L2 and the scratchpad/accumulator (the DMA path)
     local_bytes_per_cycle: Bandwidth = 16.0
+    ways: Count | None = None
+    line_bytes: TransferBytes = 64
 
     @property
     def bytes(self) -> int:
         return self.kib * 1024
+
+    @property
+    def sets(self) -> int | None:
+        """Sets of a set-associative cache (None for a software-managed buffer)."""
+        return None if self.ways is None else max(self.bytes // (self.ways * self.line_bytes), 1)
 
 
 @dataclass(config=SPEC)

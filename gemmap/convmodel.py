@@ -29,6 +29,16 @@ Convs have no L2 tiling level (``tiled_conv`` has one software level), so on an 
 the L2 tile is the local tile, as :mod:`gemmap.model` with L2 factors 1: the local level is filled
 as above (reloads included) and DRAM → L2 with Timeloop residency over the same loops.
 
+**L2 sets.** When the L2 is a set-associative cache (``l2.ways``), a weight tile whose rows are
+narrower than a line and a whole number of them per line (``k_t`` bytes at a DRAM stride of K
+bytes, a multiple of the line) puts one line per row into the sets that stride reaches,
+``sets / gcd(K / line, sets)`` of them; a tile with more rows (``r_t·s_t·c_t``) than those sets hold
+(× ``ways``) cannot stay in the L2 between the tiles that reload it, so every reload comes from
+memory, a whole line per row: ``R·S·C · n_k · line`` bytes per pass over the weights instead of the
+residency above (inclusive-cache set index = the address bits above the line offset:
+rocket-chip-inclusive-cache @850e121 Parameters.scala; 16-byte rows at a 1 KiB stride reach 64 of
+1,024 sets). Inputs and outputs are not treated so.
+
 **Compute** (LoopConvExecute, LoopConv.scala:792-815). Per tile, Gemmini preloads
 ``F = ceil(k_e/DIM)·r_e·ceil(s_e/ppr)·ceil(c_e/DIM)`` DIM×DIM weight blocks
 (:func:`gemmap.conv.weight_blocks`; ppr = ``max_pixels_per_row``) and streams the tile's
@@ -219,6 +229,29 @@ def _multiplier(
     return out
 
 
+def weight_tiles_spill(arch: Arch, shape: ConvShape, k_t, r_t, s_t, c_t) -> np.ndarray:
+    """Whether weight tiles of ``k_t`` output channels and ``r_t·s_t·c_t`` rows cannot stay in a
+    set-associative L2 between reloads (module docstring, L2 sets). Broadcasts; False without one."""
+    l2 = arch.l2
+    k_t = np.asarray(k_t, dtype=np.int64)
+    if l2 is None or l2.sets is None:
+        return np.zeros(k_t.shape, dtype=bool)
+    line, w = l2.line_bytes, arch.datatypes.weight_bytes
+    stride = shape.k * w
+    if stride % line:
+        return np.zeros(k_t.shape, dtype=bool)
+    reach = l2.sets // math.gcd(stride // line, l2.sets)
+    width = k_t * w
+    rows = np.asarray(r_t, dtype=np.int64) * np.asarray(s_t, dtype=np.int64) * np.asarray(c_t, dtype=np.int64)
+    return (width < line) & (line % np.maximum(width, 1) == 0) & (rows > reach * l2.ways)
+
+
+def spilled_weight_bytes(arch: Arch, shape: ConvShape, n_k, mult_b):
+    """Memory bytes of weight tiles that spill (:func:`weight_tiles_spill`): a line per row per reload."""
+    assert arch.l2 is not None
+    return shape.r * shape.s * shape.c * np.asarray(n_k) * np.asarray(mult_b) * arch.l2.line_bytes
+
+
 def _extents(d: int, t: int) -> list[tuple[int, int]]:
     """(extent, count) of the tiles of a dim of size d cut by t: n − 1 full ones and the last."""
     n = ceil_div(d, t)
@@ -246,10 +279,10 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     vC = out_elems * _multiplier(loops, RELEVANT["C"])
     spill = vC - out_elems
 
-    def boundary(level: str, va: int, vb: int) -> list[Traffic]:
+    def boundary(level: str, va: int, vb: int, vb_bytes: int | None = None) -> list[Traffic]:
         return [
             Traffic("A", level, va, va * t.input_bytes, 0),
-            Traffic("B", level, vb, vb * t.weight_bytes, 0),
+            Traffic("B", level, vb, vb * t.weight_bytes if vb_bytes is None else vb_bytes, 0),
             Traffic("C", level, vC, spill * t.acc_bytes, out_elems * t.output_bytes + spill * t.acc_bytes),
         ]
 
@@ -258,7 +291,11 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     if arch.l2 is not None:
         vA2 = _input_volume(shape, T) * _multiplier(loops, RELEVANT["A"])
         vB2 = shape.weight_elems * _multiplier(loops, RELEVANT["B"])
-        dram_side = boundary("l2", vA2, vB2)
+        vB2_bytes = None
+        if bool(weight_tiles_spill(arch, shape, T[_K], T[_R], T[_S], T[_C])):
+            vB2 = vB
+            vB2_bytes = int(spilled_weight_bytes(arch, shape, n[_K], vB // shape.weight_elems))
+        dram_side = boundary("l2", vA2, vB2, vB2_bytes)
         traffic = traffic + dram_side
     dram_by_tensor = {x.tensor: x.bytes_in + x.bytes_out for x in dram_side}
     moved = _moved(arch, shape, vA, vB, vC)
@@ -417,6 +454,8 @@ class TileTerms:
     rates: tuple[np.ndarray, ...]
     issue: np.ndarray  # host cycles to issue every tile
     latency: np.ndarray  # every tile's fixed phase latencies (model.tile_latency), summed
+    n_k: np.ndarray  # output-channel tile count
+    b_spill: np.ndarray  # weight tiles that cannot stay in a set-associative L2 (weight_tiles_spill)
 
     def column(self) -> TileTerms:
         """The per-tile arrays as (m, 1) columns, to broadcast against (1, b) buffering choices."""
@@ -428,6 +467,7 @@ class TileTerms:
             self.n, col(self.vol_a), col(self.compute), col(self.first_load), col(self.last_store),
             col(self.stationary), col(self.spad_reads), col(self.accumulations),
             tuple(col(r) for r in self.rates), col(self.issue), col(self.latency),  # type: ignore[arg-type]
+            col(self.n_k), col(self.b_spill),
         )  # fmt: skip
 
     def buffered(self, db_spad: np.ndarray, db_acc: np.ndarray) -> LocalTerms:
@@ -503,6 +543,8 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
         rates=rates,
         issue=model.host_issue_cycles(arch.software.conv_tile_issue_cycles, arch.software.conv_loop_issue_cycles, n),
         latency=n_all * model.tile_latency(arch),
+        n_k=n[:, _K],
+        b_spill=weight_tiles_spill(arch, shape, T[:, _K], T[:, _R], T[:, _S], T[:, _C]),
     )
 
 
@@ -576,6 +618,9 @@ def costs(arch: Arch, problem: Problem, terms: TileTerms, lt: LocalTerms, mult: 
     else:
         m2 = _moved(arch, shape, terms.vol_a * mult.a_l2, shape.weight_elems * mult.b_l2, vC)
         dram_bytes = m2.spad + m2.acc
+        if terms.b_spill.any():  # weight tiles the L2's sets cannot hold: a line per row per reload
+            spilled = m2.a + spilled_weight_bytes(arch, shape, terms.n_k, mult.b) + m2.acc
+            dram_bytes = np.where(terms.b_spill, spilled, dram_bytes)
         l2_total = moved.spad + moved.acc + dram_bytes
     return model.combine(arch, problem, lt, moved, dram_bytes, l2_total)
 

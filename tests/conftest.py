@@ -23,5 +23,10 @@ def gemmini():
 
 
 @pytest.fixture(scope="session")
+def firesim_arch():
+    return load_arch(ROOT / "arch" / "gemmini-firesim.yaml")
+
+
+@pytest.fixture(scope="session")
 def transformer_arch():
     return load_arch(ROOT / "arch" / "gemmini-transformer.yaml")

@@ -464,3 +464,46 @@ def gemmini_arch_for_hypothesis(gemmini):
 def test_orders_cover_all_permutations():
     assert len(conv.ORDERS) == 5040 and conv.GEMMINI_ORDER in conv.ORDER_INDEX
     assert all(sorted(o) == sorted(conv.DIMS) for o in itertools.islice(conv.ORDERS, 0, 5040, 97))
+
+
+def test_weight_tiles_that_the_l2_sets_cannot_hold(firesim_arch):
+    # The FireSim L2 is a cache of 1,024 sets × 8 ways of 64-byte lines. Weights of K = 1024 int8 output
+    # channels put consecutive (kch) rows 1,024 B = 16 lines apart: 1024 / gcd(16, 1024) = 64 sets are
+    # reached, 512 lines. A tile of 16 output channels (16-byte rows, 4 per line, none straddling)
+    # and 3·3·64 = 576 rows cannot stay; each reload reads a line per row from memory.
+    arch = firesim_arch
+    assert (arch.l2.sets, arch.l2.ways, arch.l2.line_bytes) == (1024, 8, 64)
+    shape = ConvShape(n=1, k=1024, c=64, p=4, q=4, r=3, s=3, stride=1, padding=1)
+    p = conv_problem(shape)
+    spilled = ConvMapping((1, 4, 4, 16, 3, 3, 64))
+    c = convmodel.evaluate_conv(arch, p, spilled)
+    # one output tile per weight tile (n_b·n_p·n_q = 1 reload each), 64 tiles of K: 9·64 rows · 64 · 64 B
+    assert c.dram_bytes_by_tensor["B"] == 9 * 64 * 64 * 64 == 4 * shape.weight_elems
+    # 32 input channels: 288 rows fit the 512 lines, so the weights move once, their own bytes
+    kept = convmodel.evaluate_conv(arch, p, ConvMapping((1, 4, 4, 16, 3, 3, 32)))
+    assert kept.dram_bytes_by_tensor["B"] == shape.weight_elems
+    # 64-byte rows fill their lines: nothing to spill
+    wide = convmodel.evaluate_conv(arch, p, ConvMapping((1, 4, 4, 64, 3, 3, 64)))
+    assert wide.dram_bytes_by_tensor["B"] == shape.weight_elems
+    assert not convmodel.weight_tiles_spill(dataclasses.replace(arch, l2=None), shape, 16, 3, 3, 64)
+
+
+def test_spilling_weights_batched_equals_scalar(firesim_arch):
+    arch = firesim_arch
+    rng = np.random.default_rng(3)
+    shape = ConvShape(n=1, k=1024, c=96, p=6, q=6, r=3, s=3, stride=1, padding=1)
+    p = conv_problem(shape)
+    ms, spills = [], 0
+    while len(ms) < 60:
+        tile = [int(rng.integers(1, d + 1)) for d in shape.dims]
+        tile[3] = int(rng.choice([8, 16, 32, tile[3]]))  # rows that divide a line, or any width
+        tile[6] = int(rng.choice([64, 96, tile[6]]))
+        m = ConvMapping(tuple(tile), order="".join(rng.permutation(list(conv.DIMS))))  # type: ignore[arg-type]
+        if conv.invalid_reason(arch, p, m) is None:
+            ms.append(m)
+            spills += bool(convmodel.weight_tiles_spill(arch, shape, tile[3], tile[4], tile[5], tile[6]))
+    assert spills > 0
+    b = convmodel.evaluate_conv_batch(arch, p, ConvMappingBatch.from_mappings(ms))
+    for i, m in enumerate(ms):
+        c = convmodel.evaluate_conv(arch, p, m)
+        assert (b.cycles[i], b.energy_pj[i], b.dram_bytes[i]) == (c.cycles, c.energy_pj, c.dram_bytes)
