@@ -63,7 +63,9 @@ def test_batch_equals_scalar_on_thousands(gemmini, transformer_arch):
     from gemmap.mapping import valid_mask
     from gemmap.workload import Problem
 
-    for arch in (gemmini, transformer_arch):
+    # a 32×32 array tracks one DMA command at a time (gemmap/dma.py, Commands in flight)
+    wide = dataclasses.replace(gemmini, pe_array=dataclasses.replace(gemmini.pe_array, rows=32, cols=32))
+    for arch in (gemmini, transformer_arch, wide):
         for shape in ((512, 768, 3072), (17, 33, 65), (512, 64, 512), (1, 2048, 1000)):
             p = Problem("x", *shape)
             n = 5000
