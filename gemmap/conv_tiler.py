@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gemmap.arch import Arch
+from gemmap.arch import Arch, Software
 from gemmap.conv import ConvMapping, ConvShape, acc_rows_needed, conv_shape, spad_rows_needed
 from gemmap.workload import Problem
 
@@ -48,6 +48,13 @@ class TilerSearch:
     args: tuple[int, int, int, int, int, int, int]
     shrink_checks: int
     grow_checks: int
+
+    def host_cycles(self, software: Software) -> float:
+        """Host cycles of the search (``software.conv_tiler_shrink/grow_check_cycles`` per check)."""
+        return (
+            self.shrink_checks * software.conv_tiler_shrink_check_cycles
+            + self.grow_checks * software.conv_tiler_grow_check_cycles
+        )
 
 
 def tiled_conv_auto_search(arch: Arch, shape: ConvShape) -> TilerSearch:

@@ -246,10 +246,12 @@ def weight_tiles_spill(arch: Arch, shape: ConvShape, k_t, r_t, s_t, c_t) -> np.n
     return (width < line) & (line % np.maximum(width, 1) == 0) & (rows > reach * l2.ways)
 
 
-def spilled_weight_bytes(arch: Arch, shape: ConvShape, n_k, mult_b):
-    """Memory bytes of weight tiles that spill (:func:`weight_tiles_spill`): a line per row per reload."""
-    assert arch.l2 is not None
-    return shape.r * shape.s * shape.c * np.asarray(n_k) * np.asarray(mult_b) * arch.l2.line_bytes
+def spilled_weight_bytes(arch: Arch, shape: ConvShape, k_t, r_t, s_t, c_t, n_k) -> np.ndarray:
+    """Memory bytes of one reload of every weight tile when they spill (:func:`weight_tiles_spill`),
+    a line per row: ``R·S·C · n_k · line``; 0 where the tiles stay in the L2. Broadcasts."""
+    spill = weight_tiles_spill(arch, shape, k_t, r_t, s_t, c_t)
+    line = 0 if arch.l2 is None else arch.l2.line_bytes
+    return np.where(spill, shape.r * shape.s * shape.c * np.asarray(n_k, dtype=np.int64) * line, 0)
 
 
 def _extents(d: int, t: int) -> list[tuple[int, int]]:
@@ -292,9 +294,10 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
         vA2 = _input_volume(shape, T) * _multiplier(loops, RELEVANT["A"])
         vB2 = shape.weight_elems * _multiplier(loops, RELEVANT["B"])
         vB2_bytes = None
-        if bool(weight_tiles_spill(arch, shape, T[_K], T[_R], T[_S], T[_C])):
+        per_reload = int(spilled_weight_bytes(arch, shape, T[_K], T[_R], T[_S], T[_C], n[_K]))
+        if per_reload:
             vB2 = vB
-            vB2_bytes = int(spilled_weight_bytes(arch, shape, n[_K], vB // shape.weight_elems))
+            vB2_bytes = per_reload * (vB // shape.weight_elems)
         dram_side = boundary("l2", vA2, vB2, vB2_bytes)
         traffic = traffic + dram_side
     dram_by_tensor = {x.tensor: x.bytes_in + x.bytes_out for x in dram_side}
@@ -454,8 +457,7 @@ class TileTerms:
     rates: tuple[np.ndarray, ...]
     issue: np.ndarray  # host cycles to issue every tile
     latency: np.ndarray  # every tile's fixed phase latencies (model.tile_latency), summed
-    n_k: np.ndarray  # output-channel tile count
-    b_spill: np.ndarray  # weight tiles that cannot stay in a set-associative L2 (weight_tiles_spill)
+    b_spill_bytes: np.ndarray  # memory bytes per weight reload when a cache L2 cannot keep them, else 0
 
     def column(self) -> TileTerms:
         """The per-tile arrays as (m, 1) columns, to broadcast against (1, b) buffering choices."""
@@ -467,7 +469,7 @@ class TileTerms:
             self.n, col(self.vol_a), col(self.compute), col(self.first_load), col(self.last_store),
             col(self.stationary), col(self.spad_reads), col(self.accumulations),
             tuple(col(r) for r in self.rates), col(self.issue), col(self.latency),  # type: ignore[arg-type]
-            col(self.n_k), col(self.b_spill),
+            col(self.b_spill_bytes),
         )  # fmt: skip
 
     def buffered(self, db_spad: np.ndarray, db_acc: np.ndarray) -> LocalTerms:
@@ -543,8 +545,7 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
         rates=rates,
         issue=model.host_issue_cycles(arch.software.conv_tile_issue_cycles, arch.software.conv_loop_issue_cycles, n),
         latency=n_all * model.tile_latency(arch),
-        n_k=n[:, _K],
-        b_spill=weight_tiles_spill(arch, shape, T[:, _K], T[:, _R], T[:, _S], T[:, _C]),
+        b_spill_bytes=spilled_weight_bytes(arch, shape, T[:, _K], T[:, _R], T[:, _S], T[:, _C], n[:, _K]),
     )
 
 
@@ -618,9 +619,9 @@ def costs(arch: Arch, problem: Problem, terms: TileTerms, lt: LocalTerms, mult: 
     else:
         m2 = _moved(arch, shape, terms.vol_a * mult.a_l2, shape.weight_elems * mult.b_l2, vC)
         dram_bytes = m2.spad + m2.acc
-        if terms.b_spill.any():  # weight tiles the L2's sets cannot hold: a line per row per reload
-            spilled = m2.a + spilled_weight_bytes(arch, shape, terms.n_k, mult.b) + m2.acc
-            dram_bytes = np.where(terms.b_spill, spilled, dram_bytes)
+        if terms.b_spill_bytes.any():  # weight tiles the L2's sets cannot hold: a line per row per reload
+            spilled = m2.a + terms.b_spill_bytes * mult.b + m2.acc
+            dram_bytes = np.where(terms.b_spill_bytes > 0, spilled, dram_bytes)
         l2_total = moved.spad + moved.acc + dram_bytes
     return model.combine(arch, problem, lt, moved, dram_bytes, l2_total)
 

@@ -83,10 +83,10 @@ def rows_per_command(arch: Arch, rows) -> np.ndarray:
     return r / -(-r // arch.dim_rows)
 
 
-def _command_cycles(arch: Arch, w: np.ndarray, rows, element_bytes: int) -> np.ndarray:
+def _command_cycles(arch: Arch, w: np.ndarray, rows, element_bytes: int) -> np.ndarray | float:
     """The exposed round trip per useful byte with one command in flight, else 0 (module docstring)."""
     if commands_in_flight(arch) > 1:
-        return np.zeros(np.shape(w))
+        return 0.0
     columns = np.minimum(w, max(arch.dma.request_bytes, arch.dim_rows * element_bytes))
     return arch.dram.latency_cycles / (rows_per_command(arch, rows) * columns)
 

@@ -208,6 +208,23 @@ def _loop_steps(perm: str, trips: list[int]) -> tuple[int, int]:
     return int(steps[-1]), int(steps[:-1].sum())
 
 
+def _timed_windows(name: str, source: str, work: Path) -> list[tuple[int, int]]:
+    """Build ``source`` with the Makefile's flags, trace it under qemu and time its rdcycle windows."""
+    src, binary, trace = work / f"{name}.c", work / name, work / f"{name}.log"
+    src.write_text(source)
+    subprocess.run(["riscv64-unknown-elf-gcc", *CFLAGS, f"-I{work}", f"-I{work / 'include'}", f"-I{work / 'stub'}",
+                    str(src), str(work / "rt.c"), "-o", str(binary), "-lgcc"], check=True)  # fmt: skip
+    subprocess.run(["qemu-riscv64", "-singlestep", "-d", "exec,nochain", "-D", str(trace), str(binary)], check=True)
+    return rocket_cycles(binary, trace)
+
+
+def _fit(X: list[tuple[float, ...]], y: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares coefficients and relative residuals."""
+    X_, y_ = np.array(X, dtype=float), np.array(y, dtype=float)
+    coef, *_ = np.linalg.lstsq(X_, y_, rcond=None)
+    return coef, (X_ @ coef - y_) / y_
+
+
 def measure(kind: str, grt: Path, n: int, seed: int, work: Path) -> tuple[np.ndarray, np.ndarray]:
     """Fitted (intercept, per tile, per loop step) cycles and the relative residuals for ``kind``."""
     layers = _layers(kind, n, random.Random(seed))
@@ -215,21 +232,14 @@ def measure(kind: str, grt: Path, n: int, seed: int, work: Path) -> tuple[np.nda
     for key in set(re.findall(r"%([A-Z_]+)%", text)) - {"NUM_LAYERS", "PE_DIM", "PRINT_TILE"}:
         text = text.replace(f"%{key}%", ",".join(str(layer.get(key, 1)) for layer in layers))
     text = text.replace("%NUM_LAYERS%", str(n)).replace("%PE_DIM%", "16").replace("%PRINT_TILE%", "0")
-    src, binary, trace = work / f"{kind}.c", work / kind, work / f"{kind}.log"
-    src.write_text(text)
-    subprocess.run(["riscv64-unknown-elf-gcc", *CFLAGS, f"-I{work}", f"-I{work / 'include'}", f"-I{work / 'stub'}",
-                    str(src), str(work / "rt.c"), "-o", str(binary), "-lgcc"], check=True)  # fmt: skip
-    subprocess.run(["qemu-riscv64", "-singlestep", "-d", "exec,nochain", "-D", str(trace), str(binary)], check=True)
-    windows = rocket_cycles(binary, trace)
+    windows = _timed_windows(kind, text, work)
     # per layer: the auto run's window, an inner read_cycle_gemminih window, then the mapped call's
     y, X = [], []
     for i, layer in enumerate(layers):
         tiles, steps = _loop_steps(layer["PERM_STR"].strip('"'), _trips(kind, layer))
         y.append(windows[3 * i + 2][1])
         X.append((1.0, tiles, steps))
-    X_, y_ = np.array(X, dtype=float), np.array(y, dtype=float)
-    coef, *_ = np.linalg.lstsq(X_, y_, rcond=None)
-    return coef, (X_ @ coef - y_) / y_
+    return _fit(X, y)
 
 
 SEARCH_DRIVER = """#include "include/gemmini_testutils.h"
@@ -274,12 +284,7 @@ def measure_search(n: int, seed: int, work: Path) -> tuple[np.ndarray, np.ndarra
             )
         )
     rows = ", ".join("{" + ", ".join(map(str, x)) + "}" for x in layers)
-    src, binary, trace = work / "search.c", work / "search", work / "search.log"
-    src.write_text(SEARCH_DRIVER % {"n": n, "rows": rows})
-    subprocess.run(["riscv64-unknown-elf-gcc", *CFLAGS, f"-I{work}", f"-I{work / 'include'}", f"-I{work / 'stub'}",
-                    str(src), str(work / "rt.c"), "-o", str(binary), "-lgcc"], check=True)  # fmt: skip
-    subprocess.run(["qemu-riscv64", "-singlestep", "-d", "exec,nochain", "-D", str(trace), str(binary)], check=True)
-    windows = rocket_cycles(binary, trace)
+    windows = _timed_windows("search", SEARCH_DRIVER % {"n": n, "rows": rows}, work)
     X, y = [], []
     for (C, K, out_dim, R, stride, pad), (_, cycles) in zip(layers, windows):
         in_dim = (out_dim - 1) * stride + R - 2 * pad
@@ -289,9 +294,7 @@ def measure_search(n: int, seed: int, work: Path) -> tuple[np.ndarray, np.ndarra
         found = tiled_conv_auto_search(arch, shape)
         X.append((1.0, found.shrink_checks, found.grow_checks))
         y.append(cycles)
-    X_, y_ = np.array(X, dtype=float), np.array(y, dtype=float)
-    coef, *_ = np.linalg.lstsq(X_, y_, rcond=None)
-    return coef, (X_ @ coef - y_) / y_
+    return _fit(X, y)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ layer is instead mapped by Gemmini's own tiler (``tiled_matmul_auto`` / ``tiled_
 sees the memory sizes in the software's ``gemmini_params.h`` (``software_view``), and the timed
 window also holds that tiler's search on the host (``tiled_conv_auto_inner`` picks its tiles after
 the clock starts: conv_tilings.c @959b23f7 L151-172, gemmini.h L2745-2838), which runs before the
-first tile and overlaps nothing (:func:`tiler_search_cycles`). The matmul tiler's fill loop is a
+first tile and overlaps nothing (``RunSetup.host_cycles``). The matmul tiler's fill loop is a
 few dozen steps of a few instructions and is not counted.
 """
 
@@ -18,7 +18,7 @@ import dataclasses
 
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping, ConvShape, conv_shape
-from gemmap.conv_tiler import tiled_conv_auto, tiled_conv_auto_search
+from gemmap.conv_tiler import tiled_conv_auto_search
 from gemmap.convmodel import evaluate_of, invalid_reason_of
 from gemmap.errors import GemmapError
 from gemmap.interop.convert import CONV_LETTERS, cache_factors, software_matmul
@@ -33,11 +33,13 @@ from gemmap.workload import Problem
 
 @dataclasses.dataclass(frozen=True)
 class RunSetup:
-    """What a run executes: the hardware it ran on, the problem, and the mapping."""
+    """What a run executes: the hardware it ran on, the problem, the mapping, and the host cycles
+    its timed window holds before the first tile (Gemmini's conv tiler's search; module docstring)."""
 
     arch: Arch
     problem: Problem
     mapping: Mapping | ConvMapping
+    host_cycles: float = 0.0
 
 
 def hardware_for(arch: Arch, pe_dim: int) -> Arch:
@@ -110,7 +112,9 @@ def _conv_setup(run: MeasuredRun, hw: Arch, call: ConvCall, tiler: bool) -> RunS
     M, K, N = shape.gemm()
     problem = Problem(f"row{run.row}", M, K, N, op="conv", conv=shape)
     if tiler:
-        return RunSetup(hw, problem, tiled_conv_auto(software_view(hw), problem))
+        view = software_view(hw)
+        found = tiled_conv_auto_search(view, conv_shape(problem, view))
+        return RunSetup(hw, problem, ConvMapping(tile=found.args), found.host_cycles(hw.software))
     order = "".join(CONV_LETTERS[d] for d in reversed(call.perm))
     order = "".join(d for d in order if d not in "rsc") + "".join(d for d in order if d in "rsc")
     tile = (call.batches, call.porows, call.pocols, call.pochs, call.krows, call.kcols, call.kchs)
@@ -125,18 +129,6 @@ def software_view(arch: Arch) -> Arch:
     return arch.with_overrides(spad_kib=sw.tiler_spad_kib, acc_kib=sw.tiler_acc_kib)
 
 
-def tiler_search_cycles(setup: RunSetup) -> float:
-    """Host cycles of ``tiled_conv_auto``'s tile search for a conv run (0 for a matmul): its sizing
-    checks (:func:`gemmap.conv_tiler.tiled_conv_auto_search`, on the software's memory sizes) at
-    ``software.conv_tiler_shrink_check_cycles`` / ``conv_tiler_grow_check_cycles`` each."""
-    if setup.problem.conv is None:
-        return 0.0
-    view = software_view(setup.arch)
-    found = tiled_conv_auto_search(view, conv_shape(setup.problem, view))
-    sw = setup.arch.software
-    return found.shrink_checks * sw.conv_tiler_shrink_check_cycles + found.grow_checks * sw.conv_tiler_grow_check_cycles
-
-
 def setup_cost(s: RunSetup) -> Cost:
     """The model's cost of a run's setup (raises GemmapError when the mapping cannot run)."""
     reason = invalid_reason_of(s.arch, s.problem, s.mapping)
@@ -148,7 +140,7 @@ def setup_cost(s: RunSetup) -> Cost:
 
 def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> Cost:
     """The full cost breakdown of one run's call (raises GemmapError when it cannot be predicted);
-    the tiler's search, timed with it in ``tiler`` mode, is :func:`tiler_search_cycles`."""
+    the host cycles timed with it before its first tile are ``setup_run(...).host_cycles``."""
     return setup_cost(setup_run(run, arch, tiler, per_pe_dim=per_pe_dim))
 
 
@@ -157,10 +149,10 @@ def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bo
     reason it cannot be predicted."""
     try:
         s = setup_run(run, arch, tiler, per_pe_dim=per_pe_dim)
-        cycles = float(setup_cost(s).cycles) + (tiler_search_cycles(s) if tiler else 0.0)
+        cycles = float(setup_cost(s).cycles) + s.host_cycles
         return Prediction(cycles, "ok")
     except GemmapError as exc:
         return Prediction(None, str(exc))
 
 
-__all__ = ["RunSetup", "hardware_for", "predict", "predict_cost", "setup_run", "software_view", "tiler_search_cycles"]
+__all__ = ["RunSetup", "hardware_for", "predict", "predict_cost", "setup_run", "software_view"]
