@@ -13,9 +13,12 @@ chunk of ``c`` bytes at offset ``o`` therefore costs
     beats(c, o) = ⌊(o mod beat + c − 1) / beat⌋ + 1,    requests(c, o) = ⌊(o mod req + c − 1) / req⌋ + 1
 
 and a transfer of many rows takes ``max(Σ beats, Σ requests · latency / max_in_flight)`` cycles:
-one beat per cycle on the bus, or the in-flight window, whichever binds. Rows of a tensor whose
-DRAM row stride ``s`` is not a multiple of the request size start at offsets that are multiples of
-``gcd(s, req)`` (the base is aligned); the model averages over those offsets.
+one beat per cycle on the bus, or the in-flight window, whichever binds. A tile's rows start at
+``j·w + i·s`` bytes from the (aligned) base of a tensor whose DRAM rows are ``s`` bytes apart, for a
+tile ``w`` bytes wide at column index ``j`` (tiles start at multiples of their width: gemmini.h
+``tiled_conv`` ``input + … * in_channels + kch``, ``weights + … * out_channels + poch``;
+``tiled_matmul_outer`` ``A + i * stride_A + k``), so their offsets are the multiples of
+``gcd(s, w, req)``; the model averages over those offsets (a tile as wide as the tensor has ``w = s``).
 
 **Writes (mvout).** The StreamWriter gathers a row's beats and then sends them, one beat per cycle,
 not accepting the next row while it sends (DMA.scala L402-403, L554-608): ``2b − 1`` cycles for a
@@ -39,33 +42,37 @@ byte, the same for the scalar and the batched model.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
 from gemmap.arch import Arch
 
 
-@functools.lru_cache(maxsize=256)
-def _chunk_table(beat: int, req: int, step: int) -> np.ndarray:
-    """table[c] = mean (beats, requests) of a chunk of ``c`` bytes (0 ≤ c ≤ req) whose start offset mod
-    ``req`` is a multiple of ``step``, each equally likely (rows a stride apart from an aligned base)."""
-    o = np.arange(0, req, step, dtype=np.int64)
-    table = np.zeros((req + 1, 2))
-    for c in range(1, req + 1):
-        table[c] = (((o % beat + c - 1) // beat + 1).mean(), ((o + c - 1) // req + 1).mean())
+@functools.lru_cache(maxsize=64)
+def _chunk_table(beat: int, req: int) -> np.ndarray:
+    """table[g, c] = mean (beats, requests) of a chunk of ``c`` bytes (0 ≤ c ≤ req) whose start offset
+    mod ``req`` is a multiple of ``g`` (a divisor of ``req``; other rows unused), each equally likely."""
+    table = np.zeros((req + 1, req + 1, 2))
+    c = np.arange(1, req + 1, dtype=np.int64)[:, None]
+    for g in range(1, req + 1):
+        if req % g == 0:
+            o = np.arange(0, req, g, dtype=np.int64)[None, :]
+            table[g, 1:, 0] = ((o % beat + c - 1) // beat + 1).mean(axis=1)
+            table[g, 1:, 1] = ((o + c - 1) // req + 1).mean(axis=1)
     table.setflags(write=False)
     return table
 
 
-def _chunk_costs(arch: Arch, width: np.ndarray, stride_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean beats, mean requests, chunks) to move one row of ``width`` useful bytes (chunks of ≤ request_bytes)."""
+def _chunk_costs(arch: Arch, width: np.ndarray, stride_bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean beats, mean requests, chunks) to move one row of ``width`` useful bytes (chunks of ≤
+    request_bytes) of a tile ``width`` bytes wide in rows ``stride_bytes`` apart (module docstring)."""
     beat, req = arch.dma.beat_bytes, arch.dma.request_bytes
     w = np.asarray(width, dtype=np.int64)
     full, rem = w // req, w % req
-    table = _chunk_table(beat, req, math.gcd(int(stride_bytes), req) if stride_bytes > 0 else req)
-    beats = full * table[req, 0] + table[rem, 0]
-    reqs = full * table[req, 1] + table[rem, 1]
+    g = np.gcd(np.gcd(np.asarray(stride_bytes, dtype=np.int64), w), req)
+    table = _chunk_table(beat, req)
+    beats = full * table[g, req, 0] + table[g, rem, 0]
+    reqs = full * table[g, req, 1] + table[g, rem, 1]
     return beats, reqs, full + (rem > 0)
 
 

@@ -45,6 +45,24 @@ def test_one_command_in_flight_exposes_its_round_trip(gemmini):
     assert float(dma.write_cycles_per_byte(big, 32, 32, rows=32, element_bytes=1)) == pytest.approx(3 / 32 + 30 / 1024)
 
 
+def test_tile_offsets_set_row_alignment(gemmini):
+    # A tile's rows start at j·w + i·s bytes (tile j of width w, row i at stride s), so a 48-byte-wide tile
+    # of a 256-byte-wide tensor starts at offsets 0, 16, 32, 48 mod 64 (gcd(256, 48, 64) = 16): 3 beats at
+    # every offset, and 1, 1, 2, 2 requests (0 + 47 and 16 + 47 stay in one 64-byte block, 32 + 47 and
+    # 48 + 47 cross it) → max(3 cycles on the bus, 1.5 · 30 / 16 = 2.8125 in the window) = 3 / 48 per byte.
+    # The same 48-byte rows as the whole width of a 48-byte-strided tensor are gcd(48, 64) = 16 apart too.
+    assert float(dma.read_cycles_per_byte(gemmini, 48, 256, rows=16, element_bytes=1)) == pytest.approx(3 / 48)
+    # A 40-byte tile at the same stride starts at multiples of 8 (gcd(256, 40, 64) = 8): averaged over the
+    # offsets o = 0, 8, …, 56, a chunk takes ⌊(o mod 16 + 39) / 16⌋ + 1 beats and ⌊(o + 39) / 64⌋ + 1 requests.
+    o = np.arange(0, 64, 8)
+    beats = ((o % 16 + 39) // 16 + 1).mean()
+    reqs = ((o + 39) // 64 + 1).mean()
+    expected = max(beats, reqs * 30 / 16) / 40
+    assert float(dma.read_cycles_per_byte(gemmini, 40, 256, rows=16, element_bytes=1)) == pytest.approx(expected)
+    # A tile as wide as its tensor (w = s = 256) starts aligned: 16 beats, 4 requests, 1/16 cycle per byte.
+    assert float(dma.read_cycles_per_byte(gemmini, 256, 256, rows=16, element_bytes=1)) == pytest.approx(1 / 16)
+
+
 def test_conv_input_commands_span_gemmini_window_columns(gemmini):
     # LoopConv moves a tile's input one input row per command: icols = ocols·stride + (kcols − 1)·dilation
     # pixels (gemmini.h icols_), here 3·2 + 2 = 8 pixels of 8 channels. An 8-byte row at an 8-byte stride
