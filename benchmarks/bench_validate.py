@@ -147,6 +147,13 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _arch(lambda a: a if a.l2 is None else _sub(a, "l2", ways=None)),
     ),
     (
+        "input loader's 16-bit ring",
+        "a conv tile whose input window lies wholly in the padding wraps LoopConv's 16-bit loader iterators: "
+        "2^16 rows or columns moved, half from memory (dma.conv_loader_bits; LoopConv.scala L54-55, L266-267, "
+        "L359-378; gemmap/conv_ring.py)",
+        _arch(lambda a: _sub(a, "dma", conv_loader_bits=None)),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict per_pe_dim; "
         "gemmini_data_collection.py L155-212)",

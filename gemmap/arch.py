@@ -29,6 +29,7 @@ ElemBytes = int_in(specio.ELEM_BYTES)
 Bandwidth = float_in(specio.BANDWIDTH)
 TransferBytes = int_in(specio.TRANSFER_BYTES)
 Count = int_in(specio.COUNT)
+IteratorBits = int_in(specio.ITERATOR_BITS)
 Passes = int_in(specio.PASSES)
 Cycles = float_in(specio.CYCLES)
 CyclesInt = int_in(specio.CYCLES_POS)
@@ -124,7 +125,10 @@ class Dma:
     ``max_in_flight``: requests the tracker holds (``max_in_flight_mem_reqs``); ``write_gather``:
     the StreamWriter gathers a chunk's beats before sending them (2b − 1 cycles per chunk);
     ``commands_in_flight``: mvin / mvout commands the load and store controllers track (None: the
-    RTL's ``max_in_flight // DIM + 1``, LoadController.scala L84, StoreController.scala L141).
+    RTL's ``max_in_flight // DIM + 1``, LoadController.scala L84, StoreController.scala L141);
+    ``conv_loader_bits``: the width of LoopConv's input-loader iterators (16: LoopConv.scala L54-55,
+    L266-267, L1166), which a tile whose window lies wholly in the padding wraps, walking all
+    2^bits values (gemmap/conv_ring.py; None: a loader that never wraps).
     """
 
     bytes_per_cycle: Bandwidth = 16.0
@@ -133,6 +137,7 @@ class Dma:
     max_in_flight: Count = 16
     write_gather: StrictBool = True
     commands_in_flight: Count | None = None
+    conv_loader_bits: IteratorBits | None = 16
 
 
 @dataclass(config=SPEC)

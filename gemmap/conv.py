@@ -51,6 +51,7 @@ A matmul is the conv special case ``b = q = r = s = 1``, ``p = M``, ``c = K``, `
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -289,6 +290,75 @@ def window_sum_cols(shape: ConvShape, q_t: int, s_t: int) -> int:
     return _window_sum(shape, False, q_t, s_t)
 
 
+@dataclasses.dataclass(frozen=True)
+class AxisRing:
+    """Along one axis, over all (output tile, kernel tile) pairs: how many have a window wholly in the
+    padding (``wrapped``: LoopConv's loader wraps its 16-bit iterator there, gemmap/conv_ring.py), the
+    image lines (``fetched``) and padded lines (``spans``) of the others, and how many wrapped pairs
+    start their window ``lpad`` lines before the image with ``lpad`` not a multiple of the loader's
+    step along the axis (``endless``: its ring never comes back to its start)."""
+
+    wrapped: int
+    fetched: int
+    spans: int
+    endless: int
+
+
+@functools.lru_cache(maxsize=65536)
+def axis_ring(shape: ConvShape, rows: bool, o_t: int, k_t: int, step: int = 1) -> AxisRing:
+    """:class:`AxisRing` of tiles of ``o_t`` output lines and ``k_t`` kernel lines (last ones partial)
+    along the rows (p, r, H) or the columns (q, s, W), the loader stepping ``step`` lines at a time
+    (1 down the rows, DIM pixels along them). A pair wraps when its window
+    ``[o0·σ + k0·δ − pad, … + o_e·σ + (k_e − 1)·δ)`` lies wholly outside ``[0, size)``: its unpadded
+    extent ``span − lpad − rpad`` (gemmini.h @959b23f7 L2446-2458) is negative."""
+    out, kern, size = _axis(shape, rows)
+    o0 = np.arange(0, out, o_t)[:, None]
+    k0 = np.arange(0, kern, k_t)[None, :]
+    span = np.minimum(o_t, out - o0) * shape.stride + (np.minimum(k_t, kern - k0) - 1) * shape.dilation
+    start = o0 * shape.stride + k0 * shape.dilation - shape.padding
+    lead = np.maximum(-start, 0)
+    unpadded = span - lead - np.maximum(start + span - size, 0)
+    wraps = unpadded < 0
+    span = np.broadcast_to(span, wraps.shape)
+    return AxisRing(
+        int(wraps.sum()),
+        int(np.where(wraps, 0, unpadded).sum()),
+        int(span[~wraps].sum()),
+        int((wraps & (lead % step != 0)).sum()),
+    )
+
+
+def can_wrap(shape: ConvShape, rows: bool) -> bool:
+    """Whether any tiling puts a window wholly in the padding along the axis: a tile's window is the
+    union of its single-line (output line, kernel line) windows, so it lies outside the image only
+    if they all do, and some tiling wraps only if some single-line pair does."""
+    return not shape.downsample and axis_ring(shape, rows, 1, 1).wrapped > 0
+
+
+def pair_flags(shape: ConvShape, rows: bool, o_t, k_t, step: int, what: str) -> np.ndarray:
+    """Per (o_t, k_t) pair (arrays), whether ``axis_ring(shape, rows, o, k, step)`` has any ``what``
+    (``"wrapped"`` or ``"endless"``) pair; each distinct pair computed once."""
+    o_t, k_t = np.broadcast_arrays(np.asarray(o_t, dtype=np.int64), np.asarray(k_t, dtype=np.int64))
+    _, kern, _ = _axis(shape, rows)
+    keys, inverse = np.unique(o_t.ravel() * (kern + 1) + k_t.ravel(), return_inverse=True)
+    flags = np.array(
+        [getattr(axis_ring(shape, rows, *divmod(int(key), kern + 1), step), what) > 0 for key in keys], dtype=bool
+    )
+    return flags[inverse.reshape(-1)].reshape(o_t.shape)
+
+
+def loader_never_ends(arch: Arch, shape: ConvShape, q_t, s_t) -> np.ndarray:
+    """Per tiling (``q_t``, ``s_t`` broadcast), whether some tile's input window lies wholly before the
+    image along the columns at an ``lpad`` that is not a multiple of DIM: LoopConv's loader then walks
+    its wrapped 16-bit column iterator in DIM-pixel steps from ``−lpad`` through 0, 2^15 − DIM, the
+    wrap to −2^15 and on, never landing on ``−lpad`` again (LoopConv.scala L359-378), so the tile's
+    loads never finish. False when the loader does not wrap (``dma.conv_loader_bits`` None)."""
+    q_t, s_t = np.broadcast_arrays(np.asarray(q_t, dtype=np.int64), np.asarray(s_t, dtype=np.int64))
+    if arch.dma.conv_loader_bits is None or not q_t.size or not can_wrap(shape, False):
+        return np.zeros(q_t.shape, dtype=bool)
+    return pair_flags(shape, False, q_t, s_t, arch.dim_rows, "endless")
+
+
 def pixels_per_row(arch: Arch, shape: ConvShape, c_e: int, s_e: int) -> int:
     """``max_pixels_per_row`` of a tile with ``c_e`` input channels and ``s_e`` kernel columns
     (gemmini.h:1406-1411): ``min(DIM // c_e, s_e)`` when ``c_e ≤ DIM``, no kernel dilation and
@@ -480,6 +550,12 @@ def invalid_reason(arch: Arch, problem: Problem, m: ConvMapping) -> str | None:
         return f"tiled_conv takes one kernel_dim (square kernels), this conv is {shape.r}x{shape.s}"
     if shape.padding >= shape.r and shape.padding > 0:
         return f"tiled_conv needs kernel_dim > padding ({shape.r} <= {shape.padding})"
+    if loader_never_ends(arch, shape, m.tile[2], m.tile[5]):
+        return (
+            f"pocols={m.tile[2]} with kcols={m.tile[5]} puts a tile's input window wholly in the left "
+            f"padding ({shape.padding} columns): LoopConv's input loader wraps its 16-bit column "
+            "iterator and never finishes"
+        )
     need = spad_rows_needed(arch, shape, m.tile) * (2 if m.db_spad else 1)
     if need > arch.spad_rows:
         return f"scratchpad needs {need} rows, has {arch.spad_rows}"
@@ -505,7 +581,7 @@ def valid_mask(arch: Arch, problem: Problem, b: ConvMappingBatch) -> np.ndarray:
     acc = -(-tk // W) * tb * tp * tq
     ok &= spad * np.where(b.db_spad, 2, 1) <= arch.spad_rows
     ok &= acc * np.where(b.db_acc, 2, 1) <= arch.acc_rows
-    return ok
+    return ok & ~loader_never_ends(arch, shape, tq, ts)
 
 
 def random_mappings(

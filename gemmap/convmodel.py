@@ -76,7 +76,7 @@ import math
 
 import numpy as np
 
-from gemmap import dma, model
+from gemmap import conv_ring, dma, model
 from gemmap.arch import Arch, DataTypes, ceil_div
 from gemmap.conv import (
     DIMS,
@@ -185,6 +185,7 @@ def _local_terms(
     rates: tuple[np.ndarray, ...],
     issue: np.ndarray,
     latency: np.ndarray,
+    extra_load: np.ndarray | float = 0.0,
 ) -> LocalTerms:
     """The one place a conv builds :class:`gemmap.model.LocalTerms` (by keyword)."""
     a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = rates
@@ -204,6 +205,7 @@ def _local_terms(
         psum_out_cpb=psum_out_cpb,
         issue=issue,
         latency=latency,
+        extra_load=extra_load,
     )
 
 
@@ -276,19 +278,22 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     loops = [(DIMS.index(ch), n[DIMS.index(ch)]) for ch in m.order]
     out_elems = shape.output_elems
     reload, small = arch.software.reload_operands, arch.software.reuse_small_operands
-    vA = _input_volume(shape, T) * _multiplier(loops, RELEVANT["A"], reload, small)
+    mult_a = _multiplier(loops, RELEVANT["A"], reload, small)
+    vA = _input_volume(shape, T) * mult_a
+    ring_cycles, ring_memory = (float(x[0]) * mult_a for x in conv_ring.ring_terms(arch, shape, np.array([T])))
     vB = shape.weight_elems * _multiplier(loops, RELEVANT["B"], reload, small)
     vC = out_elems * _multiplier(loops, RELEVANT["C"])
     spill = vC - out_elems
 
-    def boundary(level: str, va: int, vb: int, vb_bytes: int | None = None) -> list[Traffic]:
+    def boundary(level: str, va: int, vb: int, vb_bytes: int | None = None, ring: int = 0) -> list[Traffic]:
         return [
-            Traffic("A", level, va, va * t.input_bytes, 0),
+            Traffic("A", level, va, va * t.input_bytes + ring, 0),
             Traffic("B", level, vb, vb * t.weight_bytes if vb_bytes is None else vb_bytes, 0),
             Traffic("C", level, vC, spill * t.acc_bytes, out_elems * t.output_bytes + spill * t.acc_bytes),
         ]
 
-    traffic = boundary("local", vA, vB)
+    ring_bytes = int(ring_memory)  # a wrapped loader's reads past the tensor, from memory (conv_ring.py)
+    traffic = boundary("local", vA, vB, ring=ring_bytes)
     dram_side = traffic
     if arch.l2 is not None:
         vA2 = _input_volume(shape, T) * _multiplier(loops, RELEVANT["A"])
@@ -298,7 +303,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
         if per_reload:
             vB2 = vB
             vB2_bytes = per_reload * (vB // shape.weight_elems)
-        dram_side = boundary("l2", vA2, vB2, vB2_bytes)
+        dram_side = boundary("l2", vA2, vB2, vB2_bytes, ring_bytes)
         traffic = traffic + dram_side
     dram_by_tensor = {x.tensor: x.bytes_in + x.bytes_out for x in dram_side}
     moved = _moved(arch, shape, vA, vB, vC)
@@ -353,14 +358,15 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     lt = _local_terms(
         arr(compute), arr(prologue), arr(epilogue), arr(stationary), arr(spad_reads), arr(accumulations),
         arr(m.db_spad), arr(m.db_acc), rates, arr(model.host_issue_cycles(sw.conv_tile_issue_cycles, sw.conv_loop_issue_cycles, n)),
-        arr(n_tiles * model.tile_latency(arch)),
+        arr(n_tiles * model.tile_latency(arch)), arr(ring_cycles),
     )  # fmt: skip
     moved_1 = Moved(arr(moved.a), arr(moved.b), arr(moved.out), arr(moved.psum))
     bc = model.combine(arch, problem, lt, moved_1, arr(dram_bytes), arr(l2_total))
     cycles = int(bc.cycles[0])
 
     t_load, t_store = model.transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
-    t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb, moved.out * out_cpb + moved.psum * psum_cpb
+    t_load += ring_cycles
+    t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb + ring_cycles, moved.out * out_cpb + moved.psum * psum_cpb
     latency = n_tiles * model.tile_latency(arch)
     core = float(model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, 0.0, latency))
     core += prologue + epilogue
@@ -458,6 +464,8 @@ class TileTerms:
     issue: np.ndarray  # host cycles to issue every tile
     latency: np.ndarray  # every tile's fixed phase latencies (model.tile_latency), summed
     b_spill_bytes: np.ndarray  # memory bytes per weight reload when a cache L2 cannot keep them, else 0
+    ring_load: np.ndarray  # load cycles of the loader's wrapped rings per pass over the input tiles (conv_ring.py)
+    ring_memory: np.ndarray  # their memory bytes per pass
 
     def column(self) -> TileTerms:
         """The per-tile arrays as (m, 1) columns, to broadcast against (1, b) buffering choices."""
@@ -469,7 +477,7 @@ class TileTerms:
             self.n, col(self.vol_a), col(self.compute), col(self.first_load), col(self.last_store),
             col(self.stationary), col(self.spad_reads), col(self.accumulations),
             tuple(col(r) for r in self.rates), col(self.issue), col(self.latency),  # type: ignore[arg-type]
-            col(self.b_spill_bytes),
+            col(self.b_spill_bytes), col(self.ring_load), col(self.ring_memory),
         )  # fmt: skip
 
     def buffered(self, db_spad: np.ndarray, db_acc: np.ndarray) -> LocalTerms:
@@ -533,6 +541,7 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
     first = T[:, _B] * T[:, _C] * first_rows * first_cols * t.input_bytes * a_cpb + (
         T[:, _K] * T[:, _C] * T[:, _R] * T[:, _S] * t.weight_bytes * b_cpb
     )
+    ring_load, ring_memory = conv_ring.ring_terms(arch, shape, T)
     return TileTerms(
         n=n,
         vol_a=shape.n * shape.c * rows * cols,
@@ -546,6 +555,8 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
         issue=model.host_issue_cycles(arch.software.conv_tile_issue_cycles, arch.software.conv_loop_issue_cycles, n),
         latency=n_all * model.tile_latency(arch),
         b_spill_bytes=spilled_weight_bytes(arch, shape, T[:, _K], T[:, _R], T[:, _S], T[:, _C], n[:, _K]),
+        ring_load=ring_load,
+        ring_memory=ring_memory,
     )
 
 
@@ -623,6 +634,11 @@ def costs(arch: Arch, problem: Problem, terms: TileTerms, lt: LocalTerms, mult: 
             spilled = m2.a + terms.b_spill_bytes * mult.b + m2.acc
             dram_bytes = np.where(terms.b_spill_bytes > 0, spilled, dram_bytes)
         l2_total = moved.spad + moved.acc + dram_bytes
+    if terms.ring_load.any():  # a wrapped input loader (conv_ring.py): its load cycles and memory reads
+        ring_memory = np.floor(terms.ring_memory * mult.a)
+        lt = dataclasses.replace(lt, extra_load=terms.ring_load * mult.a)
+        dram_bytes = dram_bytes + ring_memory
+        l2_total = l2_total + ring_memory if arch.l2 is not None else 0
     return model.combine(arch, problem, lt, moved, dram_bytes, l2_total)
 
 

@@ -505,6 +505,8 @@ class LocalTerms:
     psum_out_cpb: np.ndarray  # of its way out
     issue: np.ndarray  # host cycles to issue every tile (host_issue_cycles)
     latency: np.ndarray  # every tile's fixed phase latencies (tile_latency), summed
+    #: load-phase cycles beyond the per-byte rates (a conv loader's wrapped rings: gemmap/conv_ring.py)
+    extra_load: np.ndarray | float = 0.0
 
 
 def local_terms(
@@ -572,7 +574,8 @@ def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.n
     serialize, plus the exposed first load / last store; DRAM bandwidth bounds the whole. The
     arguments broadcast together (any shapes), so callers may pass factored grids."""
     t_load, t_store = transfer_cycles(moved, lt.a_cpb, lt.b_cpb, lt.out_cpb, lt.psum_cpb, lt.psum_out_cpb)
-    t_spad = moved.a * lt.a_cpb + moved.b * lt.b_cpb
+    t_load = t_load + lt.extra_load
+    t_spad = moved.a * lt.a_cpb + moved.b * lt.b_cpb + lt.extra_load
     t_acc = moved.out * lt.out_cpb + moved.psum * lt.psum_cpb
     core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue, lt.latency)
     core = core + lt.prologue + lt.epilogue

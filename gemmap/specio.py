@@ -68,6 +68,9 @@ BANDWIDTH = Bound(0, 1 << 16, "bytes per cycle", lo_open=True)
 TRANSFER_BYTES = Bound(1, 1 << 16, "bytes")
 #: queue depths, in-flight requests, elements per cycle: bounded by the 1024-wide array and its rows
 COUNT = Bound(1, 1 << 16, "entries")
+#: width of a hardware loop iterator (LoopConv's 16-bit input-loader registers): 8-bit counters are
+#: the narrowest an unroller uses, 32 bits the widest address-sized one
+ITERATOR_BITS = Bound(8, 32, "bits")
 #: passes over a row (Softmax/LayerNorm read each row 1–3 times)
 PASSES = Bound(1, 64, "passes")
 #: cycles of a latency or a per-element/per-tile software cost: 10⁶ cycles is 1 ms at 1 GHz,

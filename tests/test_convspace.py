@@ -29,6 +29,9 @@ SMALL = [
     ConvShape(n=1, k=5, c=3, p=4, q=3, r=3, s=3, stride=1, padding=1),
     ConvShape(n=2, k=6, c=5, p=3, q=3, r=1, s=1, stride=2, padding=0, h=6, w=6),  # downsample
     ConvShape(n=1, k=9, c=2, p=3, q=2, r=2, s=2, stride=2, padding=1, dilation=2),
+    # even kernel, padding R // 2 (out_dim P + 1, as DOSA's templates run it): split kernel windows at
+    # the edges lie wholly in the padding, so LoopConv's loader wraps (conv_ring.py) or never ends
+    ConvShape(n=1, k=4, c=3, p=5, q=5, r=4, s=4, stride=1, padding=2, h=4, w=4),
 ]
 
 
