@@ -154,6 +154,12 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _arch(lambda a: _sub(a, "dma", conv_loader_bits=None)),
     ),
     (
+        "accumulator zero-fill per output tile",
+        "tiled_conv's dummy bias address makes LoopConvLdBias zero-fill each output tile's accumulator rows, "
+        "one per cycle on the load path (software.conv_bias_zero_fill; gemmini.h L2283-2286, LoopConv.scala L108)",
+        _arch(lambda a: _sub(a, "software", conv_bias_zero_fill=False)),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict per_pe_dim; "
         "gemmini_data_collection.py L155-212)",

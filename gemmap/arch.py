@@ -234,6 +234,11 @@ class Software:
     first_layer_optimizations: StrictBool = True
     #: ``tiled_conv``'s downsample mode for 1×1 stride-2 convs (moves every other row and column)
     conv_downsample: StrictBool = True
+    #: ``tiled_conv`` without a bias passes the dummy bias address 1 (gemmini.h @959b23f7 L2283-2286)
+    #: on each output tile's first reduction tile, so LoopConvLdBias is not skipped (it skips only a
+    #: null address, LoopConv.scala @67ca2f9 L108, L179) and zero-fills the tile's accumulator rows
+    #: through the load path, one DIM-wide row per cycle (L119-122, L162-200; ZeroWriter.scala)
+    conv_bias_zero_fill: StrictBool = True
     #: host-CPU cycles the software tile loop spends per tile (the tile's arguments, its RoCC
     #: commands and the innermost loop step) and per step of each loop around it. Counted, not
     #: fitted (docs/model.md, "Host issue"): gemmini-rocc-tests @959b23f7's data-collection

@@ -262,6 +262,15 @@ def _extents(d: int, t: int) -> list[tuple[int, int]]:
     return [(t, n - 1), (d - (n - 1) * t, 1)]
 
 
+def zero_fill_cycles(arch: Arch, shape: ConvShape, nb_k):
+    """Load-path cycles of LoopConvLdBias zero-filling every output tile's accumulator rows once (its
+    first reduction tile; ``software.conv_bias_zero_fill``): ``N·P·Q·nb_k`` DIM-wide rows, one per
+    cycle (``nb_k`` = Σ over output-channel tiles of ceil(k_e / DIM)). Broadcasts."""
+    if not arch.software.conv_bias_zero_fill:
+        return 0.0 * np.asarray(nb_k, dtype=np.float64)
+    return np.asarray(shape.n * shape.p * shape.q * nb_k, dtype=np.float64)
+
+
 @functools.lru_cache(maxsize=65536)
 def _input_volume(shape: ConvShape, T: tuple[int, ...]) -> int:
     """Input elements moved by one pass over all input tiles: N·C·RowSum·ColSum (pure; cached)."""
@@ -333,6 +342,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     # traffic-independent terms
     n_bpq = n[_B] * n[_P] * n[_Q]
     nb_k = sum(ceil_div(x, Ca) * c for x, c in per_dim[_K])
+    extra_load = ring_cycles + zero_fill_cycles(arch, shape, nb_k)
     kf = shape.r * sum(
         ceil_div(se, pixels_per_row(arch, shape, ce, se)) * ceil_div(ce, Ra) * cs * cc
         for se, cs in per_dim[_S]
@@ -358,15 +368,15 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     lt = _local_terms(
         arr(compute), arr(prologue), arr(epilogue), arr(stationary), arr(spad_reads), arr(accumulations),
         arr(m.db_spad), arr(m.db_acc), rates, arr(model.host_issue_cycles(sw.conv_tile_issue_cycles, sw.conv_loop_issue_cycles, n)),
-        arr(n_tiles * model.tile_latency(arch)), arr(ring_cycles),
+        arr(n_tiles * model.tile_latency(arch)), arr(extra_load),
     )  # fmt: skip
     moved_1 = Moved(arr(moved.a), arr(moved.b), arr(moved.out), arr(moved.psum))
     bc = model.combine(arch, problem, lt, moved_1, arr(dram_bytes), arr(l2_total))
     cycles = int(bc.cycles[0])
 
     t_load, t_store = model.transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
-    t_load += ring_cycles
-    t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb + ring_cycles, moved.out * out_cpb + moved.psum * psum_cpb
+    t_load += extra_load
+    t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb + extra_load, moved.out * out_cpb + moved.psum * psum_cpb
     latency = n_tiles * model.tile_latency(arch)
     core = float(model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, 0.0, latency))
     core += prologue + epilogue
@@ -466,6 +476,7 @@ class TileTerms:
     b_spill_bytes: np.ndarray  # memory bytes per weight reload when a cache L2 cannot keep them, else 0
     ring_load: np.ndarray  # load cycles of the loader's wrapped rings per pass over the input tiles (conv_ring.py)
     ring_memory: np.ndarray  # their memory bytes per pass
+    zero_fill: np.ndarray  # load cycles of the accumulator zero-fill, once per output tile (zero_fill_cycles)
 
     def column(self) -> TileTerms:
         """The per-tile arrays as (m, 1) columns, to broadcast against (1, b) buffering choices."""
@@ -477,7 +488,7 @@ class TileTerms:
             self.n, col(self.vol_a), col(self.compute), col(self.first_load), col(self.last_store),
             col(self.stationary), col(self.spad_reads), col(self.accumulations),
             tuple(col(r) for r in self.rates), col(self.issue), col(self.latency),  # type: ignore[arg-type]
-            col(self.b_spill_bytes), col(self.ring_load), col(self.ring_memory),
+            col(self.b_spill_bytes), col(self.ring_load), col(self.ring_memory), col(self.zero_fill),
         )  # fmt: skip
 
     def buffered(self, db_spad: np.ndarray, db_acc: np.ndarray) -> LocalTerms:
@@ -557,6 +568,7 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
         b_spill_bytes=spilled_weight_bytes(arch, shape, T[:, _K], T[:, _R], T[:, _S], T[:, _C], n[:, _K]),
         ring_load=ring_load,
         ring_memory=ring_memory,
+        zero_fill=zero_fill_cycles(arch, shape, nb_k),
     )
 
 
@@ -634,9 +646,10 @@ def costs(arch: Arch, problem: Problem, terms: TileTerms, lt: LocalTerms, mult: 
             spilled = m2.a + terms.b_spill_bytes * mult.b + m2.acc
             dram_bytes = np.where(terms.b_spill_bytes > 0, spilled, dram_bytes)
         l2_total = moved.spad + moved.acc + dram_bytes
-    if terms.ring_load.any():  # a wrapped input loader (conv_ring.py): its load cycles and memory reads
+    if terms.ring_load.any() or terms.zero_fill.any():  # wrapped loader rings (conv_ring.py), zero-fills
+        lt = dataclasses.replace(lt, extra_load=terms.ring_load * mult.a + terms.zero_fill)
+    if terms.ring_memory.any():  # the rings' reads past the tensor come from memory
         ring_memory = np.floor(terms.ring_memory * mult.a)
-        lt = dataclasses.replace(lt, extra_load=terms.ring_load * mult.a)
         dram_bytes = dram_bytes + ring_memory
         l2_total = l2_total + ring_memory if arch.l2 is not None else 0
     return model.combine(arch, problem, lt, moved, dram_bytes, l2_total)

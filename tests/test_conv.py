@@ -190,10 +190,12 @@ def test_matmul_as_conv_agrees_with_the_gemm_model(gemmini, transformer_arch):
     # a_reuse/b_reuse, gemmini.h:783-784, 819-820, keeps those; the conv model keeps them as tiled_conv does),
     # and LoopConvSt writes output rows of ≤ DIM channels where the GEMM model writes Tn (cycles only).
     # The host issues a conv tile with other code than a matmul tile, in a nest of 7 loops, not 3: the same
-    # cost per tile for both here, and none per loop step.
+    # cost per tile for both here, and none per loop step. tiled_conv's dummy bias makes LoopConvLdBias
+    # zero-fill each output tile's accumulator rows, which tiled_matmul (no D) does not: off here.
     def same_issue(arch):
         sw = dataclasses.replace(arch.software, conv_tile_issue_cycles=arch.software.matmul_tile_issue_cycles,
-                                 conv_loop_issue_cycles=0.0, matmul_loop_issue_cycles=0.0)  # fmt: skip
+                                 conv_loop_issue_cycles=0.0, matmul_loop_issue_cycles=0.0,
+                                 conv_bias_zero_fill=False)  # fmt: skip
         return dataclasses.replace(arch, software=sw)
 
     gemmini, transformer_arch = same_issue(gemmini), same_issue(transformer_arch)
@@ -507,3 +509,19 @@ def test_spilling_weights_batched_equals_scalar(firesim_arch):
     for i, m in enumerate(ms):
         c = convmodel.evaluate_conv(arch, p, m)
         assert (b.cycles[i], b.energy_pj[i], b.dram_bytes[i]) == (c.cycles, c.energy_pj, c.dram_bytes)
+
+
+def test_bias_zero_fill_costs_one_load_cycle_per_accumulator_row(gemmini):
+    # tiled_conv without a bias passes the dummy address 1, so LoopConvLdBias zero-fills each output
+    # tile's accumulator rows once (its first reduction tile), one DIM-wide row per cycle on the load
+    # path. 14×14 outputs, K = 40 in tiles of 24 (blocks: 2 + 1 = 3 per pixel), whatever the order and
+    # however the reduction is split: 196 · 3 = 588 load cycles.
+    shape = ConvShape(n=1, k=40, c=16, p=14, q=14, r=3, s=3, stride=1, padding=1)
+    M, K, N = shape.gemm()
+    p = Problem("zf", M, K, N, op="conv", conv=shape)
+    off = dataclasses.replace(gemmini, software=dataclasses.replace(gemmini.software, conv_bias_zero_fill=False))
+    for order, tile in (("bpqkrsc", (1, 7, 14, 24, 3, 3, 16)), ("rscbpqk", (1, 14, 7, 24, 1, 3, 8))):
+        m = ConvMapping(tile=tile, order=order)
+        on_cost, off_cost = convmodel.evaluate_conv(gemmini, p, m), convmodel.evaluate_conv(off, p, m)
+        assert on_cost.local_transfer_cycles - off_cost.local_transfer_cycles == pytest.approx(588)
+        assert on_cost.cycles >= off_cost.cycles
