@@ -33,7 +33,10 @@ command's round trip ``latency_cycles`` is exposed, ``latency / (rows × columns
 for commands of ``rows`` rows (at most DIM) of at most ``max(request_bytes, DIM · element)``
 bytes (``max_block_len`` blocks, LoopConv.scala L1169-1170, LoopMatmul.scala ``max_block_len``).
 With two or more entries the next command's requests overlap the round trip, which the in-flight
-window above already counts.
+window above already counts. Only loads wait for memory: the store controller's tracker counts a
+mvout row done when it is read out of the accumulator or scratchpad for the writer (Scratchpad.scala
+@67ca2f9 L479-483, L695-699 raise ``dma.write.resp`` on the SRAM read; StoreController.scala
+L185-187), never on the memory's acknowledgement, so a mvout command exposes no round trip.
 
 Every function takes numpy arrays (or ints) of row widths and returns float64 cycles per useful
 byte, the same for the scalar and the batched model.
@@ -108,12 +111,12 @@ def read_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, rows, el
     return np.maximum(bus, window) / w + _command_cycles(arch, w, rows, element_bytes)
 
 
-def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, rows, element_bytes: int) -> np.ndarray:
-    """Cycles per useful byte of a mvout whose rows carry ``width_bytes`` of ``element_bytes``-byte
-    elements, a tile moving ``rows`` rows (module docstring, Writes and Commands in flight)."""
+def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int) -> np.ndarray:
+    """Cycles per useful byte of a mvout whose rows carry ``width_bytes`` (module docstring, Writes;
+    a mvout command exposes no round trip: Commands in flight)."""
     w = np.maximum(np.asarray(width_bytes, dtype=np.int64), 1)
     beats, reqs, chunks = _chunk_costs(arch, w, stride_bytes)
     per_beat = arch.dma.beat_bytes / arch.local_bytes_per_cycle
     send = (2 * beats - chunks) * per_beat if arch.dma.write_gather else beats * per_beat
     window = reqs * arch.dram.latency_cycles / arch.dma.max_in_flight
-    return np.maximum(send, window) / w + _command_cycles(arch, w, rows, element_bytes)
+    return np.maximum(send, window) / w
