@@ -52,9 +52,10 @@ from gemmap.arch import Arch
 
 
 @functools.lru_cache(maxsize=64)
-def _chunk_table(beat: int, req: int) -> np.ndarray:
-    """table[g, c] = mean (beats, requests) of a chunk of ``c`` bytes (0 ≤ c ≤ req) whose start offset
-    mod ``req`` is a multiple of ``g`` (a divisor of ``req``; other rows unused), each equally likely."""
+def _chunk_table(beat: int, req: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat tables (index ``g·(req + 1) + c``) of the mean beats and requests of a chunk of ``c`` bytes
+    (0 ≤ c ≤ req) whose start offset mod ``req`` is a multiple of ``g`` (a divisor of ``req``; other
+    rows unused), each such offset equally likely."""
     table = np.zeros((req + 1, req + 1, 2))
     c = np.arange(1, req + 1, dtype=np.int64)[:, None]
     for g in range(1, req + 1):
@@ -62,8 +63,10 @@ def _chunk_table(beat: int, req: int) -> np.ndarray:
             o = np.arange(0, req, g, dtype=np.int64)[None, :]
             table[g, 1:, 0] = ((o % beat + c - 1) // beat + 1).mean(axis=1)
             table[g, 1:, 1] = ((o + c - 1) // req + 1).mean(axis=1)
-    table.setflags(write=False)
-    return table
+    beats, reqs = table[:, :, 0].ravel(), table[:, :, 1].ravel()
+    beats.setflags(write=False)
+    reqs.setflags(write=False)
+    return beats, reqs
 
 
 def _chunk_costs(arch: Arch, width: np.ndarray, stride_bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -72,10 +75,16 @@ def _chunk_costs(arch: Arch, width: np.ndarray, stride_bytes) -> tuple[np.ndarra
     beat, req = arch.dma.beat_bytes, arch.dma.request_bytes
     w = np.asarray(width, dtype=np.int64)
     full, rem = w // req, w % req
-    g = np.gcd(np.gcd(np.asarray(stride_bytes, dtype=np.int64), w), req)
-    table = _chunk_table(beat, req)
-    beats = full * table[g, req, 0] + table[g, rem, 0]
-    reqs = full * table[g, req, 1] + table[g, rem, 1]
+    stride = np.asarray(stride_bytes, dtype=np.int64)
+    if req & (req - 1) == 0:  # a power of two: gcd(s, w, req) is the lowest set bit of s | w | req
+        x = stride | w | req
+        g = x & -x
+    else:
+        g = np.gcd(np.gcd(stride, w), req)
+    beats_t, reqs_t = _chunk_table(beat, req)
+    row = g * (req + 1)
+    beats = full * beats_t.take(row + req) + beats_t.take(row + rem)
+    reqs = full * reqs_t.take(row + req) + reqs_t.take(row + rem)
     return beats, reqs, full + (rem > 0)
 
 
