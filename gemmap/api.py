@@ -28,7 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gemmap import conv
 from gemmap.arch import Arch, load_arch
-from gemmap.conv import ConvMapping
+from gemmap.conv import ConvMapping, conv_shape
+from gemmap.conv_ring import ring_note
 from gemmap.convmodel import compulsory_by_tensor, evaluate_of, invalid_reason_of
 from gemmap.deploy import DeployResult, deploy
 from gemmap.errors import GemmapError, check_choice
@@ -208,4 +209,8 @@ def evaluate_mapping(arch: Arch, problem: Problem, mapping: str | Path | LoopNes
     reason = invalid_reason_of(arch, problem, m)
     if reason is not None:
         raise GemmapError(f"mapping {m.summary(arch)} cannot run on {arch.name}: {reason}")
-    return EvaluatedMapping(arch, problem, nest, m, converted.call, converted.notes, evaluate_of(arch, problem, m))
+    notes = converted.notes
+    if isinstance(m, ConvMapping):
+        ring = ring_note(arch, conv_shape(problem, arch), m.tile)
+        notes = notes + ((ring,) if ring is not None else ())
+    return EvaluatedMapping(arch, problem, nest, m, converted.call, notes, evaluate_of(arch, problem, m))

@@ -101,4 +101,20 @@ def ring_terms(arch: Arch, shape: ConvShape, T: np.ndarray) -> tuple[np.ndarray,
     return cycles, memory
 
 
-__all__ = ["ring_pixels", "ring_terms"]
+def ring_note(arch: Arch, shape: ConvShape, tile) -> str | None:
+    """One line on a conv tile's wrapped loader rings, for a user reading a breakdown; None without any."""
+    bits = arch.dma.conv_loader_bits
+    if bits is None or shape.downsample:
+        return None
+    rows, cols = axis_ring(shape, True, tile[_P], tile[_R]), axis_ring(shape, False, tile[_Q], tile[_S])
+    if rows.wrapped == 0 and cols.wrapped == 0:
+        return None
+    cycles, memory = (float(x[0]) for x in ring_terms(arch, shape, np.array([tile])))
+    return (
+        f"{rows.wrapped} row and {cols.wrapped} column (output tile, kernel tile) pairs put an input window wholly "
+        f"in the padding: LoopConv's {bits}-bit input loader walks its whole ring there, {cycles:,.0f} load cycles "
+        f"and {memory / 1e6:,.1f} MB from memory per pass over the input tiles (gemmap/conv_ring.py)"
+    )
+
+
+__all__ = ["ring_note", "ring_pixels", "ring_terms"]

@@ -168,3 +168,30 @@ def test_which_windows_wrap():
     assert axis_ring(shape, True, 2, 1).wrapped == 1
     assert axis_ring(shape, True, 3, 1).wrapped == 0
     assert axis_ring(shape, True, 1, 5).wrapped == 0
+
+
+def test_a_never_ending_tiling_is_refused_in_one_line(firesim_arch):
+    # 5×5 kernel, padding 2: one output column under one kernel column from the left edge reads
+    # column −2 alone; at DIM 16 the loader's column ring steps 16 pixels at a time from −2 and never
+    # lands on −2 again, so tiled_conv would not finish. The heuristic and the searches never pick it.
+    from gemmap.conv import invalid_reason
+
+    shape = ConvShape(n=1, k=16, c=16, p=8, q=8, r=5, s=5, stride=1, padding=2, h=8, w=8)
+    problem = _conv_problem(shape)
+    reason = invalid_reason(firesim_arch, problem, ConvMapping(tile=(1, 8, 1, 16, 5, 1, 16)))
+    assert reason is not None and "never finishes" in reason and "\n" not in reason
+    assert invalid_reason(firesim_arch, problem, ConvMapping(tile=(1, 8, 2, 16, 5, 1, 16))) is None
+
+
+def test_evaluate_says_when_the_loader_wraps(firesim_arch):
+    from gemmap import api
+
+    layer = api.layer_from_spec("conv B=1 K=64 C=64 P=57 Q=57 R=4 S=4 stride=1 padding=2 H=56 W=56")
+    ev = api.evaluate_mapping(
+        firesim_arch, layer, "L3[WIO] R4 K4 Q5 C2 P9 - L2[WI] N1 K16X - L1[O] S4 C2 Q14 C16X - L0[W] P7"
+    )
+    assert any("16-bit input loader" in note for note in ev.notes)
+    plain = api.evaluate_mapping(
+        firesim_arch, layer, "L3[WIO] K4 Q5 C2 P9 - L2[WI] N1 K16X - L1[O] R4 S4 C2 Q14 C16X - L0[W] P7"
+    )
+    assert not any("loader" in note for note in plain.notes)
