@@ -39,6 +39,7 @@ import numpy as np
 from gemmap import dma
 from gemmap.arch import Arch
 from gemmap.conv import ConvShape, axis_ring, can_wrap, pair_flags
+from gemmap.model import tile_extents
 
 _P, _Q, _R, _S, _C = 1, 2, 4, 5, 6  # gemmap.conv.DIMS positions
 
@@ -53,12 +54,6 @@ def ring_pixels(shape: ConvShape, p_t: int, r_t: int, q_t: int, s_t: int, bits: 
     real = half * (r.wrapped * c.fetched + c.wrapped * r.fetched) + half * half * r.wrapped * c.wrapped
     total = ring * (r.wrapped * c.spans + c.wrapped * r.spans) + ring * ring * r.wrapped * c.wrapped
     return shape.n * real, shape.n * total
-
-
-def _channel_tiles(c: int, c_t: int) -> list[tuple[int, int]]:
-    """(extent, count) of the channel tiles: full ones and the last."""
-    n = -(-c // c_t)
-    return [(c_t, n - 1), (c - (n - 1) * c_t, 1)]
 
 
 def ring_terms(arch: Arch, shape: ConvShape, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +83,7 @@ def ring_terms(arch: Arch, shape: ConvShape, T: np.ndarray) -> tuple[np.ndarray,
     for i, (p_t, r_t, q_t, s_t, c_t) in enumerate(keys.tolist()):
         real, total = ring_pixels(shape, p_t, r_t, q_t, s_t, bits)
         key_cycles = key_memory = 0.0
-        for c_e, count in _channel_tiles(shape.c, c_t):
+        for c_e, count in tile_extents(shape.c, c_t):
             width = c_e * elem
             per_row = stride if stride < line else line * -(-width // line)
             dma_cpb = float(dma.read_cycles_per_byte(arch, width, stride, rows=arch.dim_rows, element_bytes=elem))

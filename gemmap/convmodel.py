@@ -252,12 +252,6 @@ def spilled_weight_bytes(arch: Arch, shape: ConvShape, k_t, r_t, s_t, c_t, n_k) 
     return np.where(spill, shape.r * shape.s * shape.c * np.asarray(n_k, dtype=np.int64) * line, 0)
 
 
-def _extents(d: int, t: int) -> list[tuple[int, int]]:
-    """(extent, count) of the tiles of a dim of size d cut by t: n − 1 full ones and the last."""
-    n = ceil_div(d, t)
-    return [(t, n - 1), (d - (n - 1) * t, 1)]
-
-
 def zero_fill_cycles(arch: Arch, shape: ConvShape, nb_k):
     """Load-path cycles of LoopConvLdBias zero-filling every output tile's accumulator rows once (its
     first reduction tile; ``software.conv_bias_zero_fill``): ``N·P·Q·nb_k`` DIM-wide rows, one per
@@ -319,7 +313,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     # compute in ticks (model.ticks_per_cycle), on every distinct tile (at most 2 extents per dim)
     q1, edge = model.ticks_per_cycle(arch), model.edge_cycles(arch, "ws")
     ticks = 0
-    per_dim = [_extents(d, x) for d, x in zip(D, T)]
+    per_dim = [model.tile_extents(d, x) for d, x in zip(D, T)]
     for combo in itertools.product(*per_dim):
         count = math.prod(c for _, c in combo)
         if count == 0:
@@ -370,9 +364,9 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     bc = model.combine(arch, problem, lt, moved_1, arr(dram_bytes), arr(l2_total))
     cycles = int(bc.cycles[0])
 
-    t_load, t_store = model.transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
-    t_load += extra_load
-    t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb + extra_load, moved.out * out_cpb + moved.psum * psum_cpb
+    t_load, t_store, t_spad, t_acc = model.phase_cycles(
+        moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb, extra_load
+    )
     latency = n_tiles * model.tile_latency(arch)
     core = float(model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, 0.0, latency))
     core += prologue + epilogue
@@ -492,7 +486,7 @@ class TileTerms:
         return _local_terms(
             self.compute, np.where(db_spad, self.first_load, 0.0), np.where(db_acc, self.last_store, 0.0),
             self.stationary, self.spad_reads, self.accumulations, db_spad, db_acc, self.rates, self.issue,
-            self.latency,
+            self.latency, self.zero_fill,
         )  # fmt: skip
 
 
@@ -642,9 +636,8 @@ def costs(arch: Arch, problem: Problem, terms: TileTerms, lt: LocalTerms, mult: 
             spilled = m2.a + terms.b_spill_bytes * mult.b + m2.acc
             dram_bytes = np.where(terms.b_spill_bytes > 0, spilled, dram_bytes)
         l2_total = moved.spad + moved.acc + dram_bytes
-    if terms.ring_load.any() or terms.zero_fill.any():  # wrapped loader rings (conv_ring.py), zero-fills
-        lt = dataclasses.replace(lt, extra_load=terms.ring_load * mult.a + terms.zero_fill)
-    if terms.ring_memory.any():  # the rings' reads past the tensor come from memory
+    if terms.ring_load.any():  # wrapped loader rings (conv_ring.py): load cycles, reads from memory
+        lt = dataclasses.replace(lt, extra_load=terms.ring_load * mult.a + lt.extra_load)
         ring_memory = np.floor(terms.ring_memory * mult.a)
         dram_bytes = dram_bytes + ring_memory
         l2_total = l2_total + ring_memory if arch.l2 is not None else 0

@@ -297,7 +297,7 @@ def _boundary(arch: Arch, problem: Problem, level: str, loops, counts) -> list[T
     return out
 
 
-def _extents(d: int, t: int) -> list[tuple[int, int]]:
+def tile_extents(d: int, t: int) -> list[tuple[int, int]]:
     """(extent, how many tiles) of a dim of size d cut into tiles of t; the last one partial."""
     n = ceil_div(d, t)
     return [(t, n - 1), (d - (n - 1) * t, 1)]
@@ -341,9 +341,9 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
 
     # compute: sum over the (at most 2 per dim) distinct local-tile extents
     ticks = 0
-    for em, cm in _extents(M, m.local[0]):
-        for ek, ck in _extents(K, m.local[1]):
-            for en, cn in _extents(N, m.local[2]):
+    for em, cm in tile_extents(M, m.local[0]):
+        for ek, ck in tile_extents(K, m.local[1]):
+            for en, cn in tile_extents(N, m.local[2]):
                 if cm and ck and cn:
                     ticks += cm * ck * cn * fold_ticks(arch, m.dataflow, em, ek, en)
     n_tiles = n1[0] * n1[1] * n1[2]
@@ -364,8 +364,7 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     prologue = Tm * Tk * t.input_bytes * a_cpb + Tk * Tn * t.weight_bytes * b_cpb if m.db_spad else 0.0
     last_m, last_n = M - (n1[0] - 1) * Tm, N - (n1[2] - 1) * Tn
     epilogue = last_m * last_n * t.output_bytes * out_cpb if m.db_acc else 0.0
-    t_load, t_store = transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
-    t_spad, t_acc = moved.a * a_cpb + moved.b * b_cpb, moved.out * out_cpb + moved.psum * psum_cpb
+    t_load, t_store, t_spad, t_acc = phase_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
     latency = n_tiles * tile_latency(arch)
     core = float(core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, issue, latency))
     core += prologue + epilogue
@@ -373,7 +372,7 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     cycles = math.ceil(max(core, dram_cycles))
 
     # energy by component
-    nb = [sum(ceil_div(x, w) * c for x, c in _extents(d, tile)) for d, tile, w in zip(D, m.local, (R, R, C))]
+    nb = [sum(ceil_div(x, w) * c for x, c in tile_extents(d, tile)) for d, tile, w in zip(D, m.local, (R, R, C))]
     if m.dataflow == "ws":
         stationary = n1[0] * K * N * t.weight_bytes
         spad_reads = nb[2] * M * K * t.input_bytes + n1[0] * K * N * t.weight_bytes
@@ -571,10 +570,9 @@ def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.n
     """Cycles (module docstring, Time): double-buffered transfers overlap compute, the rest
     serialize, plus the exposed first load / last store; DRAM bandwidth bounds the whole. The
     arguments broadcast together (any shapes), so callers may pass factored grids."""
-    t_load, t_store = transfer_cycles(moved, lt.a_cpb, lt.b_cpb, lt.out_cpb, lt.psum_cpb, lt.psum_out_cpb)
-    t_load = t_load + lt.extra_load
-    t_spad = moved.a * lt.a_cpb + moved.b * lt.b_cpb + lt.extra_load
-    t_acc = moved.out * lt.out_cpb + moved.psum * lt.psum_cpb
+    t_load, t_store, t_spad, t_acc = phase_cycles(
+        moved, lt.a_cpb, lt.b_cpb, lt.out_cpb, lt.psum_cpb, lt.psum_out_cpb, lt.extra_load
+    )
     core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue, lt.latency)
     core = core + lt.prologue + lt.epilogue
     return np.ceil(np.maximum(core, dram_bytes / arch.dram.bytes_per_cycle)).astype(np.int64)
@@ -605,6 +603,17 @@ def transfer_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
     load = moved.a * a_cpb + moved.b * b_cpb + moved.psum * (psum_cpb - psum_out_cpb)
     store = moved.out * out_cpb + moved.psum * psum_out_cpb
     return load, store
+
+
+def phase_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb, extra_load=0.0):
+    """(load, store, scratchpad, accumulator) cycles of the tile pipeline: :func:`transfer_cycles`
+    by DMA stream, and by SRAM side (A and B into the scratchpad; outputs and partial sums through
+    the accumulator), with ``extra_load`` (``LocalTerms.extra_load``) on the load stream and the
+    scratchpad side. Broadcasts."""
+    t_load, t_store = transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
+    t_spad = moved.a * a_cpb + moved.b * b_cpb + extra_load
+    t_acc = moved.out * out_cpb + moved.psum * psum_cpb
+    return t_load + extra_load, t_store, t_spad, t_acc
 
 
 def core_cycles(compute, t_load, t_store, t_spad, t_acc, db_spad, db_acc, issue, latency=0.0):

@@ -516,9 +516,7 @@ def test_bias_zero_fill_costs_one_load_cycle_per_accumulator_row(gemmini):
     # tile's accumulator rows once (its first reduction tile), one DIM-wide row per cycle on the load
     # path. 14×14 outputs, K = 40 in tiles of 24 (blocks: 2 + 1 = 3 per pixel), whatever the order and
     # however the reduction is split: 196 · 3 = 588 load cycles.
-    shape = ConvShape(n=1, k=40, c=16, p=14, q=14, r=3, s=3, stride=1, padding=1)
-    M, K, N = shape.gemm()
-    p = Problem("zf", M, K, N, op="conv", conv=shape)
+    p = conv_problem(ConvShape(n=1, k=40, c=16, p=14, q=14, r=3, s=3, stride=1, padding=1))
     off = dataclasses.replace(gemmini, software=dataclasses.replace(gemmini.software, conv_bias_zero_fill=False))
     for order, tile in (("bpqkrsc", (1, 7, 14, 24, 3, 3, 16)), ("rscbpqk", (1, 14, 7, 24, 1, 3, 8))):
         m = ConvMapping(tile=tile, order=order)

@@ -16,7 +16,7 @@ from gemmap import conv_ring
 from gemmap.arch import load_arch
 from gemmap.conv import ConvMapping, ConvMappingBatch, ConvShape, axis_ring, loader_never_ends
 from gemmap.convmodel import evaluate_conv, evaluate_conv_batch
-from gemmap.workload import Problem
+from tests.test_convspace import conv_problem
 
 GEMMINI = load_arch(Path(__file__).resolve().parents[1] / "arch" / "gemmini.yaml")
 
@@ -125,17 +125,12 @@ def test_closed_form_equals_a_walk_of_the_iterators(hw, r, stride, n, data):
         assert conv_ring.ring_pixels(shape, p_t, r_t, q_t, s_t, 8) == walked
 
 
-def _conv_problem(shape: ConvShape) -> Problem:
-    M, K, N = shape.gemm()
-    return Problem("ring", M, K, N, op="conv", conv=shape)
-
-
 def test_a_wrapped_tile_costs_its_ring(firesim_arch):
     # ResNet-like 56×56, C64 K64, 4×4 kernel (out_dim 57), one kernel column per tile and 7-column
     # tiles: the last column tile holds output column 56 alone, whose windows for kernel columns
     # 3 start past the image. Without the wrap the model costs this mapping near its compute.
     shape = ConvShape(n=1, k=64, c=64, p=57, q=57, r=4, s=4, stride=1, padding=2, h=56, w=56)
-    problem = _conv_problem(shape)
+    problem = conv_problem(shape)
     m = ConvMapping(tile=(1, 14, 7, 16, 4, 1, 32), order="bkpqrsc")
     plain = dataclasses.replace(firesim_arch, dma=dataclasses.replace(firesim_arch.dma, conv_loader_bits=None))
     wrapped, normal = evaluate_conv(firesim_arch, problem, m), evaluate_conv(plain, problem, m)
@@ -177,7 +172,7 @@ def test_a_never_ending_tiling_is_refused_in_one_line(firesim_arch):
     from gemmap.conv import invalid_reason
 
     shape = ConvShape(n=1, k=16, c=16, p=8, q=8, r=5, s=5, stride=1, padding=2, h=8, w=8)
-    problem = _conv_problem(shape)
+    problem = conv_problem(shape)
     reason = invalid_reason(firesim_arch, problem, ConvMapping(tile=(1, 8, 1, 16, 5, 1, 16)))
     assert reason is not None and "never finishes" in reason and "\n" not in reason
     assert invalid_reason(firesim_arch, problem, ConvMapping(tile=(1, 8, 2, 16, 5, 1, 16))) is None
