@@ -82,7 +82,7 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
     ),
     (
         "DMA rows in beats/requests",
-        "a mvin row costs whole 16 B beats and 64 B requests (dma.beat_bytes; DMA.scala L181-200, L277-290)",
+        "a mvin / mvout row goes out as aligned 16/32/64 B requests of whole 16 B beats, each the size that moves the most bytes (dma.beat_bytes; DMA.scala L180-201, L420-470)",
         _arch(lambda a: _sub(a, "dma", beat_bytes=1)),
     ),
     (

@@ -3,15 +3,15 @@
 **Reads (mvin).** A mvin row is split into chunks of at most ``request_bytes`` (``dma_maxbytes``;
 one mvin covers at most ``max_block_len`` DIM-wide blocks, 64 int8 columns at DIM 16:
 Configs.scala ``dma_maxbytes = 64``, LoopMatmul.scala ``max_block_len = dma_max_bytes / (DIM ·
-input_w / 8)``). Each chunk becomes TileLink get requests of whole ``beat_bytes`` beats
-(DMA.scala L181-200, L277-290: naturally aligned 16/32/64-byte requests, at most one request per
-cycle), so a chunk that starts off a beat boundary fetches an extra beat, and one that crosses a
-64-byte boundary costs two requests. The tracker holds at most ``max_in_flight`` requests
-(XactTracker.scala L67-84), each outstanding for the memory's round trip ``latency_cycles``. A
-chunk of ``c`` bytes at offset ``o`` therefore costs
-
-    beats(c, o) = ⌊(o mod beat + c − 1) / beat⌋ + 1,    requests(c, o) = ⌊(o mod req + c − 1) / req⌋ + 1
-
+input_w / 8)``). Each chunk becomes TileLink requests (DMA.scala @67ca2f9 L180-201 reads, L420-470
+writes): at each address the DMA picks, among the naturally aligned power-of-two sizes from
+``beat_bytes`` to ``request_bytes`` (16, 32, 64), the one that moves the most of the bytes left (the
+smallest on a tie), and a request of ``s`` bytes takes all its ``s / beat_bytes`` beats however few of
+its bytes are wanted (:func:`packet_costs`). A 48-byte chunk 16 bytes into a line is one 64-byte
+request of 4 beats; one 48 bytes into a line is a 16-byte request, then a 32-byte one. The tracker
+holds at most ``max_in_flight`` requests (XactTracker.scala L67-84), each outstanding for the memory's
+round trip ``latency_cycles``. A chunk of ``c`` bytes at offset ``o`` therefore costs the beats and
+requests of that walk, at least ``⌊(o mod beat + c − 1) / beat⌋ + 1`` beats,
 and a transfer of many rows takes ``max(Σ beats, Σ requests · latency / max_in_flight)`` cycles:
 one beat per cycle on the bus, or the in-flight window, whichever binds. A tile's rows start at
 ``j·w + i·s`` bytes from the (aligned) base of a tensor whose DRAM rows are ``s`` bytes apart, for a
@@ -51,18 +51,36 @@ import numpy as np
 from gemmap.arch import Arch
 
 
+def packet_costs(beat: int, req: int, offset: int, width: int) -> tuple[int, int]:
+    """(beats, requests) of ``width`` bytes from ``offset`` bytes into a ``req``-aligned block: the DMA's
+    request walk (module docstring; DMA.scala L180-201, L420-470). Sizes are the powers of two from
+    ``beat`` to ``req``; each request takes the size that moves the most bytes left, the smallest on a
+    tie (the RTL's reduce keeps the earlier, smaller packet unless a later one moves strictly more)."""
+    sizes = [beat << k for k in range((req // beat).bit_length()) if beat << k <= req] or [beat]
+    at, left, beats, reqs = offset, width, 0, 0
+    while left > 0:
+        size, moved = sizes[0], 0
+        for s in sizes:
+            m = min(s - at % s, left)
+            if m > moved:
+                size, moved = s, m
+        beats, reqs, at, left = beats + size // beat, reqs + 1, at + moved, left - moved
+    return beats, reqs
+
+
 @functools.lru_cache(maxsize=64)
 def _chunk_table(beat: int, req: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat tables (index ``g·(req + 1) + c``) of the mean beats and requests of a chunk of ``c`` bytes
-    (0 ≤ c ≤ req) whose start offset mod ``req`` is a multiple of ``g`` (a divisor of ``req``; other
-    rows unused), each such offset equally likely."""
+    """Flat tables (index ``g·(req + 1) + c``) of the mean beats and requests (:func:`packet_costs`) of a
+    chunk of ``c`` bytes (0 ≤ c ≤ req) whose start offset mod ``req`` is a multiple of ``g`` (a divisor of
+    ``req``; other rows unused), each such offset equally likely."""
+    walk = np.zeros((req, req + 1, 2))
+    for o in range(req):
+        for c in range(1, req + 1):
+            walk[o, c] = packet_costs(beat, req, o, c)
     table = np.zeros((req + 1, req + 1, 2))
-    c = np.arange(1, req + 1, dtype=np.int64)[:, None]
     for g in range(1, req + 1):
         if req % g == 0:
-            o = np.arange(0, req, g, dtype=np.int64)[None, :]
-            table[g, 1:, 0] = ((o % beat + c - 1) // beat + 1).mean(axis=1)
-            table[g, 1:, 1] = ((o + c - 1) // req + 1).mean(axis=1)
+            table[g] = walk[::g].mean(axis=0)
     beats, reqs = table[:, :, 0].ravel(), table[:, :, 1].ravel()
     beats.setflags(write=False)
     reqs.setflags(write=False)

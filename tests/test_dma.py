@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gemmap import convmodel, dma
 from gemmap.conv import ConvShape
@@ -47,18 +50,39 @@ def test_one_command_in_flight_exposes_its_round_trip(gemmini):
     assert float(dma.write_cycles_per_byte(gemmini, 32, 32)) == pytest.approx(3 / 32)
 
 
+def test_request_walk_by_hand():
+    # DMA.scala L180-201 / L420-470: at each address the aligned 16/32/64-byte request that moves the most
+    # bytes left, the smaller on a tie; a request fetches all its beats.
+    walk = functools.partial(dma.packet_costs, 16, 64)
+    assert walk(0, 64) == (4, 1)
+    assert walk(16, 48) == (4, 1)  # one 64-byte request, its first beat unused
+    assert walk(16, 32) == (4, 1)  # 16..47: a 64-byte request moves all 32, a 32-byte one only 16
+    assert walk(32, 48) == (3, 2)  # 32..63 in a 32-byte request, then 16 bytes
+    assert walk(48, 48) == (3, 2)  # 48..63: 16 bytes whatever the size (tie: 16), then 64..95 in 32
+    assert walk(56, 16) == (2, 2)  # 8 + 8 bytes on each side of a 64-byte boundary
+    assert walk(8, 8) == (1, 1)
+
+
+@given(st.integers(0, 63), st.integers(1, 64))
+def test_request_walk_bounds(offset, width):
+    # Never fewer beats than the 16-byte beats the bytes touch, nor fewer requests than the 64-byte blocks
+    # they touch; never more requests than beats.
+    beats, reqs = dma.packet_costs(16, 64, offset, width)
+    assert beats >= (offset % 16 + width - 1) // 16 + 1
+    assert reqs >= (offset + width - 1) // 64 + 1
+    assert reqs <= beats <= 4 * reqs
+
+
 def test_tile_offsets_set_row_alignment(gemmini):
     # A tile's rows start at j·w + i·s bytes (tile j of width w, row i at stride s), so a 48-byte-wide tile
-    # of a 256-byte-wide tensor starts at offsets 0, 16, 32, 48 mod 64 (gcd(256, 48, 64) = 16): 3 beats at
-    # every offset, and 1, 1, 2, 2 requests (0 + 47 and 16 + 47 stay in one 64-byte block, 32 + 47 and
-    # 48 + 47 cross it) → max(3 cycles on the bus, 1.5 · 30 / 16 = 2.8125 in the window) = 3 / 48 per byte.
-    # The same 48-byte rows as the whole width of a 48-byte-strided tensor are gcd(48, 64) = 16 apart too.
-    assert float(dma.read_cycles_per_byte(gemmini, 48, 256, rows=16, element_bytes=1)) == pytest.approx(3 / 48)
-    # A 40-byte tile at the same stride starts at multiples of 8 (gcd(256, 40, 64) = 8): averaged over the
-    # offsets o = 0, 8, …, 56, a chunk takes ⌊(o mod 16 + 39) / 16⌋ + 1 beats and ⌊(o + 39) / 64⌋ + 1 requests.
-    o = np.arange(0, 64, 8)
-    beats = ((o % 16 + 39) // 16 + 1).mean()
-    reqs = ((o + 39) // 64 + 1).mean()
+    # of a 256-byte-wide tensor starts at offsets 0, 16, 32, 48 mod 64 (gcd(256, 48, 64) = 16): 4, 4, 3, 3
+    # beats and 1, 1, 2, 2 requests (test_request_walk_by_hand) → max(3.5 cycles on the bus,
+    # 1.5 · 30 / 16 = 2.8125 in the window) = 3.5 / 48 per byte.
+    assert float(dma.read_cycles_per_byte(gemmini, 48, 256, rows=16, element_bytes=1)) == pytest.approx(3.5 / 48)
+    # A 40-byte tile at the same stride starts at multiples of 8 (gcd(256, 40, 64) = 8): the mean walk over
+    # the offsets o = 0, 8, …, 56.
+    walks = np.array([dma.packet_costs(16, 64, o, 40) for o in range(0, 64, 8)])
+    beats, reqs = walks.mean(axis=0)
     expected = max(beats, reqs * 30 / 16) / 40
     assert float(dma.read_cycles_per_byte(gemmini, 40, 256, rows=16, element_bytes=1)) == pytest.approx(expected)
     # A tile as wide as its tensor (w = s = 256) starts aligned: 16 beats, 4 requests, 1/16 cycle per byte.
