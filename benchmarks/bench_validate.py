@@ -160,6 +160,13 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _arch(lambda a: _sub(a, "software", conv_bias_zero_fill=False)),
     ),
     (
+        "write-allocate of partial output lines",
+        "a mvout row narrower than a line is a partial put; the L2 fetches the line and later writes it back, "
+        "at least once per line of an output larger than the L2 (l2.write_allocate; MSHR.scala L281-282, "
+        "DMA.scala L420-491; gemmap/dma.py)",
+        _arch(lambda a: a if a.l2 is None else _sub(a, "l2", write_allocate=False)),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict per_pe_dim; "
         "gemmini_data_collection.py L155-212)",

@@ -97,7 +97,9 @@ class L2:
 
     ``ways``: set by a hardware cache (``line_bytes`` lines, ``kib · 1024 / (ways · line_bytes)``
     sets), whose set index limits what a strided tile can keep (gemmap/convmodel.py, "L2 sets");
-    None for a buffer the software manages, any byte anywhere."""
+    None for a buffer the software manages, any byte anywhere. ``write_allocate``: such a cache
+    fetches a line before a write that covers only part of it (gemmap/dma.py, "Write-allocate";
+    Chipyard's inclusive cache does: MSHR.scala L281-282)."""
 
     kib: SramKiB
     banks: Banks = 1
@@ -105,6 +107,7 @@ class L2:
     local_bytes_per_cycle: Bandwidth = 16.0
     ways: Count | None = None
     line_bytes: TransferBytes = 64
+    write_allocate: StrictBool = True
 
     @property
     def bytes(self) -> int:

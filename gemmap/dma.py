@@ -24,6 +24,19 @@ tile ``w`` bytes wide at column index ``j`` (tiles start at multiples of their w
 not accepting the next row while it sends (DMA.scala L402-403, L554-608): ``2b − 1`` cycles for a
 chunk of ``b`` beats, at most ``max_in_flight`` writes outstanding.
 
+**Write-allocate.** A mvout row narrower than a line is a TileLink ``PutPartialData`` (DMA.scala
+L420-491: the packet's mask is not full), and Chipyard's inclusive L2 fetches the whole line from memory
+before it takes a partial put that misses (rocket-chip-inclusive-cache @850e121 MSHR.scala L281-282),
+later writing the dirty line back. When the output is larger than the L2 (``l2.kib``), its lines cannot
+all be there from before, so each line of it is fetched and written back at least once: per useful
+byte ``2 · line / dram.bytes_per_cycle · ⌈s / line⌉ / s`` for rows ``s`` ≥ line bytes apart (one line
+per output pixel row's span), the fetch and the write-back each served at the memory's rate (FASED's
+LLC model serves one line at a time, docs/validation.md). The StreamWriter frees a write only on its
+acknowledgement (DMA.scala L390-397, L506, L548), so the store stream runs at no more than that rate.
+Only set-associative L2s (``l2.ways``: a hardware cache) do this; re-fetches of lines evicted between
+the output-channel tiles that share them (orders with the output channels outside the pixels) are not
+counted, so this is a lower bound of the traffic (docs/validation.md, "The memory path line by line").
+
 **Commands in flight.** The load and store controllers track at most ``max_in_flight // DIM + 1``
 mvin / mvout commands (LoadController.scala L84, StoreController.scala L141; 5, 3, 2, 1, 1 at DIM 4,
 8, 16, 32, 64), and a tracker entry is freed only when every byte of its command has come back
@@ -138,12 +151,33 @@ def read_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, rows, el
     return np.maximum(bus, window) / w + _command_cycles(arch, w, rows, element_bytes)
 
 
-def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int) -> np.ndarray:
+def write_allocate_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, tensor_bytes: int) -> np.ndarray:
+    """Cycles per useful byte of the L2's write-allocate of output rows narrower than its lines (module
+    docstring, Write-allocate), 0 where it does not apply: without a set-associative L2 (or with
+    ``l2.write_allocate`` off), for rows as
+    wide as a line, at a stride under a line, or for an output that fits in the L2. Broadcasts."""
+    w = np.asarray(width_bytes, dtype=np.int64)
+    l2 = arch.l2
+    if (
+        l2 is None
+        or l2.sets is None
+        or not l2.write_allocate
+        or stride_bytes < l2.line_bytes
+        or tensor_bytes <= l2.bytes
+    ):
+        return np.zeros(w.shape)
+    line = l2.line_bytes
+    per_line = 2 * line / arch.dram.bytes_per_cycle  # the line's fetch and its write-back, each at the memory's rate
+    return np.where(w < line, per_line * -(-stride_bytes // line) / stride_bytes, 0.0)
+
+
+def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, tensor_bytes: int = 0) -> np.ndarray:
     """Cycles per useful byte of a mvout whose rows carry ``width_bytes`` (module docstring, Writes;
-    a mvout command exposes no round trip: Commands in flight)."""
+    a mvout command exposes no round trip: Commands in flight), at least the L2's write-allocate of
+    an output of ``tensor_bytes`` (:func:`write_allocate_cycles_per_byte`; 0: none)."""
     w = np.maximum(np.asarray(width_bytes, dtype=np.int64), 1)
     beats, reqs, chunks = _chunk_costs(arch, w, stride_bytes)
     per_beat = arch.dma.beat_bytes / arch.local_bytes_per_cycle
     send = (2 * beats - chunks) * per_beat if arch.dma.write_gather else beats * per_beat
     window = reqs * arch.dram.latency_cycles / arch.dma.max_in_flight
-    return np.maximum(send, window) / w
+    return np.maximum(np.maximum(send, window) / w, write_allocate_cycles_per_byte(arch, w, stride_bytes, tensor_bytes))

@@ -448,13 +448,14 @@ def level_masks(counts: np.ndarray) -> np.ndarray:
 def dma_rates(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[np.ndarray, ...]:
     """DMA cycles per useful byte (gemmap/dma.py) of local tiles ``T`` (n, 3): A in (Tm rows of Tk
     elements, DRAM stride K), B in (Tk rows of Tn, stride N), C out (Tm rows of Tn outputs, stride N)
-    and a partial sum out and back in (Tm rows of Tn int32, stride N) — the last as the sum of both ways."""
+    and a partial sum out and back in (Tm rows of Tn int32, stride N) — the last as the sum of both ways.
+    C's rate includes a cache L2's write-allocate of the M·N output (dma.write_allocate_cycles_per_byte)."""
     t = arch.datatypes
-    _, K, N = problem.shape_key()
+    M, K, N = problem.shape_key()
     Tm, Tk, Tn = T[:, 0], T[:, 1], T[:, 2]
     a = dma.read_cycles_per_byte(arch, Tk * t.input_bytes, K * t.input_bytes, rows=Tm, element_bytes=t.input_bytes)
     b = dma.read_cycles_per_byte(arch, Tn * t.weight_bytes, N * t.weight_bytes, rows=Tk, element_bytes=t.weight_bytes)
-    out = dma.write_cycles_per_byte(arch, Tn * t.output_bytes, N * t.output_bytes)
+    out = dma.write_cycles_per_byte(arch, Tn * t.output_bytes, N * t.output_bytes, M * N * t.output_bytes)
     psum_out = dma.write_cycles_per_byte(arch, Tn * t.acc_bytes, N * t.acc_bytes)
     psum = psum_out + dma.read_cycles_per_byte(
         arch, Tn * t.acc_bytes, N * t.acc_bytes, rows=Tm, element_bytes=t.acc_bytes

@@ -113,3 +113,57 @@ def test_searches_stay_proven_with_one_command_in_flight(gemmini):
         opt = find_mapping(big, p, SearchOptions(objective="latency"))
         rnd = find_mapping(big, p, SearchOptions(method="random", objective="latency", samples=2000, seed=4))
         assert opt.proven_optimal and opt.cost.cycles <= rnd.cost.cycles
+
+
+def test_write_allocate_of_partial_output_lines(firesim_arch):
+    # The FireSim L2 (512 KiB, 8-way, 64-byte lines) fetches a line before a partial put that misses,
+    # and writes it back later. 16-byte output rows 64 bytes apart (K = 64 int8 channels) of an
+    # 802,816-byte output (112 × 112 pixels, larger than the L2): each 64-byte line is fetched and
+    # written back once, 2 · 64 / 7.111 = 18 cycles, spread over its 64 useful bytes.
+    arch = firesim_arch
+    assert arch.l2.bytes == 512 * 1024 and arch.dram.bytes_per_cycle == pytest.approx(64 / 9, rel=1e-3)
+    big = 112 * 112 * 64
+    per_byte = 2 * 64 / arch.dram.bytes_per_cycle / 64
+    assert float(dma.write_allocate_cycles_per_byte(arch, 16, 64, big)) == pytest.approx(per_byte)
+    # At a 96-byte stride a pixel's row spans 2 lines: 2 fetches and write-backs per 96 bytes.
+    assert float(dma.write_allocate_cycles_per_byte(arch, 16, 96, big)) == pytest.approx(
+        2 * 2 * 64 / 7.111 / 96, rel=1e-3
+    )
+    # It sets the store rate: the DMA alone takes max(2·1 − 1 = 1 cycle to send a 16-byte row, one write in
+    # the 16-request window of 30-cycle round trips: 1.875) per 16 bytes.
+    assert float(dma.write_cycles_per_byte(arch, 16, 64, big)) == pytest.approx(per_byte)
+    assert float(dma.write_cycles_per_byte(arch, 16, 64)) == pytest.approx(1.875 / 16)
+    # Not for whole-line rows, an output the L2 can hold, rows under a line apart, or an L2 that is not a
+    # set-associative cache (arch/gemmini.yaml has none; a study's explicit L2 buffer has no ways).
+    assert float(dma.write_allocate_cycles_per_byte(arch, 64, 64, big)) == 0.0
+    assert float(dma.write_allocate_cycles_per_byte(arch, 16, 64, 512 * 1024)) == 0.0
+    assert float(dma.write_allocate_cycles_per_byte(arch, 16, 32, big)) == 0.0
+    buffer = dataclasses.replace(arch, l2=dataclasses.replace(arch.l2, ways=None))
+    assert float(dma.write_allocate_cycles_per_byte(buffer, 16, 64, big)) == 0.0
+
+
+def test_write_allocate_in_conv_and_gemm_models(firesim_arch):
+    # A conv whose 16-channel output rows miss: its stores run at the write-allocate rate, scalar = batched;
+    # the GEMM model charges the same rate to its C rows (Tn bytes at stride N).
+    from gemmap import model
+    from gemmap.conv import ConvMapping, ConvMappingBatch
+    from gemmap.mapping import Mapping
+    from gemmap.workload import Problem
+    from tests.test_convspace import conv_problem
+
+    arch = firesim_arch
+    shape = ConvShape(n=1, k=64, c=16, p=112, q=112, r=1, s=1, stride=1, padding=0)
+    p = conv_problem(shape)
+    m = ConvMapping((1, 8, 112, 16, 1, 1, 16))
+    rates = convmodel.dma_rates(arch, shape, *(np.array([x]) for x in (16, 16, 112, 1)))
+    assert float(rates[2][0]) == pytest.approx(2 / arch.dram.bytes_per_cycle)
+    c = convmodel.evaluate_conv(arch, p, m)
+    b = convmodel.evaluate_conv_batch(arch, p, ConvMappingBatch.from_mappings([m]))
+    assert (b.cycles[0], b.energy_pj[0]) == (c.cycles, c.energy_pj)
+    store = shape.output_elems * 2 / arch.dram.bytes_per_cycle  # every output byte at 2 / 7.111 cycles
+    assert c.local_transfer_cycles >= store
+    gemm = Problem("mm", 12544, 16, 64)
+    rates = model.dma_rates(arch, gemm, np.array([[128, 16, 16]]))
+    assert float(rates[2][0]) == pytest.approx(2 / arch.dram.bytes_per_cycle)
+    mm = Mapping("ws", (128, 16, 16), (1, 1, 1), "MNK", "MNK", db_spad=True, db_acc=True)
+    assert model.evaluate(arch, gemm, mm).cycles >= 12544 * 64 * 2 / arch.dram.bytes_per_cycle
