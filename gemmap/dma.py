@@ -151,22 +151,25 @@ def read_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, rows, el
     return np.maximum(bus, window) / w + _command_cycles(arch, w, rows, element_bytes)
 
 
+def _allocates(arch: Arch, stride_bytes: int, tensor_bytes: int) -> bool:
+    """Whether the L2 write-allocates output rows ``stride_bytes`` apart of a ``tensor_bytes`` output: a
+    set-associative cache (``l2.ways``) with ``l2.write_allocate``, rows at least a line apart, and an
+    output larger than the L2."""
+    l2 = arch.l2
+    return (
+        l2 is not None and l2.sets is not None and l2.write_allocate
+        and stride_bytes >= l2.line_bytes and tensor_bytes > l2.bytes
+    )  # fmt: skip
+
+
 def write_allocate_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, tensor_bytes: int) -> np.ndarray:
     """Cycles per useful byte of the L2's write-allocate of output rows narrower than its lines (module
-    docstring, Write-allocate), 0 where it does not apply: without a set-associative L2 (or with
-    ``l2.write_allocate`` off), for rows as
-    wide as a line, at a stride under a line, or for an output that fits in the L2. Broadcasts."""
+    docstring, Write-allocate), 0 where it does not apply (:func:`_allocates`; rows as wide as a line).
+    Broadcasts."""
     w = np.asarray(width_bytes, dtype=np.int64)
-    l2 = arch.l2
-    if (
-        l2 is None
-        or l2.sets is None
-        or not l2.write_allocate
-        or stride_bytes < l2.line_bytes
-        or tensor_bytes <= l2.bytes
-    ):
+    if not _allocates(arch, stride_bytes, tensor_bytes):
         return np.zeros(w.shape)
-    line = l2.line_bytes
+    line = arch.l2.line_bytes  # type: ignore[union-attr]
     per_line = 2 * line / arch.dram.bytes_per_cycle  # the line's fetch and its write-back, each at the memory's rate
     return np.where(w < line, per_line * -(-stride_bytes // line) / stride_bytes, 0.0)
 
@@ -180,4 +183,7 @@ def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, tensor_byt
     per_beat = arch.dma.beat_bytes / arch.local_bytes_per_cycle
     send = (2 * beats - chunks) * per_beat if arch.dma.write_gather else beats * per_beat
     window = reqs * arch.dram.latency_cycles / arch.dma.max_in_flight
-    return np.maximum(np.maximum(send, window) / w, write_allocate_cycles_per_byte(arch, w, stride_bytes, tensor_bytes))
+    rate = np.maximum(send, window) / w
+    if _allocates(arch, stride_bytes, tensor_bytes):
+        rate = np.maximum(rate, write_allocate_cycles_per_byte(arch, w, stride_bytes, tensor_bytes))
+    return rate

@@ -384,7 +384,7 @@ def _set_field(lines: list[str], path: Sequence[str], value: str, note: str) -> 
             old_value, old_comment = _split_comment(lines[i][ind + len(key) + 1 :])
             if not old_value:
                 raise GemmapError(f"arch YAML: '{'.'.join(path)}' is a section, not a number")
-            keep = f" ({old_comment})" if old_comment else ""
+            keep = f"; the default's source: {old_comment}" if old_comment else ""  # its continuation lines follow
             return lines[:i] + [f"{' ' * ind}{key}: {value}  {note}{keep}"] + lines[i + 1 :]
         start, end, indent = i + 1, _block_end(lines, i + 1, end, ind), ind
     return lines
