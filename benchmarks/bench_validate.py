@@ -162,8 +162,9 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
     (
         "write-allocate of partial output lines",
         "a mvout row narrower than a line is a partial put; the L2 fetches the line and later writes it back, "
-        "at least once per line of an output larger than the L2 (l2.write_allocate; MSHR.scala L281-282, "
-        "DMA.scala L420-491; gemmap/dma.py)",
+        "once per line of an output larger than the L2, and again for every output-channel slice whose loops "
+        "touch more than the L2 (l2.write_allocate; MSHR.scala L281-282, DMA.scala L420-491; gemmap/dma.py, "
+        "convmodel.refetch_store_floor)",
         _arch(lambda a: a if a.l2 is None else _sub(a, "l2", write_allocate=False)),
     ),
     (

@@ -39,6 +39,18 @@ residency above (inclusive-cache set index = the address bits above the line off
 rocket-chip-inclusive-cache @850e121 Parameters.scala; 16-byte rows at a 1 KiB stride reach 64 of
 1,024 sets). Inputs and outputs are not treated so.
 
+**Output-line re-fetches.** A cache L2 that write-allocates (``l2.ways``, ``l2.write_allocate``) fetches
+an output line before a mvout row narrower than it (:mod:`gemmap.dma`, Write-allocate: at least once per
+line of an output larger than the L2, in the DMA's store rate). With the output-channel loop outside
+other non-trivial loops, one of its iterations touches the data of every loop inside it (extents: the
+whole dim for loops inside, one tile otherwise): an output line per pixel, the input window (a line per
+pixel at least) and the weights (a line per row at least). When that exceeds the L2, the lines an
+output-channel slice wrote are gone when the next slice writes the rest of them, so every slice fetches
+and writes back each of its lines: ``N·P·Q·Σ_k ⌈k_e·out/line⌉`` lines at ``2·line / dram.bytes_per_cycle``
+cycles, a floor under the store stream (:func:`refetch_store_floor`; the L2's random replacement keeps
+some lines, so this is the step a cyclic walk over more than the capacity takes). The order classes of
+:mod:`gemmap.convspace` key the loops inside the output-channel loop on such an arch.
+
 **Compute** (LoopConvExecute, LoopConv.scala:792-815). Per tile, Gemmini preloads
 ``F = ceil(k_e/DIM)·r_e·ceil(s_e/ppr)·ceil(c_e/DIM)`` DIM×DIM weight blocks
 (:func:`gemmap.conv.weight_blocks`; ppr = ``max_pixels_per_row``) and streams the tile's
@@ -81,6 +93,7 @@ from gemmap.arch import Arch, DataTypes, ceil_div
 from gemmap.conv import (
     DIMS,
     ORDER_DIMS,
+    ORDER_INDEX,
     RELEVANT,
     ConvMapping,
     ConvMappingBatch,
@@ -183,6 +196,7 @@ def _local_terms(
     issue: np.ndarray,
     latency: np.ndarray,
     extra_load: np.ndarray | float = 0.0,
+    store_floor: np.ndarray | float = 0.0,
 ) -> LocalTerms:
     """The one place a conv builds :class:`gemmap.model.LocalTerms` (by keyword)."""
     a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = rates
@@ -203,6 +217,7 @@ def _local_terms(
         issue=issue,
         latency=latency,
         extra_load=extra_load,
+        store_floor=store_floor,
     )
 
 
@@ -260,6 +275,49 @@ def zero_fill_cycles(arch: Arch, shape: ConvShape, nb_k):
     if not arch.software.conv_bias_zero_fill:
         return 0.0 * np.asarray(nb_k, dtype=np.float64)
     return np.asarray(shape.n * shape.p * shape.q * nb_k, dtype=np.float64)
+
+
+def refetch_possible(arch: Arch) -> bool:
+    """Whether an order can make output lines be fetched again (:func:`refetch_store_floor`): a
+    set-associative L2 that write-allocates."""
+    return arch.l2 is not None and arch.l2.sets is not None and arch.l2.write_allocate
+
+
+def refetch_store_floor(arch: Arch, shape: ConvShape, T: np.ndarray, n: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The fewest store cycles of output-line re-fetches (module docstring, Output-line re-fetches) of
+    tiles ``T`` (m, 7) with counts ``n`` (m, 7) under orders ``order`` (m,, indices into ORDERS); 0
+    where they do not happen."""
+    T, n = np.atleast_2d(T), np.atleast_2d(n)
+    zero = np.zeros(len(T))
+    t = arch.datatypes
+    if not refetch_possible(arch) or shape.k * t.output_bytes < arch.l2.line_bytes:  # type: ignore[union-attr]
+        return zero
+    l2 = arch.l2
+    line = l2.line_bytes  # type: ignore[union-attr]
+    D = np.array(shape.dims, dtype=np.int64)
+    od = ORDER_DIMS[np.asarray(order, dtype=np.int64)]
+    pos = np.argsort(od, axis=1)  # each dim's position in the order, outermost 0
+    inside = pos > pos[:, [_K]]
+    E = np.where(inside, D, np.minimum(T, D))
+    b, p, q, r, s, c = (E[:, j] for j in (_B, _P, _Q, _R, _S, _C))
+    rows = np.minimum(p * shape.stride + (r - 1) * shape.dilation, shape.input_rows)
+    cols = np.minimum(q * shape.stride + (s - 1) * shape.dilation, shape.input_cols)
+    k_t = np.minimum(T[:, _K], shape.k)
+    footprint = (
+        b * p * q * line  # an output line per pixel
+        + b * rows * cols * np.maximum(c * t.input_bytes, line)  # the input window, a line per pixel at least
+        + r * s * c * np.maximum(k_t * t.weight_bytes, line)  # the weights, a line per row at least
+    )
+    last = shape.k - (n[:, _K] - 1) * k_t
+    lines = (
+        shape.n
+        * shape.p
+        * shape.q
+        * ((n[:, _K] - 1) * -(-k_t * t.output_bytes // line) + -(-last * t.output_bytes // line))
+    )
+    partial = np.minimum(k_t, arch.dim_cols) * t.output_bytes < line
+    applies = partial & (n[:, _K] > 1) & (footprint > l2.bytes)  # type: ignore[union-attr]
+    return np.where(applies, lines * 2 * line / arch.dram.bytes_per_cycle, 0.0)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -354,19 +412,21 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     def arr(x: float | int | bool) -> np.ndarray:
         return np.array([x])
 
+    store_floor = refetch_store_floor(arch, shape, np.array([T]), np.array([n]), arr(ORDER_INDEX[m.order]))
+
     sw = arch.software
 
     lt = _local_terms(
         arr(compute), arr(prologue), arr(epilogue), arr(stationary), arr(spad_reads), arr(accumulations),
         arr(m.db_spad), arr(m.db_acc), rates, arr(model.host_issue_cycles(sw.conv_tile_issue_cycles, sw.conv_loop_issue_cycles, n)),
-        arr(n_tiles * model.tile_latency(arch)), arr(extra_load),
+        arr(n_tiles * model.tile_latency(arch)), arr(extra_load), store_floor,
     )  # fmt: skip
     moved_1 = Moved(arr(moved.a), arr(moved.b), arr(moved.out), arr(moved.psum))
     bc = model.combine(arch, problem, lt, moved_1, arr(dram_bytes), arr(l2_total))
     cycles = int(bc.cycles[0])
 
     t_load, t_store, t_spad, t_acc = model.phase_cycles(
-        moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb, extra_load
+        moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb, extra_load, float(store_floor[0])
     )
     latency = n_tiles * model.tile_latency(arch)
     core = float(model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, 0.0, latency))
@@ -649,6 +709,9 @@ def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -
     """Costs of many conv mappings (numpy); equal to :func:`evaluate_conv` mapping by mapping."""
     terms = tile_terms(arch, problem, batch.tile)
     lt = terms.buffered(batch.db_spad, batch.db_acc)
+    if refetch_possible(arch):  # order-dependent, so not in the tile terms (nor in the search's bounds: >= 0)
+        floor = refetch_store_floor(arch, conv_shape(problem, arch), batch.tile, terms.n, batch.order)
+        lt = dataclasses.replace(lt, store_floor=floor)
     return costs(arch, problem, terms, lt, order_multipliers(arch, terms.n, batch.order))
 
 

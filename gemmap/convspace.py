@@ -22,7 +22,9 @@ tile), so a class is a (mask, signature) pair and its representative the first o
 the order, so only the outputs' signature counts (which non-trivial reductions r, s, c sit above
 the innermost non-trivial output loop: partial-sum spills): 2^ρ classes for ρ non-trivial
 reductions, 1 without a non-trivial output loop. Otherwise (Timeloop residency, or an L2 level)
-all three tensors' signatures count. Loops of bound 1 are order-free by construction.
+all three tensors' signatures count. On an arch whose cache L2 re-fetches output lines
+(:func:`gemmap.convmodel.refetch_store_floor`) the signature also holds the non-trivial loops inside
+the output-channel loop (``ConvMapSpace.class_key``). Loops of bound 1 are order-free by construction.
 
 **Counting, enumerating, sampling.** The valid pruned space is ordered: tile (flat index into the
 candidate grid, C order), then buffering (:data:`DB_CHOICES` order, the valid ones), then class.
@@ -54,6 +56,7 @@ from gemmap.conv import (
     valid_mask,
 )
 from gemmap.conv_tiler import tiled_conv_auto_args
+from gemmap.convmodel import refetch_possible
 from gemmap.errors import GemmapError
 from gemmap.mapspace import DB_CHOICES, candidates, tile_candidates
 from gemmap.specio import check_samples
@@ -70,13 +73,19 @@ def order_dependent(arch: Arch) -> bool:
     return not arch.software.reload_operands or arch.l2 is not None
 
 
-def signatures(mask: int, all_tensors: bool) -> np.ndarray:
+def signatures(mask: int, all_tensors: bool, inner_k: bool = False) -> np.ndarray:
     """The cost signature of every order of :data:`ORDERS` for non-trivial dims ``mask``: per
     tensor, bit d set when dim d is non-trivial, does not index it and sits above its innermost
-    non-trivial relevant loop (outputs in bits 0-6, input 7-13, weights 14-20)."""
+    non-trivial relevant loop (outputs in bits 0-6, input 7-13, weights 14-20); with ``inner_k``
+    (a cache L2 whose output-line re-fetches depend on the loops inside the output-channel loop:
+    :func:`gemmap.convmodel.refetch_store_floor`) also bit 21 + d for each non-trivial dim d inside a
+    non-trivial k loop."""
     live_dim = np.array([(mask >> d) & 1 for d in range(7)], dtype=bool)
     nt = live_dim[ORDER_DIMS]  # (orders, 7): the loop at each position is non-trivial
     sig = np.zeros(len(ORDERS), dtype=np.int64)
+    if inner_k and live_dim[3]:  # k (DIMS index 3) non-trivial
+        after_k = np.arange(7)[None, :] > np.argmax(ORDER_DIMS == 3, axis=1)[:, None]
+        sig |= np.bitwise_or.reduce(np.where(after_k & nt, np.left_shift(1, ORDER_DIMS + 21), 0), axis=1)
     for shift, name in ((0, "C"), (7, "A"), (14, "B")):
         if shift and not all_tensors:
             continue
@@ -90,12 +99,13 @@ def signatures(mask: int, all_tensors: bool) -> np.ndarray:
 
 
 @functools.cache
-def class_table(all_tensors: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def class_table(all_tensors: bool, inner_k: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(REPS (128, w), NCLASS (128,), CANON (128, orders)): per mask the representatives of its
     order classes (ascending order indices), how many there are, and each order's representative."""
     reps, canon = [], np.zeros((128, len(ORDERS)), dtype=np.int64)
     for mask in range(128):
-        _, first, inverse = np.unique(signatures(mask, all_tensors), return_index=True, return_inverse=True)
+        sig = signatures(mask, all_tensors, inner_k)
+        _, first, inverse = np.unique(sig, return_index=True, return_inverse=True)
         canon[mask] = first[inverse.reshape(-1)]
         reps.append(np.sort(first))
     ncls = np.array([len(r) for r in reps], dtype=np.int64)
@@ -148,6 +158,12 @@ class ConvMapSpace:
         return order_dependent(self.arch)
 
     @functools.cached_property
+    def class_key(self) -> tuple[bool, bool]:
+        """The :func:`class_table` arguments of this space: all tensors' signatures, and the loops
+        inside the output-channel loop where a cache L2 re-fetches output lines."""
+        return self.all_tensors, refetch_possible(self.arch)
+
+    @functools.cached_property
     def cands(self) -> tuple[np.ndarray, ...]:
         """Tile candidates per dim in :data:`DIMS` order (DIM-aligned ones too for k and c), and the
         tile Gemmini's own ``tiled_conv_auto`` picks, so its mapping is in the space and the optimum
@@ -179,12 +195,12 @@ class ConvMapSpace:
 
     def classes(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(representatives (m, w), counts (m,)) of the order classes of each mask."""
-        table, ncls, _ = class_table(self.all_tensors)
+        table, ncls, _ = class_table(*self.class_key)
         return table[mask], ncls[mask]
 
     def canonical(self, order: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The representative of each order's class under its mask."""
-        return class_table(self.all_tensors)[2][mask, order]
+        return class_table(*self.class_key)[2][mask, order]
 
     def _chunk(self, start: int, stop: int) -> _Chunk:
         flat = np.arange(start, stop, dtype=np.int64)
@@ -192,7 +208,7 @@ class ConvMapSpace:
         ok = np.stack([self._valid(T, s, a) for s, a in DB_CHOICES], axis=1)
         D = np.array(self.shape.dims, dtype=np.int64)
         mask = tile_masks(-(-D // T))
-        weight = ok.sum(axis=1) * class_table(self.all_tensors)[1][mask]
+        weight = ok.sum(axis=1) * class_table(*self.class_key)[1][mask]
         return _Chunk(flat, T, ok, mask, weight)
 
     def _valid(self, T: np.ndarray, db_spad: bool, db_acc: bool) -> np.ndarray:

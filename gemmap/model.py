@@ -505,6 +505,8 @@ class LocalTerms:
     latency: np.ndarray  # every tile's fixed phase latencies (tile_latency), summed
     #: load-phase cycles beyond the per-byte rates (a conv loader's wrapped rings: gemmap/conv_ring.py)
     extra_load: np.ndarray | float = 0.0
+    #: the fewest store-phase cycles (a cache L2's output-line re-fetches: convmodel.refetch_store_floor)
+    store_floor: np.ndarray | float = 0.0
 
 
 def local_terms(
@@ -572,7 +574,7 @@ def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.n
     serialize, plus the exposed first load / last store; DRAM bandwidth bounds the whole. The
     arguments broadcast together (any shapes), so callers may pass factored grids."""
     t_load, t_store, t_spad, t_acc = phase_cycles(
-        moved, lt.a_cpb, lt.b_cpb, lt.out_cpb, lt.psum_cpb, lt.psum_out_cpb, lt.extra_load
+        moved, lt.a_cpb, lt.b_cpb, lt.out_cpb, lt.psum_cpb, lt.psum_out_cpb, lt.extra_load, lt.store_floor
     )
     core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue, lt.latency)
     core = core + lt.prologue + lt.epilogue
@@ -606,12 +608,13 @@ def transfer_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
     return load, store
 
 
-def phase_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb, extra_load=0.0):
+def phase_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb, extra_load=0.0, store_floor=0.0):
     """(load, store, scratchpad, accumulator) cycles of the tile pipeline: :func:`transfer_cycles`
     by DMA stream, and by SRAM side (A and B into the scratchpad; outputs and partial sums through
     the accumulator), with ``extra_load`` (``LocalTerms.extra_load``) on the load stream and the
-    scratchpad side. Broadcasts."""
+    scratchpad side, and the store stream at least ``store_floor`` (``LocalTerms.store_floor``). Broadcasts."""
     t_load, t_store = transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
+    t_store = np.maximum(t_store, store_floor)
     t_spad = moved.a * a_cpb + moved.b * b_cpb + extra_load
     t_acc = moved.out * out_cpb + moved.psum * psum_cpb
     return t_load + extra_load, t_store, t_spad, t_acc

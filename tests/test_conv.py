@@ -523,3 +523,31 @@ def test_bias_zero_fill_costs_one_load_cycle_per_accumulator_row(gemmini):
         on_cost, off_cost = convmodel.evaluate_conv(gemmini, p, m), convmodel.evaluate_conv(off, p, m)
         assert on_cost.local_transfer_cycles - off_cost.local_transfer_cycles == pytest.approx(588)
         assert on_cost.cycles >= off_cost.cycles
+
+
+def test_output_line_refetches_by_hand(firesim_arch):
+    # 64×64 outputs of K = 128 int8 channels in 16-channel tiles (16-byte rows on DIM 16: partial lines). With
+    # the output-channel loop outside the pixels (bkpq…), one k iteration touches every output pixel's line
+    # (4096 · 64 B) and the whole input window (66·66 pixels, a line each): 543 KB > the 512 KiB L2, so each of
+    # the 8 slices fetches and writes back every line again: 4096 · 8 lines · 2 · 64 / 7.111 = 589,824 cycles
+    # at least on the store stream. With it inside (bpqk…) a k iteration touches one tile: none.
+    arch = firesim_arch
+    shape = ConvShape(n=1, k=128, c=16, p=64, q=64, r=3, s=3, stride=1, padding=1)
+    T = np.array([[1, 8, 64, 16, 3, 3, 16]])
+    n = -(-np.array([shape.dims]) // T)
+    outer = convmodel.refetch_store_floor(arch, shape, T, n, np.array([conv.ORDER_INDEX["bkpqrsc"]]))
+    inner = convmodel.refetch_store_floor(arch, shape, T, n, np.array([conv.ORDER_INDEX["bpqkrsc"]]))
+    assert float(outer[0]) == pytest.approx(4096 * 8 * 2 * 64 / arch.dram.bytes_per_cycle)
+    assert float(inner[0]) == 0.0
+    p = conv_problem(shape)
+    far = convmodel.evaluate_conv(arch, p, ConvMapping(tuple(T[0]), order="bkpqrsc"))
+    near = convmodel.evaluate_conv(arch, p, ConvMapping(tuple(T[0]), order="bpqkrsc"))
+    assert far.cycles > near.cycles and far.local_transfer_cycles >= float(outer[0])
+    # scalar = batched, and no such term without a write-allocating cache
+    ms = [ConvMapping(tuple(T[0]), order=o) for o in ("bkpqrsc", "bpqkrsc", "kbpqrsc", "crsbkpq")]
+    b = convmodel.evaluate_conv_batch(arch, p, ConvMappingBatch.from_mappings(ms))
+    for i, m in enumerate(ms):
+        c = convmodel.evaluate_conv(arch, p, m)
+        assert (b.cycles[i], b.energy_pj[i]) == (c.cycles, c.energy_pj)
+    off = dataclasses.replace(arch, l2=dataclasses.replace(arch.l2, write_allocate=False))
+    assert float(convmodel.refetch_store_floor(off, shape, T, n, np.array([conv.ORDER_INDEX["bkpqrsc"]]))[0]) == 0.0

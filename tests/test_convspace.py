@@ -184,3 +184,25 @@ def test_why_empty(gemmini):
     rect = conv_problem(ConvShape(n=1, k=8, c=8, p=4, q=2, r=3, s=1, padding=0))
     with pytest.raises(GemmapError, match="square kernels"):
         ConvMapSpace(gemmini, rect).sample(10)
+
+
+def test_pruning_loses_no_cost_with_output_refetches(firesim_arch):
+    """Under a write-allocating cache L2 the output-line re-fetches depend on the loops inside the output-channel
+    loop (convmodel.refetch_store_floor): every order still costs what its class representative costs, while the
+    classes without that key (Timeloop traffic signatures only) would merge orders that cost differently."""
+    arch = dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, kib=8, ways=4))
+    shape = ConvShape(n=1, k=128, c=8, p=6, q=6, r=3, s=3, stride=1, padding=1)
+    p = conv_problem(shape)
+    space = ConvMapSpace(arch, p)
+    assert space.class_key == (True, True)
+    n = len(ORDERS)
+    merged = 0
+    for T in ((1, 2, 6, 16, 3, 3, 4), (1, 1, 6, 16, 3, 3, 8), (1, 3, 6, 16, 1, 3, 8)):
+        b = ConvMappingBatch(np.tile(np.array(T), (n, 1)), np.arange(n), np.zeros(n, dtype=np.int8),
+                             np.ones(n, bool), np.ones(n, bool))  # fmt: skip
+        mask = tile_masks(-(-np.array(shape.dims) // np.array([T])))[0]
+        canon = space.canonical(np.arange(n), np.full(n, mask))
+        v = np.asarray(convmodel.evaluate_conv_batch(arch, p, b).metric("latency"))
+        assert (v == v[canon]).all(), T
+        merged += int((v != v[class_table(True, False)[2][mask, np.arange(n)]]).sum())
+    assert merged  # e.g. "kpc" and "pkc" share a traffic signature but not their re-fetches
