@@ -17,8 +17,8 @@ mechanisms off.
 Not switchable, on in every variant: the 4-row floor and the preload-carrying first request of a fold
 (ExecuteController.scala L285-302), LoopConv's per-output-row requests, and the two-loops-in-flight
 overlap ``max(ex, load, store, (ex + load + store + latency) / 2)`` (gemmap/model.py core_cycles).
-DMA rows at full bus efficiency (the "before" DMA) are emulated with ``dma.beat_bytes = 1`` and no
-memory latency: every byte then costs 1 / bus width, as before the beat/request row model.
+DMA rows at full bus efficiency (the "before" DMA) are emulated with ``dma.beat_bytes = 1``, no request
+walk and no memory latency: every byte then costs 1 / bus width, as before the beat/request row model.
 """
 
 from __future__ import annotations
@@ -82,8 +82,15 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
     ),
     (
         "DMA rows in beats/requests",
-        "a mvin / mvout row goes out as aligned 16/32/64 B requests of whole 16 B beats, each the size that moves the most bytes (dma.beat_bytes; DMA.scala L180-201, L420-470)",
-        _arch(lambda a: _sub(a, "dma", beat_bytes=1)),
+        "a mvin row costs whole 16 B beats and 64 B requests (dma.beat_bytes; DMA.scala L181-200, L277-290); "
+        "off: every byte at 1 / bus width, no request walk",
+        _arch(lambda a: _sub(a, "dma", beat_bytes=1, request_walk=False)),
+    ),
+    (
+        "DMA request walk",
+        "each request is the aligned 16/32/64 B size that moves the most bytes and fetches all its beats "
+        "(dma.request_walk; DMA.scala L180-201, L420-470); off: only the beats and 64 B blocks touched",
+        _arch(lambda a: _sub(a, "dma", request_walk=False)),
     ),
     (
         "memory round trip",

@@ -131,7 +131,11 @@ class Dma:
     RTL's ``max_in_flight // DIM + 1``, LoadController.scala L84, StoreController.scala L141);
     ``conv_loader_bits``: the width of LoopConv's input-loader iterators (16: LoopConv.scala L54-55,
     L266-267, L1166), which a tile whose window lies wholly in the padding wraps, walking all
-    2^bits values (gemmap/conv_ring.py; None: a loader that never wraps).
+    2^bits values (gemmap/conv_ring.py; None: a loader that never wraps); ``request_walk``: rows go out
+    as aligned power-of-two requests of whole beats, each the size that moves the most bytes
+    (DMA.scala L180-201, L420-470; False: only the beats and request-sized blocks the bytes touch).
+    ``beat_bytes`` and ``request_bytes`` are powers of two, ``beat_bytes ≤ request_bytes``
+    (:meth:`Arch.checked`).
     """
 
     bytes_per_cycle: Bandwidth = 16.0
@@ -141,6 +145,7 @@ class Dma:
     write_gather: StrictBool = True
     commands_in_flight: Count | None = None
     conv_loader_bits: IteratorBits | None = 16
+    request_walk: StrictBool = True
 
 
 @dataclass(config=SPEC)
@@ -372,9 +377,16 @@ class Arch:
         return arch.checked(arch.name)
 
     def checked(self, where: str) -> Arch:
-        """``self`` if its scratchpad holds one block of ``rows`` rows and its accumulator one row
-        (what every dataflow needs to run at all), else one line naming ``where``. The one check
+        """``self`` if its DMA sizes are powers of two (beat ≤ request) and its scratchpad holds one block
+        of ``rows`` rows and its accumulator one row (what every dataflow needs to run at all), else one
+        line naming ``where``. The one check
         behind ``load_arch``, every override (map, schedule, cdf, evaluate) and every sweep point."""
+        beat, req = self.dma.beat_bytes, self.dma.request_bytes
+        if beat & (beat - 1) or req & (req - 1) or beat > req:
+            raise GemmapError(
+                f"{where}: dma.beat_bytes ({beat}) and dma.request_bytes ({req}) must be powers of two, "
+                "the beat no larger than the request"
+            )
         if self.spad_rows < self.dim_rows or self.acc_rows < 1:
             raise GemmapError(
                 f"{where}: the scratchpad ({self.scratchpad.kib} KiB, {self.spad_rows} rows) or the accumulator "

@@ -168,8 +168,8 @@ def dma_rates(arch: Arch, shape: ConvShape, k_t, c_t, q_t, s_t) -> tuple[np.ndar
         arch, k_t * t.weight_bytes, shape.k * t.weight_bytes, rows=c_t, element_bytes=t.weight_bytes
     )
     out_bytes = shape.output_elems * t.output_bytes
-    out = dma.write_cycles_per_byte(arch, k_st * t.output_bytes, shape.k * t.output_bytes, out_bytes)
-    psum_out = dma.write_cycles_per_byte(arch, k_st * t.acc_bytes, shape.k * t.acc_bytes)
+    out = dma.write_cycles_per_byte(arch, k_st * t.output_bytes, shape.k * t.output_bytes, tensor_bytes=out_bytes)
+    psum_out = dma.write_cycles_per_byte(arch, k_st * t.acc_bytes, shape.k * t.acc_bytes, tensor_bytes=0)
     psum = psum_out + dma.read_cycles_per_byte(
         arch, k_t * t.acc_bytes, shape.k * t.acc_bytes, rows=q_t, element_bytes=t.acc_bytes
     )

@@ -24,18 +24,19 @@ tile ``w`` bytes wide at column index ``j`` (tiles start at multiples of their w
 not accepting the next row while it sends (DMA.scala L402-403, L554-608): ``2b − 1`` cycles for a
 chunk of ``b`` beats, at most ``max_in_flight`` writes outstanding.
 
-**Write-allocate.** A mvout row narrower than a line is a TileLink ``PutPartialData`` (DMA.scala
-L420-491: the packet's mask is not full), and Chipyard's inclusive L2 fetches the whole line from memory
-before it takes a partial put that misses (rocket-chip-inclusive-cache @850e121 MSHR.scala L281-282),
-later writing the dirty line back. When the output is larger than the L2 (``l2.kib``), its lines cannot
-all be there from before, so each line of it is fetched and written back at least once: per useful
-byte ``2 · line / dram.bytes_per_cycle · ⌈s / line⌉ / s`` for rows ``s`` ≥ line bytes apart (one line
-per output pixel row's span), the fetch and the write-back each served at the memory's rate (FASED's
-LLC model serves one line at a time, docs/validation.md). The StreamWriter frees a write only on its
-acknowledgement (DMA.scala L390-397, L506, L548), so the store stream runs at no more than that rate.
-Only set-associative L2s (``l2.ways``: a hardware cache) do this; re-fetches of lines evicted between
-the output-channel tiles that share them (orders with the output channels outside the pixels) are not
-counted, so this is a lower bound of the traffic (docs/validation.md, "The memory path line by line").
+**Write-allocate.** A mvout row narrower than a line goes out as Puts smaller than a line (full
+``PutFullData`` of 16 or 32 bytes when aligned, else ``PutPartialData``; DMA.scala L420-491), and
+Chipyard's inclusive L2 fetches the whole line before it takes a Put of less than a line that misses
+(``size ≠ blockBytes``: rocket-chip-inclusive-cache @850e121 MSHR.scala L281-282), writing the dirty
+line back later. For an output larger than the L2 (``l2.kib``) the model charges every line of it a
+fetch and a write-back, each at the memory's serial rate (FASED's LLC model serves one line at a time,
+docs/validation.md): ``2 / dram.bytes_per_cycle`` cycles per useful byte, a floor under the store
+stream (the StreamWriter frees a write only on its acknowledgement, DMA.scala L390-397, L506, L548). It
+is an estimate, not a bound: up to an L2's worth of the lines may still be there from the run before,
+and the last dirty lines are written back after the layer. The fetched and written-back bytes are not
+added to the memory bytes or the energy. Partial sums are not charged (their lines come back soon).
+Only set-associative L2s (``l2.ways``: a hardware cache) do this; a conv's re-fetches of lines evicted
+between the output-channel tiles that share them are :func:`gemmap.convmodel.refetch_store_floor`.
 
 **Commands in flight.** The load and store controllers track at most ``max_in_flight // DIM + 1``
 mvin / mvout commands (LoadController.scala L84, StoreController.scala L141; 5, 3, 2, 1, 1 at DIM 4,
@@ -64,12 +65,18 @@ import numpy as np
 from gemmap.arch import Arch
 
 
+def _sizes(beat: int, req: int) -> list[int]:
+    """The request sizes: the powers of two from ``beat`` to ``req`` (both powers of two, ``beat ≤ req``:
+    ``Arch.checked``)."""
+    return [beat << k for k in range((req // beat).bit_length())]
+
+
 def packet_costs(beat: int, req: int, offset: int, width: int) -> tuple[int, int]:
     """(beats, requests) of ``width`` bytes from ``offset`` bytes into a ``req``-aligned block: the DMA's
     request walk (module docstring; DMA.scala L180-201, L420-470). Sizes are the powers of two from
     ``beat`` to ``req``; each request takes the size that moves the most bytes left, the smallest on a
     tie (the RTL's reduce keeps the earlier, smaller packet unless a later one moves strictly more)."""
-    sizes = [beat << k for k in range((req // beat).bit_length()) if beat << k <= req] or [beat]
+    sizes = _sizes(beat, req)
     at, left, beats, reqs = offset, width, 0, 0
     while left > 0:
         size, moved = sizes[0], 0
@@ -82,22 +89,37 @@ def packet_costs(beat: int, req: int, offset: int, width: int) -> tuple[int, int
 
 
 @functools.lru_cache(maxsize=64)
-def _chunk_table(beat: int, req: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat tables (index ``g·(req + 1) + c``) of the mean beats and requests (:func:`packet_costs`) of a
-    chunk of ``c`` bytes (0 ≤ c ≤ req) whose start offset mod ``req`` is a multiple of ``g`` (a divisor of
-    ``req``; other rows unused), each such offset equally likely."""
-    walk = np.zeros((req, req + 1, 2))
-    for o in range(req):
-        for c in range(1, req + 1):
-            walk[o, c] = packet_costs(beat, req, o, c)
+def _chunk_table(beat: int, req: int, walk: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Flat tables (index ``g·(req + 1) + c``) of the mean beats and requests of a chunk of ``c`` bytes
+    (0 ≤ c ≤ req) whose start offset mod ``req`` is a multiple of ``g`` (a divisor of ``req``; other rows
+    unused), each such offset equally likely: the request walk of :func:`packet_costs`, all offsets and
+    chunks at once; without ``walk`` (``dma.request_walk`` off) only the beats and ``req``-byte blocks
+    the bytes touch."""
+    at = np.repeat(np.arange(req, dtype=np.int64)[:, None], req + 1, axis=1)
+    left = np.repeat(np.arange(req + 1, dtype=np.int64)[None, :], req, axis=0)
+    if walk:
+        beats, reqs = np.zeros_like(at), np.zeros_like(at)
+        while (left > 0).any():
+            size, moved = np.full_like(at, beat), np.zeros_like(at)
+            for s in _sizes(beat, req):  # ascending: a larger size must move strictly more
+                m = np.minimum(s - at % s, left)
+                size, moved = np.where(m > moved, s, size), np.maximum(m, moved)
+            live = left > 0
+            beats += np.where(live, size // beat, 0)
+            reqs += live
+            at, left = at + moved, left - moved
+    else:
+        touched = left > 0
+        beats = np.where(touched, (at % beat + left - 1) // beat + 1, 0)
+        reqs = np.where(touched, (at + left - 1) // req + 1, 0)
     table = np.zeros((req + 1, req + 1, 2))
     for g in range(1, req + 1):
         if req % g == 0:
-            table[g] = walk[::g].mean(axis=0)
-    beats, reqs = table[:, :, 0].ravel(), table[:, :, 1].ravel()
-    beats.setflags(write=False)
-    reqs.setflags(write=False)
-    return beats, reqs
+            table[g, :, 0], table[g, :, 1] = beats[::g].mean(axis=0), reqs[::g].mean(axis=0)
+    flat_beats, flat_reqs = table[:, :, 0].ravel(), table[:, :, 1].ravel()
+    flat_beats.setflags(write=False)
+    flat_reqs.setflags(write=False)
+    return flat_beats, flat_reqs
 
 
 def _chunk_costs(arch: Arch, width: np.ndarray, stride_bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,7 +134,7 @@ def _chunk_costs(arch: Arch, width: np.ndarray, stride_bytes) -> tuple[np.ndarra
         g = x & -x
     else:
         g = np.gcd(np.gcd(stride, w), req)
-    beats_t, reqs_t = _chunk_table(beat, req)
+    beats_t, reqs_t = _chunk_table(beat, req, arch.dma.request_walk)
     row = g * (req + 1)
     beats = full * beats_t.take(row + req) + beats_t.take(row + rem)
     reqs = full * reqs_t.take(row + req) + reqs_t.take(row + rem)
@@ -151,39 +173,30 @@ def read_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, rows, el
     return np.maximum(bus, window) / w + _command_cycles(arch, w, rows, element_bytes)
 
 
-def _allocates(arch: Arch, stride_bytes: int, tensor_bytes: int) -> bool:
-    """Whether the L2 write-allocates output rows ``stride_bytes`` apart of a ``tensor_bytes`` output: a
-    set-associative cache (``l2.ways``) with ``l2.write_allocate``, rows at least a line apart, and an
-    output larger than the L2."""
+def _allocates(arch: Arch, tensor_bytes: int) -> bool:
+    """Whether the L2 write-allocates a ``tensor_bytes`` output's lines (module docstring, Write-allocate): a
+    set-associative cache (``l2.ways``) with ``l2.write_allocate``, and an output larger than it."""
     l2 = arch.l2
-    return (
-        l2 is not None and l2.sets is not None and l2.write_allocate
-        and stride_bytes >= l2.line_bytes and tensor_bytes > l2.bytes
-    )  # fmt: skip
+    return l2 is not None and l2.sets is not None and l2.write_allocate and tensor_bytes > l2.bytes
 
 
-def write_allocate_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, tensor_bytes: int) -> np.ndarray:
-    """Cycles per useful byte of the L2's write-allocate of output rows narrower than its lines (module
-    docstring, Write-allocate), 0 where it does not apply (:func:`_allocates`; rows as wide as a line).
-    Broadcasts."""
+def write_allocate_cycles_per_byte(arch: Arch, width_bytes, tensor_bytes: int) -> np.ndarray:
+    """Cycles per useful byte of the L2's write-allocate of a ``tensor_bytes`` output written in rows of
+    ``width_bytes`` (module docstring, Write-allocate): ``2 / dram.bytes_per_cycle`` for rows narrower
+    than a line, 0 for rows at least a line wide or where :func:`_allocates` says no. Broadcasts."""
     w = np.asarray(width_bytes, dtype=np.int64)
-    if not _allocates(arch, stride_bytes, tensor_bytes):
+    if not _allocates(arch, tensor_bytes):
         return np.zeros(w.shape)
-    line = arch.l2.line_bytes  # type: ignore[union-attr]
-    per_line = 2 * line / arch.dram.bytes_per_cycle  # the line's fetch and its write-back, each at the memory's rate
-    return np.where(w < line, per_line * -(-stride_bytes // line) / stride_bytes, 0.0)
+    return np.where(w < arch.l2.line_bytes, 2 / arch.dram.bytes_per_cycle, 0.0)  # type: ignore[union-attr]
 
 
-def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, tensor_bytes: int = 0) -> np.ndarray:
+def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, tensor_bytes: int) -> np.ndarray:
     """Cycles per useful byte of a mvout whose rows carry ``width_bytes`` (module docstring, Writes;
     a mvout command exposes no round trip: Commands in flight), at least the L2's write-allocate of
-    an output of ``tensor_bytes`` (:func:`write_allocate_cycles_per_byte`; 0: none)."""
+    the ``tensor_bytes`` output they belong to (0: a tensor whose lines it never fetches)."""
     w = np.maximum(np.asarray(width_bytes, dtype=np.int64), 1)
     beats, reqs, chunks = _chunk_costs(arch, w, stride_bytes)
     per_beat = arch.dma.beat_bytes / arch.local_bytes_per_cycle
     send = (2 * beats - chunks) * per_beat if arch.dma.write_gather else beats * per_beat
     window = reqs * arch.dram.latency_cycles / arch.dma.max_in_flight
-    rate = np.maximum(send, window) / w
-    if _allocates(arch, stride_bytes, tensor_bytes):
-        rate = np.maximum(rate, write_allocate_cycles_per_byte(arch, w, stride_bytes, tensor_bytes))
-    return rate
+    return np.maximum(np.maximum(send, window) / w, write_allocate_cycles_per_byte(arch, w, tensor_bytes))

@@ -455,8 +455,8 @@ def dma_rates(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[np.ndarray, 
     Tm, Tk, Tn = T[:, 0], T[:, 1], T[:, 2]
     a = dma.read_cycles_per_byte(arch, Tk * t.input_bytes, K * t.input_bytes, rows=Tm, element_bytes=t.input_bytes)
     b = dma.read_cycles_per_byte(arch, Tn * t.weight_bytes, N * t.weight_bytes, rows=Tk, element_bytes=t.weight_bytes)
-    out = dma.write_cycles_per_byte(arch, Tn * t.output_bytes, N * t.output_bytes, M * N * t.output_bytes)
-    psum_out = dma.write_cycles_per_byte(arch, Tn * t.acc_bytes, N * t.acc_bytes)
+    out = dma.write_cycles_per_byte(arch, Tn * t.output_bytes, N * t.output_bytes, tensor_bytes=M * N * t.output_bytes)
+    psum_out = dma.write_cycles_per_byte(arch, Tn * t.acc_bytes, N * t.acc_bytes, tensor_bytes=0)
     psum = psum_out + dma.read_cycles_per_byte(
         arch, Tn * t.acc_bytes, N * t.acc_bytes, rows=Tm, element_bytes=t.acc_bytes
     )

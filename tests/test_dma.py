@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gemmap import convmodel, dma
 from gemmap.conv import ConvShape
+from gemmap.errors import GemmapError
 
 
 def with_dim(arch, dim):
@@ -46,8 +47,8 @@ def test_one_command_in_flight_exposes_its_round_trip(gemmini):
     # Writes do not: the store controller counts a mvout row done when it is read out of the accumulator
     # (Scratchpad.scala L695-699), not when memory acknowledges it. A 32-byte output row gathers its 2
     # beats, then sends them: 2·2 − 1 = 3 cycles against the window's 1.875, at any DIM.
-    assert float(dma.write_cycles_per_byte(big, 32, 32)) == pytest.approx(3 / 32)
-    assert float(dma.write_cycles_per_byte(gemmini, 32, 32)) == pytest.approx(3 / 32)
+    assert float(dma.write_cycles_per_byte(big, 32, 32, tensor_bytes=0)) == pytest.approx(3 / 32)
+    assert float(dma.write_cycles_per_byte(gemmini, 32, 32, tensor_bytes=0)) == pytest.approx(3 / 32)
 
 
 def test_request_walk_by_hand():
@@ -116,30 +117,49 @@ def test_searches_stay_proven_with_one_command_in_flight(gemmini):
 
 
 def test_write_allocate_of_partial_output_lines(firesim_arch):
-    # The FireSim L2 (512 KiB, 8-way, 64-byte lines) fetches a line before a partial put that misses,
-    # and writes it back later. 16-byte output rows 64 bytes apart (K = 64 int8 channels) of an
-    # 802,816-byte output (112 × 112 pixels, larger than the L2): each 64-byte line is fetched and
-    # written back once, 2 · 64 / 7.111 = 18 cycles, spread over its 64 useful bytes.
+    # The FireSim L2 (512 KiB, 8-way, 64-byte lines) fetches a line before a Put of less than a line that
+    # misses, and writes it back later. An 802,816-byte output (112 × 112 pixels of 64 int8 channels, larger
+    # than the L2) in 16-byte rows: every 64-byte line fetched and written back, 2 · 64 / 7.111 = 18 cycles
+    # per 64 useful bytes, whatever the stride (96-byte pixels: 1.5 lines each; 32-byte ones: half a line).
     arch = firesim_arch
     assert arch.l2.bytes == 512 * 1024 and arch.dram.bytes_per_cycle == pytest.approx(64 / 9, rel=1e-3)
     big = 112 * 112 * 64
-    per_byte = 2 * 64 / arch.dram.bytes_per_cycle / 64
-    assert float(dma.write_allocate_cycles_per_byte(arch, 16, 64, big)) == pytest.approx(per_byte)
-    # At a 96-byte stride a pixel's row spans 2 lines: 2 fetches and write-backs per 96 bytes.
-    assert float(dma.write_allocate_cycles_per_byte(arch, 16, 96, big)) == pytest.approx(
-        2 * 2 * 64 / 7.111 / 96, rel=1e-3
-    )
+    per_byte = 2 / arch.dram.bytes_per_cycle
+    assert float(dma.write_allocate_cycles_per_byte(arch, 16, big)) == pytest.approx(per_byte)
     # It sets the store rate: the DMA alone takes max(2·1 − 1 = 1 cycle to send a 16-byte row, one write in
     # the 16-request window of 30-cycle round trips: 1.875) per 16 bytes.
-    assert float(dma.write_cycles_per_byte(arch, 16, 64, big)) == pytest.approx(per_byte)
-    assert float(dma.write_cycles_per_byte(arch, 16, 64)) == pytest.approx(1.875 / 16)
-    # Not for whole-line rows, an output the L2 can hold, rows under a line apart, or an L2 that is not a
-    # set-associative cache (arch/gemmini.yaml has none; a study's explicit L2 buffer has no ways).
-    assert float(dma.write_allocate_cycles_per_byte(arch, 64, 64, big)) == 0.0
-    assert float(dma.write_allocate_cycles_per_byte(arch, 16, 64, 512 * 1024)) == 0.0
-    assert float(dma.write_allocate_cycles_per_byte(arch, 16, 32, big)) == 0.0
+    for stride in (64, 96, 32):
+        assert float(dma.write_cycles_per_byte(arch, 16, stride, tensor_bytes=big)) == pytest.approx(per_byte)
+    assert float(dma.write_cycles_per_byte(arch, 16, 64, tensor_bytes=0)) == pytest.approx(1.875 / 16)
+    # Not for whole-line rows, an output the L2 can hold, or an L2 that is not a set-associative cache
+    # (arch/gemmini.yaml has none; a study's explicit L2 buffer has no ways), or with the switch off.
+    assert float(dma.write_allocate_cycles_per_byte(arch, 64, big)) == 0.0
+    assert float(dma.write_allocate_cycles_per_byte(arch, 16, 512 * 1024)) == 0.0
     buffer = dataclasses.replace(arch, l2=dataclasses.replace(arch.l2, ways=None))
-    assert float(dma.write_allocate_cycles_per_byte(buffer, 16, 64, big)) == 0.0
+    off = dataclasses.replace(arch, l2=dataclasses.replace(arch.l2, write_allocate=False))
+    assert float(dma.write_allocate_cycles_per_byte(buffer, 16, big)) == 0.0
+    assert float(dma.write_allocate_cycles_per_byte(off, 16, big)) == 0.0
+
+
+def test_chunk_table_is_the_mean_request_walk():
+    # The tables the rates read are the request walk averaged over the offsets a row's alignment allows.
+    beats, reqs = dma._chunk_table(16, 64, True)
+    for g in (1, 2, 8, 16, 32, 64):
+        for c in (1, 7, 16, 33, 48, 64):
+            walks = np.array([dma.packet_costs(16, 64, o, c) for o in range(0, 64, g)])
+            assert (beats[g * 65 + c], reqs[g * 65 + c]) == pytest.approx(tuple(walks.mean(axis=0)))
+    # Without the walk (dma.request_walk off): only the touched beats and 64-byte blocks.
+    beats, reqs = dma._chunk_table(16, 64, False)
+    assert (beats[16 * 65 + 48], reqs[16 * 65 + 48]) == (3.0, 1.5)
+
+
+def test_arch_refuses_dma_sizes_the_walk_cannot_take(firesim_arch):
+    for beat, req in ((16, 96), (24, 64), (128, 64)):
+        bad = dataclasses.replace(
+            firesim_arch, dma=dataclasses.replace(firesim_arch.dma, beat_bytes=beat, request_bytes=req)
+        )
+        with pytest.raises(GemmapError, match="powers of two"):
+            bad.checked("x.yaml")
 
 
 def test_write_allocate_in_conv_and_gemm_models(firesim_arch):
@@ -147,7 +167,7 @@ def test_write_allocate_in_conv_and_gemm_models(firesim_arch):
     # the GEMM model charges the same rate to its C rows (Tn bytes at stride N).
     from gemmap import model
     from gemmap.conv import ConvMapping, ConvMappingBatch
-    from gemmap.mapping import Mapping
+    from gemmap.mapping import Mapping, MappingBatch
     from gemmap.workload import Problem
     from tests.test_convspace import conv_problem
 
@@ -163,6 +183,15 @@ def test_write_allocate_in_conv_and_gemm_models(firesim_arch):
     store = shape.output_elems * 2 / arch.dram.bytes_per_cycle  # every output byte at 2 / 7.111 cycles
     assert c.local_transfer_cycles >= store
     gemm = Problem("mm", 12544, 16, 64)
+    maps = [
+        Mapping("ws", (128, 16, tn), (1, 1, 1), o, o, db_spad=True, db_acc=True)
+        for tn in (16, 64)
+        for o in ("MNK", "NMK")
+    ]
+    batch = model.evaluate_batch(arch, gemm, MappingBatch.from_mappings(maps))
+    for i, mp in enumerate(maps):  # scalar = batched with the write-allocate rate
+        one = model.evaluate(arch, gemm, mp)
+        assert (batch.cycles[i], batch.energy_pj[i]) == (one.cycles, one.energy_pj)
     rates = model.dma_rates(arch, gemm, np.array([[128, 16, 16]]))
     assert float(rates[2][0]) == pytest.approx(2 / arch.dram.bytes_per_cycle)
     mm = Mapping("ws", (128, 16, 16), (1, 1, 1), "MNK", "MNK", db_spad=True, db_acc=True)

@@ -304,7 +304,7 @@ def test_fitted_yaml_replaces_the_field_and_keeps_the_rest(tmp_path):
     assert dataclasses.replace(fitted, dram=gemmini.dram) == gemmini  # nothing else moved
     line = next(x for x in text.splitlines() if x.strip().startswith("bytes_per_cycle") and "fitted" in x)
     assert "# fitted by gemmap calibrate on runs.csv (11 rows), default was 16" in line
-    assert "128-bit system bus" in line  # the cited source of the default stays
+    assert "; the default's source: " in line and "128-bit system bus" in line  # the cited source stays
     # a field absent from the base YAML is added under its section
     bare = "name: bare\ndma:\n  request_bytes: 64\n"
     text = fitted_yaml(bare, gemmini, cal, "runs.csv")

@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from gemmap.arch import load_arch  # noqa: E402
+from gemmap.dma import packet_costs  # noqa: E402
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall, conv_call, matmul_call  # noqa: E402
 from gemmap.interop.timeloop import parse_compact  # noqa: E402
 from gemmap.validation.data import read_runs  # noqa: E402
@@ -61,19 +62,17 @@ def _align(x: int, a: int = 4096) -> int:
 
 @functools.cache
 def _requests(offset: int, width: int) -> tuple[int, int]:
-    """(requests, 16-byte beats) of a DMA row of ``width`` bytes starting ``offset`` bytes into a line:
-    each request is the aligned 16/32/64-byte size that moves the most bytes (DMA.scala L180-201)."""
-    at, left, reqs, beats = offset, width, 0, 0
-    while left > 0:
-        size, moved = max(((s, min(s - at % s, left)) for s in (16, 32, 64)), key=lambda x: (x[1], -x[0]))
-        reqs, beats, at, left = reqs + 1, beats + size // 16, at + moved, left - moved
+    """(requests, 16-byte beats) of a DMA command row of ``width`` bytes starting ``offset`` bytes into a
+    line: the request walk of :func:`gemmap.dma.packet_costs` (DMA.scala L180-201, L420-470)."""
+    beats, reqs = packet_costs(16, LINE, offset % LINE, width)
     return reqs, beats
 
 
 class Trace:
     """The lines (and write flags) of a run's DMA rows, in order, with its request and beat counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, command_bytes: int = LINE) -> None:
+        self.command_bytes = command_bytes
         self.lines: list[np.ndarray] = []
         self.flags: list[np.ndarray] = []
         self.requests = 0
@@ -81,8 +80,14 @@ class Trace:
         self.tiles = 0
 
     def rows(self, starts: np.ndarray, width: int, write: bool) -> None:
-        """DMA rows of ``width`` bytes at byte addresses ``starts`` (row order)."""
+        """DMA rows of ``width`` bytes at byte addresses ``starts`` (row order), each cut into the command
+        rows of at most ``command_bytes`` the loop unrollers issue (max_block_len DIM-wide blocks)."""
         starts = np.asarray(starts, dtype=np.int64).ravel()
+        step = self.command_bytes
+        for col in range(0, max(width, 0), step):
+            self._command_rows(starts + col, min(step, width - col), write)
+
+    def _command_rows(self, starts: np.ndarray, width: int, write: bool) -> None:
         if starts.size == 0 or width <= 0:
             return
         first, last = starts >> 6, (starts + width - 1) >> 6
@@ -108,7 +113,7 @@ class Trace:
         return np.concatenate(self.lines), np.concatenate(self.flags)
 
 
-def conv_trace(call: ConvCall, tile: tuple[int, ...]) -> Trace:
+def conv_trace(call: ConvCall, tile: tuple[int, ...], command_bytes: int = LINE) -> Trace:
     """Every DMA row of ``tiled_conv`` (gemmini.h @959b23f7 L2356-2520) in its loop order."""
     N, D, C, K, P = call.batch_size, call.in_dim, call.in_channels, call.out_channels, call.out_dim
     st, pad, kd, dil = call.stride, call.padding, call.kernel_dim, call.kernel_dilation
@@ -118,7 +123,7 @@ def conv_trace(call: ConvCall, tile: tuple[int, ...]) -> Trace:
     O0 = _align(W0 + kd * kd * C * K)
     limits = (N, P, P, K, kd, kd, C)
     outer_first = [CONV_DIM[ch] for ch in reversed(call.perm)]
-    tr = Trace()
+    tr = Trace(command_bytes)
     for vals in itertools.product(*(range(0, limits[d], steps[d]) for d in outer_first)):
         v = [0] * 7
         for d, x in zip(outer_first, vals):
@@ -142,7 +147,7 @@ def conv_trace(call: ConvCall, tile: tuple[int, ...]) -> Trace:
     return tr
 
 
-def matmul_trace(call: MatmulCall, local: tuple[int, int, int]) -> Trace:
+def matmul_trace(call: MatmulCall, local: tuple[int, int, int], command_bytes: int = LINE) -> Trace:
     """Every DMA row of ``tiled_matmul_outer`` (gemmini.h @959b23f7 L718-880) in its loop order."""
     M, Kd, Nd = call.I, call.K, call.J
     TM, TK, TN = local
@@ -151,7 +156,7 @@ def matmul_trace(call: MatmulCall, local: tuple[int, int, int]) -> Trace:
     C0 = _align(B0 + Kd * Nd)
     counts = (math.ceil(M / TM), math.ceil(Kd / TK), math.ceil(Nd / TN))
     outer_first = [MATMUL_DIM[ch] for ch in reversed(call.perm) if ch in MATMUL_DIM]
-    tr = Trace()
+    tr = Trace(command_bytes)
     for vals in itertools.product(*(range(counts[d]) for d in outer_first)):
         v = [0, 0, 0]
         for d, x in zip(outer_first, vals):
@@ -200,12 +205,13 @@ def row_counts(path: str, row: int, arch_path: str, passes: int, seed: int) -> d
     setup = setup_run(run, arch)
     cost = setup_cost(setup)
     nest = parse_compact(run.mapping)
+    command = max(LINE, setup.arch.dim_cols)  # int8 rows: max_block_len blocks of DIM bytes, at least 64 B
     if run.kind == "matmul":
         call: ConvCall | MatmulCall = matmul_call(nest, run.layer)
-        tr = matmul_trace(call, setup.mapping.local)  # type: ignore[union-attr]
+        tr = matmul_trace(call, setup.mapping.local, command)  # type: ignore[union-attr]
     else:
         call = conv_call(nest, run.layer)
-        tr = conv_trace(call, setup.mapping.tile)  # type: ignore[union-attr]
+        tr = conv_trace(call, setup.mapping.tile, command)  # type: ignore[union-attr]
     lines, flags = tr.arrays()
     return {
         "row": row, "kind": run.kind, "dim": setup.arch.dim_rows, "perm": call.perm, "tiles": tr.tiles,
