@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -177,8 +178,10 @@ def _simulator() -> ctypes.CDLL:
     src = HERE / "cachesim.c"
     tag = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
     lib = Path(tempfile.gettempdir()) / f"gemmap-cachesim-{tag}.so"
-    if not lib.exists():
-        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    if not lib.exists():  # build beside it, then rename: concurrent builders never load a half-written file
+        tmp = lib.with_name(f"{lib.name}.{os.getpid()}.tmp")
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(tmp), str(src)], check=True)
+        os.replace(tmp, lib)
     so = ctypes.CDLL(str(lib))
     so.run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
     so.reset.argtypes = [ctypes.c_uint64]
