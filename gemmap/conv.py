@@ -75,6 +75,8 @@ ORDERS: tuple[str, ...] = tuple("".join(p) for p in itertools.permutations(DIMS)
 ORDER_INDEX = {o: i for i, o in enumerate(ORDERS)}
 #: ORDER_DIMS[o, j] is the dim index of the loop at position j (outermost 0) of order o
 ORDER_DIMS = np.array([[DIMS.index(ch) for ch in o] for o in ORDERS], dtype=np.int64)
+#: ORDER_POS[o, d]: the position of dim d in order o (outermost 0), ORDER_DIMS inverted
+ORDER_POS = np.argsort(ORDER_DIMS, axis=1)
 #: which dims each tensor is indexed by: A input I[b,c,p,q,(r,s)], B weights W[k,c,r,s], C output O[b,k,p,q]
 RELEVANT = {
     "A": (True, True, True, False, True, True, True),

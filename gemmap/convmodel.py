@@ -94,6 +94,7 @@ from gemmap.conv import (
     DIMS,
     ORDER_DIMS,
     ORDER_INDEX,
+    ORDER_POS,
     RELEVANT,
     ConvMapping,
     ConvMappingBatch,
@@ -277,26 +278,18 @@ def zero_fill_cycles(arch: Arch, shape: ConvShape, nb_k):
     return np.asarray(shape.n * shape.p * shape.q * nb_k, dtype=np.float64)
 
 
-def refetch_possible(arch: Arch) -> bool:
-    """Whether an order can make output lines be fetched again (:func:`refetch_store_floor`): a
-    set-associative L2 that write-allocates."""
-    return arch.l2 is not None and arch.l2.sets is not None and arch.l2.write_allocate
-
-
 def refetch_store_floor(arch: Arch, shape: ConvShape, T: np.ndarray, n: np.ndarray, order: np.ndarray) -> np.ndarray:
     """The fewest store cycles of output-line re-fetches (module docstring, Output-line re-fetches) of
     tiles ``T`` (m, 7) with counts ``n`` (m, 7) under orders ``order`` (m,, indices into ORDERS); 0
     where they do not happen."""
     T, n = np.atleast_2d(T), np.atleast_2d(n)
-    zero = np.zeros(len(T))
     t = arch.datatypes
-    if not refetch_possible(arch) or shape.k * t.output_bytes < arch.l2.line_bytes:  # type: ignore[union-attr]
-        return zero
+    if not dma.write_allocates(arch) or shape.k * t.output_bytes < arch.l2.line_bytes:  # type: ignore[union-attr]
+        return np.zeros(len(T))
     l2 = arch.l2
     line = l2.line_bytes  # type: ignore[union-attr]
     D = np.array(shape.dims, dtype=np.int64)
-    od = ORDER_DIMS[np.asarray(order, dtype=np.int64)]
-    pos = np.argsort(od, axis=1)  # each dim's position in the order, outermost 0
+    pos = ORDER_POS[np.asarray(order, dtype=np.int64)]  # each dim's position in the order, outermost 0
     inside = pos > pos[:, [_K]]
     E = np.where(inside, D, np.minimum(T, D))
     b, p, q, r, s, c = (E[:, j] for j in (_B, _P, _Q, _R, _S, _C))
@@ -709,7 +702,7 @@ def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -
     """Costs of many conv mappings (numpy); equal to :func:`evaluate_conv` mapping by mapping."""
     terms = tile_terms(arch, problem, batch.tile)
     lt = terms.buffered(batch.db_spad, batch.db_acc)
-    if refetch_possible(arch):  # order-dependent, so not in the tile terms (nor in the search's bounds: >= 0)
+    if dma.write_allocates(arch):  # order-dependent, so not in the tile terms (nor in the search's bounds: >= 0)
         floor = refetch_store_floor(arch, conv_shape(problem, arch), batch.tile, terms.n, batch.order)
         lt = dataclasses.replace(lt, store_floor=floor)
     return costs(arch, problem, terms, lt, order_multipliers(arch, terms.n, batch.order))

@@ -46,6 +46,7 @@ from gemmap.arch import Arch
 from gemmap.conv import (
     DIMS,
     ORDER_DIMS,
+    ORDER_POS,
     ORDERS,
     RELEVANT,
     ConvMapping,
@@ -56,7 +57,7 @@ from gemmap.conv import (
     valid_mask,
 )
 from gemmap.conv_tiler import tiled_conv_auto_args
-from gemmap.convmodel import refetch_possible
+from gemmap.dma import write_allocates
 from gemmap.errors import GemmapError
 from gemmap.mapspace import DB_CHOICES, candidates, tile_candidates
 from gemmap.specio import check_samples
@@ -83,8 +84,9 @@ def signatures(mask: int, all_tensors: bool, inner_k: bool = False) -> np.ndarra
     live_dim = np.array([(mask >> d) & 1 for d in range(7)], dtype=bool)
     nt = live_dim[ORDER_DIMS]  # (orders, 7): the loop at each position is non-trivial
     sig = np.zeros(len(ORDERS), dtype=np.int64)
-    if inner_k and live_dim[3]:  # k (DIMS index 3) non-trivial
-        after_k = np.arange(7)[None, :] > np.argmax(ORDER_DIMS == 3, axis=1)[:, None]
+    k = DIMS.index("k")
+    if inner_k and live_dim[k]:
+        after_k = np.arange(7)[None, :] > ORDER_POS[:, [k]]
         sig |= np.bitwise_or.reduce(np.where(after_k & nt, np.left_shift(1, ORDER_DIMS + 21), 0), axis=1)
     for shift, name in ((0, "C"), (7, "A"), (14, "B")):
         if shift and not all_tensors:
@@ -161,7 +163,7 @@ class ConvMapSpace:
     def class_key(self) -> tuple[bool, bool]:
         """The :func:`class_table` arguments of this space: all tensors' signatures, and the loops
         inside the output-channel loop where a cache L2 re-fetches output lines."""
-        return self.all_tensors, refetch_possible(self.arch)
+        return self.all_tensors, write_allocates(self.arch)
 
     @functools.cached_property
     def cands(self) -> tuple[np.ndarray, ...]:

@@ -71,43 +71,43 @@ def _sizes(beat: int, req: int) -> list[int]:
     return [beat << k for k in range((req // beat).bit_length())]
 
 
-def packet_costs(beat: int, req: int, offset: int, width: int) -> tuple[int, int]:
-    """(beats, requests) of ``width`` bytes from ``offset`` bytes into a ``req``-aligned block: the DMA's
-    request walk (module docstring; DMA.scala L180-201, L420-470). Sizes are the powers of two from
-    ``beat`` to ``req``; each request takes the size that moves the most bytes left, the smallest on a
-    tie (the RTL's reduce keeps the earlier, smaller packet unless a later one moves strictly more)."""
-    sizes = _sizes(beat, req)
-    at, left, beats, reqs = offset, width, 0, 0
-    while left > 0:
-        size, moved = sizes[0], 0
-        for s in sizes:
-            m = min(s - at % s, left)
-            if m > moved:
-                size, moved = s, m
-        beats, reqs, at, left = beats + size // beat, reqs + 1, at + moved, left - moved
+def _walk(beat: int, req: int, at: np.ndarray, left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(beats, requests) of ``left`` bytes from offset ``at`` (arrays, broadcast): the DMA's request walk
+    (module docstring; DMA.scala L180-201, L420-470). Each request takes, among the sizes of
+    :func:`_sizes`, the one that moves the most bytes left, the smallest on a tie (the RTL's reduce keeps
+    the earlier, smaller packet unless a later one moves strictly more), and fetches all its beats."""
+    at, left = (np.array(x, dtype=np.int64) for x in np.broadcast_arrays(at, left))
+    beats, reqs = np.zeros_like(at), np.zeros_like(at)
+    while (left > 0).any():
+        size, moved = np.full_like(at, beat), np.zeros_like(at)
+        for s in _sizes(beat, req):  # ascending: a larger size must move strictly more
+            m = np.minimum(s - at % s, left)
+            size, moved = np.where(m > moved, s, size), np.maximum(m, moved)
+        live = left > 0
+        beats += np.where(live, size // beat, 0)
+        reqs += live
+        at, left = at + moved, left - moved
     return beats, reqs
+
+
+def packet_costs(beat: int, req: int, offset: int, width: int) -> tuple[int, int]:
+    """(beats, requests) of ``width`` bytes from ``offset`` bytes into a ``req``-aligned block
+    (:func:`_walk` of one row)."""
+    beats, reqs = _walk(beat, req, np.array(offset), np.array(width))
+    return int(beats), int(reqs)
 
 
 @functools.lru_cache(maxsize=64)
 def _chunk_table(beat: int, req: int, walk: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Flat tables (index ``g·(req + 1) + c``) of the mean beats and requests of a chunk of ``c`` bytes
     (0 ≤ c ≤ req) whose start offset mod ``req`` is a multiple of ``g`` (a divisor of ``req``; other rows
-    unused), each such offset equally likely: the request walk of :func:`packet_costs`, all offsets and
-    chunks at once; without ``walk`` (``dma.request_walk`` off) only the beats and ``req``-byte blocks
-    the bytes touch."""
-    at = np.repeat(np.arange(req, dtype=np.int64)[:, None], req + 1, axis=1)
-    left = np.repeat(np.arange(req + 1, dtype=np.int64)[None, :], req, axis=0)
+    unused), each such offset equally likely: the request walk (:func:`_walk`) of every offset and chunk
+    at once; without ``walk`` (``dma.request_walk`` off) only the beats and ``req``-byte blocks the bytes
+    touch."""
+    at = np.arange(req, dtype=np.int64)[:, None]
+    left = np.arange(req + 1, dtype=np.int64)[None, :]
     if walk:
-        beats, reqs = np.zeros_like(at), np.zeros_like(at)
-        while (left > 0).any():
-            size, moved = np.full_like(at, beat), np.zeros_like(at)
-            for s in _sizes(beat, req):  # ascending: a larger size must move strictly more
-                m = np.minimum(s - at % s, left)
-                size, moved = np.where(m > moved, s, size), np.maximum(m, moved)
-            live = left > 0
-            beats += np.where(live, size // beat, 0)
-            reqs += live
-            at, left = at + moved, left - moved
+        beats, reqs = _walk(beat, req, at, left)
     else:
         touched = left > 0
         beats = np.where(touched, (at % beat + left - 1) // beat + 1, 0)
@@ -128,12 +128,8 @@ def _chunk_costs(arch: Arch, width: np.ndarray, stride_bytes) -> tuple[np.ndarra
     beat, req = arch.dma.beat_bytes, arch.dma.request_bytes
     w = np.asarray(width, dtype=np.int64)
     full, rem = w // req, w % req
-    stride = np.asarray(stride_bytes, dtype=np.int64)
-    if req & (req - 1) == 0:  # a power of two: gcd(s, w, req) is the lowest set bit of s | w | req
-        x = stride | w | req
-        g = x & -x
-    else:
-        g = np.gcd(np.gcd(stride, w), req)
+    x = np.asarray(stride_bytes, dtype=np.int64) | w | req  # gcd(s, w, req) of a power-of-two req (Arch.checked):
+    g = x & -x  # the lowest set bit of s | w | req
     beats_t, reqs_t = _chunk_table(beat, req, arch.dma.request_walk)
     row = g * (req + 1)
     beats = full * beats_t.take(row + req) + beats_t.take(row + rem)
@@ -173,11 +169,21 @@ def read_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, rows, el
     return np.maximum(bus, window) / w + _command_cycles(arch, w, rows, element_bytes)
 
 
+def write_allocates(arch: Arch) -> bool:
+    """Whether the L2 is a set-associative cache (``l2.ways``) that fetches a line before a write of
+    less than a line (``l2.write_allocate``; module docstring, Write-allocate)."""
+    return arch.l2 is not None and arch.l2.sets is not None and arch.l2.write_allocate
+
+
 def _allocates(arch: Arch, tensor_bytes: int) -> bool:
-    """Whether the L2 write-allocates a ``tensor_bytes`` output's lines (module docstring, Write-allocate): a
-    set-associative cache (``l2.ways``) with ``l2.write_allocate``, and an output larger than it."""
-    l2 = arch.l2
-    return l2 is not None and l2.sets is not None and l2.write_allocate and tensor_bytes > l2.bytes
+    """Whether the L2 write-allocates a ``tensor_bytes`` output's lines: :func:`write_allocates`, and an
+    output larger than the L2."""
+    return write_allocates(arch) and tensor_bytes > arch.l2.bytes  # type: ignore[union-attr]
+
+
+def _allocate_rate(arch: Arch, w: np.ndarray) -> np.ndarray:
+    """``2 / dram.bytes_per_cycle`` per useful byte for rows narrower than a line, else 0."""
+    return np.where(w < arch.l2.line_bytes, 2 / arch.dram.bytes_per_cycle, 0.0)  # type: ignore[union-attr]
 
 
 def write_allocate_cycles_per_byte(arch: Arch, width_bytes, tensor_bytes: int) -> np.ndarray:
@@ -185,9 +191,7 @@ def write_allocate_cycles_per_byte(arch: Arch, width_bytes, tensor_bytes: int) -
     ``width_bytes`` (module docstring, Write-allocate): ``2 / dram.bytes_per_cycle`` for rows narrower
     than a line, 0 for rows at least a line wide or where :func:`_allocates` says no. Broadcasts."""
     w = np.asarray(width_bytes, dtype=np.int64)
-    if not _allocates(arch, tensor_bytes):
-        return np.zeros(w.shape)
-    return np.where(w < arch.l2.line_bytes, 2 / arch.dram.bytes_per_cycle, 0.0)  # type: ignore[union-attr]
+    return _allocate_rate(arch, w) if _allocates(arch, tensor_bytes) else np.zeros(w.shape)
 
 
 def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, tensor_bytes: int) -> np.ndarray:
@@ -199,4 +203,5 @@ def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, tensor_
     per_beat = arch.dma.beat_bytes / arch.local_bytes_per_cycle
     send = (2 * beats - chunks) * per_beat if arch.dma.write_gather else beats * per_beat
     window = reqs * arch.dram.latency_cycles / arch.dma.max_in_flight
-    return np.maximum(np.maximum(send, window) / w, write_allocate_cycles_per_byte(arch, w, tensor_bytes))
+    rate = np.maximum(send, window) / w
+    return np.maximum(rate, _allocate_rate(arch, w)) if _allocates(arch, tensor_bytes) else rate

@@ -614,7 +614,8 @@ def phase_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb, ex
     the accumulator), with ``extra_load`` (``LocalTerms.extra_load``) on the load stream and the
     scratchpad side, and the store stream at least ``store_floor`` (``LocalTerms.store_floor``). Broadcasts."""
     t_load, t_store = transfer_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
-    t_store = np.maximum(t_store, store_floor)
+    if np.ndim(store_floor) or store_floor:  # only a cache L2's re-fetches set it (no array work otherwise)
+        t_store = np.maximum(t_store, store_floor)
     t_spad = moved.a * a_cpb + moved.b * b_cpb + extra_load
     t_acc = moved.out * out_cpb + moved.psum * psum_cpb
     return t_load + extra_load, t_store, t_spad, t_acc
