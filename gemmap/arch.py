@@ -40,6 +40,9 @@ AreaMM2 = float_in(specio.AREA_MM2)
 FrequencyMHz = float_in(specio.FREQUENCY_MHZ)
 
 DEFAULT_ARCH = SHIPPED / "arch" / "gemmini.yaml"
+#: the longest tag-queue window (``tag_queue − 1``) that can throttle the array: compute is counted in
+#: ticks of 1 / lcm(1..window) cycle (gemmap.tagqueue), which must stay well inside int64
+MAX_TAG_WINDOW = 16
 #: the SoC of DOSA's FireSim measurements (../shared/validation), what ``gemmap validate`` predicts
 FIRESIM_ARCH = DEFAULT_ARCH.parent / "gemmini-firesim.yaml"
 
@@ -67,6 +70,22 @@ class PEArray:
     #: cycles from a row entering the array to its result leaving it (None: 2 × rows, Mesh.scala L59-66,
     #: L122-127: a register stage per PE row, one output delay, rows − 1 de-skew)
     latency_cycles: CyclesInt | None = None
+
+    @property
+    def window(self) -> int:
+        """Compute requests the tag queue lets overlap the array's latency: ``tag_queue − 1``."""
+        return max(self.tag_queue - 1, 1)
+
+    @property
+    def array_latency(self) -> int:
+        """``latency_cycles``, or its default 2 × rows."""
+        return 2 * self.rows if self.latency_cycles is None else self.latency_cycles
+
+    @property
+    def throttles(self) -> bool:
+        """Whether the tag queue can ever hold a request back: ``window`` requests of at least 4 rows
+        (ExecuteController's floor) can go in faster than one request's rows plus the latency."""
+        return self.window == 1 or 4 * (self.window - 1) < self.array_latency
 
 
 @dataclass(config=SPEC)
@@ -386,6 +405,11 @@ class Arch:
             raise GemmapError(
                 f"{where}: dma.beat_bytes ({beat}) and dma.request_bytes ({req}) must be powers of two, "
                 "the beat no larger than the request"
+            )
+        if self.pe_array.throttles and self.pe_array.window > MAX_TAG_WINDOW:
+            raise GemmapError(
+                f"{where}: pe_array.tag_queue ({self.pe_array.tag_queue}) can hold compute requests back at "
+                f"this array latency; gemmap counts such a queue only up to {MAX_TAG_WINDOW + 1} entries"
             )
         if self.spad_rows < self.dim_rows or self.acc_rows < 1:
             raise GemmapError(

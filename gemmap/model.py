@@ -44,7 +44,7 @@ import math
 
 import numpy as np
 
-from gemmap import dma
+from gemmap import dma, tagqueue
 from gemmap.arch import Arch, ceil_div
 from gemmap.mapping import DIMS, ORDER_DIMS, RELEVANT, Mapping, MappingBatch
 from gemmap.workload import Problem
@@ -178,52 +178,17 @@ def pipelined(arch: Arch) -> bool:
 
 
 def ticks_per_cycle(arch: Arch) -> int:
-    """Compute time is counted in ticks of 1 / (tag_queue − 1) cycle, so the tag-queue throttle's
-    fractional periods add up exactly (and the scalar and batched paths agree bit for bit)."""
-    return arch.pe_array.tag_queue - 1
-
-
-def array_latency(arch: Arch) -> int:
-    """Cycles from a row entering the array to its result leaving (pe_array.latency_cycles)."""
-    lat = arch.pe_array.latency_cycles
-    return 2 * arch.dim_rows if lat is None else lat
-
-
-def command_ticks(arch: Arch, rows):
-    """Ticks of one WS compute request of ``rows`` rows of A that reuses the preloaded weights:
-    ExecuteController feeds max(rows, 4) rows (ExecuteController.scala L285-302: 4 rows apart for two
-    writes to one accumulator address), and the mesh's tag queue lets at most tag_queue − 1 requests
-    share the array's latency: max(R, (R + latency) / (tag_queue − 1)) cycles. Broadcasts."""
-    q1 = ticks_per_cycle(arch)
-    r = np.maximum(rows, 4)
-    return np.maximum(r * q1, r + array_latency(arch))
-
-
-def _command_ticks_int(arch: Arch, rows: int) -> int:
-    """:func:`command_ticks` of one Python int (equal to the numpy result)."""
-    r = max(rows, 4)
-    return max(r * ticks_per_cycle(arch), r + array_latency(arch))
+    """Compute time is counted in ticks (:func:`gemmap.tagqueue.ticks_per_cycle`: a whole number of
+    them per fold under the tag-queue throttle), so the scalar and batched paths agree bit for bit."""
+    return tagqueue.ticks_per_cycle(arch)
 
 
 def stream_ticks(arch: Arch, rows, lines=1):
     """Ticks of one WS fold: ``lines`` lines of ``rows`` rows of A streamed through one weight block
     (LoopMatmul: one line of the tile's rows; LoopConv: one line per output row, its pixels), each
-    line in requests of at most DIM rows. The fold's first request carries the new weights' preload
-    and feeds DIM rows whatever its size (ExecuteController.scala L285-302); the others cost
-    :func:`command_ticks`. Broadcasts (rows, lines ≥ 1)."""
-    dim = arch.dim_rows
-    if isinstance(rows, int) and isinstance(lines, int):  # the scalar model: the same integers, in Python
-        full, rem = divmod(rows, dim)
-        t_dim = _command_ticks_int(arch, dim)
-        if full >= 1:
-            return lines * full * t_dim + (lines * _command_ticks_int(arch, rem) if rem else 0)
-        return t_dim + (lines - 1) * _command_ticks_int(arch, rem)
-    rows = np.asarray(rows, dtype=np.int64)
-    full, rem = rows // dim, rows % dim
-    t_dim, t_rem = command_ticks(arch, dim), command_ticks(arch, rem)
-    with_full = lines * full * t_dim + lines * np.where(rem > 0, t_rem, 0)
-    short = t_dim + (lines - 1) * t_rem
-    return np.where(full >= 1, with_full, short)
+    line in requests of at most DIM rows, the first carrying the new weights' preload, through the
+    mesh's tag queue (:func:`gemmap.tagqueue.stream_ticks`). Broadcasts (rows, lines ≥ 1)."""
+    return tagqueue.stream_ticks(arch, rows, lines)
 
 
 def fold_ticks(arch: Arch, dataflow: str, em: int, ek: int, en: int) -> int:
@@ -594,10 +559,10 @@ def host_issue_cycles(tile_cycles: float, loop_cycles: float, n) -> np.ndarray:
 
 def tile_latency(arch: Arch) -> float:
     """The fixed latency of one tile's three phases: its loads' first data arrives a memory round trip
-    after the first request, its results leave the array ``array_latency`` after the last row went in,
+    after the first request, its results leave the array ``pe_array.array_latency`` after the last row went in,
     and its stores are acknowledged a round trip after they leave; a loop slot is free only then
     (LoopMatmul.scala L1104-1107, LoopConv.scala L1496)."""
-    return 2 * arch.dram.latency_cycles + array_latency(arch)
+    return 2 * arch.dram.latency_cycles + arch.pe_array.array_latency
 
 
 def transfer_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb):

@@ -20,7 +20,10 @@ gemmap.conv or gemmap.convmodel (it reads only the shape's and the mapping's pla
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
+from fractions import Fraction
 
 NAMES = ("b", "p", "q", "k", "r", "s", "c")
 INDEXES = {"A": "bpqrsc", "B": "krsc", "C": "bpqk"}
@@ -39,6 +42,21 @@ def _image_lines(first: int, extent: int, step_o: int, kern_first: int, kern_ext
     return [y for y in range(start, start + length) if 0 <= y < size]
 
 
+@functools.cache
+def block_period(requests: tuple[int, ...], latency: int, window: int) -> Fraction:
+    """Cycles per block of the request sequence ``requests`` repeated forever through the mesh's tag
+    queue, by brute force: request k + window starts no earlier than request k's rows plus the latency,
+    and each request after the one before it, s(k+1) = max(s(k) + r_k, s(k+1−W) + r_{k+1−W} + latency),
+    simulated over many repeats and averaged over the last lcm(1..window) of them."""
+    span = math.lcm(*range(1, window + 1))
+    r = list(requests) * (span + 200)
+    s = [0] * (len(r) + 1)
+    for k, rk in enumerate(r):
+        j = k + 1 - window
+        s[k + 1] = max(s[k] + rk, s[j] + r[j] + latency) if j >= 0 else s[k] + rk
+    return Fraction(s[-1] - s[-1 - span * len(requests)], span)
+
+
 def walk(
     shape,
     mapping,
@@ -46,23 +64,21 @@ def walk(
     in_rows: int,
     in_cols: int,
     reload: bool = False,
-    q1: int = 5,
+    window: int = 5,
     latency: int | None = None,
     first_layer: bool = True,
 ) -> dict[str, int]:
     """Elements moved per tensor ('A' input, 'B' weights, 'C' output), 'macs' and 'blocks'
     (weight blocks preloaded), and per-tile stream rows summed as 'tiles'/'stream_sum' helpers.
 
-    ``in_rows``/``in_cols`` are the image size (H, W); ``dim`` the array's DIM. 'tile_ticks' walks
-    LoopConvExecute's compute requests one by one: per weight block, per (batch, output row), the
+    ``in_rows``/``in_cols`` are the image size (H, W); ``dim`` the array's DIM. 'tile_cycles_exact'
+    walks LoopConvExecute's compute requests one by one: per weight block, per (batch, output row), the
     output columns in requests of at most DIM rows; a request feeds max(rows, 4) rows, the block's
-    first one DIM rows (it carries the new weights), and costs max(R·q1, R + latency) ticks (1/q1
-    cycle each: the tag queue lets q1 requests overlap the array's latency).
+    first one DIM rows (it carries the new weights). The block's time is its steady-state period
+    through the mesh's tag queue (``window`` requests overlap the array's latency), measured by
+    simulating the queue's recurrence over many repeats of the block (:func:`block_period`).
     """
     lat = 2 * dim if latency is None else latency
-
-    def request_ticks(rows: int) -> int:
-        return max(rows * q1, rows + lat)
 
     sizes = dict(zip(NAMES, (shape.n, shape.p, shape.q, shape.k, shape.r, shape.s, shape.c)))
     tile = dict(zip(NAMES, mapping.tile))
@@ -115,11 +131,11 @@ def walk(
         edge = 3 * dim - 2  # 2R + C − 2 for a square array
         out["tile_cycles"] += edge + blocks * max(stream, dim)
         out["tile_cycles_serial"] += blocks * (edge + stream)
-        block_ticks = 0
+        requests = []
         for _b in range(e["b"]):
             for _orow in range(e["p"]):
                 for ocol in range(0, e["q"], dim):
-                    rows = min(dim, e["q"] - ocol)
-                    block_ticks += request_ticks(dim if block_ticks == 0 else max(rows, 4))
-        out["tile_ticks"] = out.get("tile_ticks", 0) + edge * q1 + blocks * block_ticks
+                    requests.append(dim if not requests else max(min(dim, e["q"] - ocol), 4))
+        period = block_period(tuple(requests), lat, window)
+        out["tile_cycles_exact"] = out.get("tile_cycles_exact", 0) + edge + blocks * period
     return out

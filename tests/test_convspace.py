@@ -197,7 +197,7 @@ def test_pruning_loses_no_cost_with_output_refetches(firesim_arch):
     assert space.class_key == (True, True)
     n = len(ORDERS)
     merged = 0
-    for T in ((1, 2, 6, 16, 3, 3, 4), (1, 1, 6, 16, 3, 3, 8), (1, 3, 6, 16, 1, 3, 8)):
+    for T in ((1, 2, 6, 16, 3, 3, 4), (1, 3, 6, 16, 3, 3, 4), (1, 1, 6, 16, 3, 3, 8), (1, 3, 6, 16, 1, 3, 8)):
         b = ConvMappingBatch(np.tile(np.array(T), (n, 1)), np.arange(n), np.zeros(n, dtype=np.int8),
                              np.ones(n, bool), np.ones(n, bool))  # fmt: skip
         mask = tile_masks(-(-np.array(shape.dims) // np.array([T])))[0]
