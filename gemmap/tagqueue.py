@@ -28,6 +28,7 @@ short ones after it (tests pin both on hand-worked blocks and against a direct s
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -98,20 +99,39 @@ def _growth_ticks(m: np.ndarray, q: int) -> np.ndarray:
     return best.max(axis=1)
 
 
-def _fold_growth(arch: Arch, rows: np.ndarray, lines: np.ndarray) -> np.ndarray:
-    """Ticks per fold for unique (rows, lines) pairs, through the max-plus product."""
-    dim, lat, w, q = arch.dim_rows, arch.pe_array.array_latency, arch.pe_array.window, ticks_per_cycle(arch)
+def fold_growth(dim: int, window: int, latency: int, rows: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """Ticks (of ``1 / lcm(1..window)`` cycle) per fold of ``lines`` lines of ``rows`` rows, by the
+    max-plus product of its requests (module docstring); the reference :func:`stream_ticks` tabulates."""
+    q = math.lcm(*range(1, window + 1))
     full, rem = rows // dim, rows % dim
     short = np.maximum(rem, MIN_ROWS)
-    a_dim = _request(np.full(rows.shape, dim), lat, w)
-    a_rem = _request(short, lat, w)
+    a_dim = _request(np.full(rows.shape, dim), latency, window)
+    a_rem = _request(short, latency, window)
     # rows < DIM: the block is [DIM, rem × (lines − 1)]; rows ≥ DIM: each line is [DIM × full, rem]
     wide = full >= 1
     block = _times(_power(a_rem, np.where(wide, 0, lines - 1)), a_dim)
     line = _power(a_dim, full)
     line = np.where((wide & (rem > 0))[:, None, None], _times(a_rem, line), line)
-    per = _growth_ticks(np.where(wide[:, None, None], line, block), q)
+    per = _growth_ticks(np.where(wide[:, None, None], line, block), q).astype(np.int64)
     return np.where(wide, per * lines, per)
+
+
+@functools.lru_cache(maxsize=32)
+def _table(dim: int, window: int, latency: int) -> np.ndarray:
+    """Ticks per fold for every count up to 3W, flat: first ``dim × (3W + 1)`` entries
+    ``[rows, lines]`` for rows < DIM, then ``(3W + 1) × dim`` entries ``[full, rem]`` per line for rows =
+    full·DIM + rem. Beyond 2W, both grow by a constant every W more lines (or DIM-row requests): a
+    power of one request's matrix is periodic with the period of its critical cycle, which divides W
+    (the max-plus cyclicity theorem; checked against the brute-force simulation in
+    tests/test_tagqueue.py)."""
+    span = 3 * window
+    r, n = np.meshgrid(np.arange(dim), np.arange(span + 1), indexing="ij")
+    short = fold_growth(dim, window, latency, np.maximum(r, 1).ravel(), np.maximum(n, 1).ravel())
+    f, x = np.meshgrid(np.arange(span + 1), np.arange(dim), indexing="ij")
+    wide = fold_growth(dim, window, latency, (np.maximum(f, 1) * dim + x).ravel(), np.ones(f.size, np.int64))
+    table = np.concatenate([short, wide])
+    table.flags.writeable = False
+    return table
 
 
 def _rows_fed(dim: int, rows: np.ndarray, lines: np.ndarray) -> np.ndarray:
@@ -121,37 +141,31 @@ def _rows_fed(dim: int, rows: np.ndarray, lines: np.ndarray) -> np.ndarray:
     return np.where(full >= 1, lines * (full * dim + np.where(rem > 0, short, 0)), dim + (lines - 1) * short)
 
 
-def _never_held(arch: Arch, rows: np.ndarray, lines: np.ndarray) -> np.ndarray:
-    """Folds the queue can never hold back: every W − 1 consecutive requests feed at least the latency,
-    so each wait ``r_j + latency`` is covered by feeding requests j … j + W − 1 (the fold costs its
-    rows). A fold is one odd request per period among equal ones: the DIM-row first request among the
-    lines' short ones (rows < DIM), or a line's short remainder among its DIM-row requests."""
-    dim, w, lat = arch.dim_rows, arch.pe_array.window, arch.pe_array.array_latency
-    full, rem = rows // dim, rows % dim
-    short = np.maximum(rem, MIN_ROWS)
-    span = w - 1
-    # rows < DIM: period `lines`, the fewest DIM requests in a span is ⌊span / lines⌋
-    few = span * short + (span // lines) * (dim - short)
-    # rows ≥ DIM: period full + 1 (with a remainder), the most remainders in a span is ⌈span / period⌉
-    period = full + (rem > 0)
-    many = span * dim - np.where(rem > 0, -(-span // np.maximum(period, 1)) * (dim - short), 0)
-    return np.where(full >= 1, many, few) >= lat
-
-
 def stream_ticks(arch: Arch, rows, lines=1):
     """Ticks (:func:`ticks_per_cycle`) of one WS fold: ``lines`` lines of ``rows`` rows of A through
     one weight block, each line in requests of at most DIM rows, the fold's first request DIM rows
     (module docstring). Broadcasts (rows, lines ≥ 1); a Python int for Python ints."""
     scalar = isinstance(rows, int) and isinstance(lines, int)
     r, n = np.broadcast_arrays(np.asarray(rows, dtype=np.int64), np.asarray(lines, dtype=np.int64))
-    t = _rows_fed(arch.dim_rows, r, n) * ticks_per_cycle(arch)
-    if arch.pe_array.throttles:
-        held = ~_never_held(arch, r, n)
-        if held.any():
-            pairs, inverse = np.unique(np.stack([r[held], n[held]]), axis=1, return_inverse=True)
-            t = np.array(t, copy=True)
-            t[held] = _fold_growth(arch, pairs[0], pairs[1]).astype(np.int64)[inverse.ravel()]
+    dim, pe = arch.dim_rows, arch.pe_array
+    if not pe.throttles:
+        t = _rows_fed(dim, r, n)
+        return int(t) if scalar else t
+    w = pe.window
+    table = _table(dim, w, pe.array_latency)
+    full, rem = r // dim, r % dim
+    wide = full >= 1
+    # the table's row: by lines for rows < DIM, by DIM-row requests per line otherwise; counts past
+    # 2W come back by whole periods of W, each adding the table's step one period up
+    count = np.where(wide, full, n)
+    k = np.maximum(count - w - 1, 0) // w
+    c = count - k * w
+    idx = np.where(wide, dim * (3 * w + 1) + c * dim + rem, r * (3 * w + 1) + c)
+    t = table[idx]
+    if k.any():
+        t = t + k * (table[idx + np.where(wide, w * dim, w)] - t)
+    t = np.where(wide, t * n, t)
     return int(t) if scalar else t
 
 
-__all__ = ["MIN_ROWS", "stream_ticks", "ticks_per_cycle"]
+__all__ = ["MIN_ROWS", "fold_growth", "stream_ticks", "ticks_per_cycle"]

@@ -88,6 +88,23 @@ def test_steady_state_equals_a_brute_force_simulation(dim, rows, lines, tag_queu
     assert sum(reqs) <= want <= len(reqs) * (max(reqs) + a.pe_array.array_latency)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    dim=st.sampled_from([16, 32]),
+    rows=st.integers(1, 40),
+    lines=st.integers(13, 40),
+    tag_queue=st.integers(3, 7),
+)
+def test_long_folds_follow_the_period(dim, rows, lines, tag_queue):
+    """Counts past the tabulated 3W come back by whole periods of W (gemmap.tagqueue._table)."""
+    a = arch_with(dim, tag_queue)
+    want = block_period(requests(dim, rows, lines), a.pe_array.array_latency, a.pe_array.window)
+    assert cycles(a, rows, lines) == want
+    big = np.array([rows + 7 * dim, rows]), np.array([1, lines + 50])
+    direct = tagqueue.fold_growth(dim, a.pe_array.window, a.pe_array.array_latency, *big)
+    assert list(tagqueue.stream_ticks(a, *big)) == list(direct)
+
+
 def test_batched_equals_scalar():
     a = arch_with(16)
     rows = np.array([1, 2, 7, 16, 23, 40, 1, 2])
