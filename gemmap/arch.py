@@ -127,6 +127,10 @@ class L2:
     ways: Count | None = None
     line_bytes: TransferBytes = 64
     write_allocate: StrictBool = True
+    #: the run follows one over the same operands (a layer run twice on the same buffers, as
+    #: ``gemmap validate``'s mapped runs follow Gemmini's tiler run): the first fills hit what the L2
+    #: kept of them (gemmap/warm.py); false: every operand starts in memory
+    warm_start: StrictBool = False
 
     @property
     def bytes(self) -> int:

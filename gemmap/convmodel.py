@@ -88,7 +88,7 @@ import math
 
 import numpy as np
 
-from gemmap import conv_ring, dma, model
+from gemmap import conv_ring, dma, model, warm
 from gemmap.arch import Arch, DataTypes, ceil_div
 from gemmap.conv import (
     DIMS,
@@ -356,7 +356,8 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
             vB2_bytes = per_reload * (vB // shape.weight_elems)
         dram_side = boundary("l2", vA2, vB2, vB2_bytes, ring_bytes)
         traffic = traffic + dram_side
-    dram_by_tensor = {x.tensor: x.bytes_in + x.bytes_out for x in dram_side}
+    kept = dict(zip(TENSORS, warm.warm_by_tensor(arch, problem)))  # first fills the L2 serves (l2.warm_start)
+    dram_by_tensor = {x.tensor: x.bytes_in + x.bytes_out - kept[x.tensor] for x in dram_side}
     moved = _moved(arch, shape, vA, vB, vC)
     spad_bytes, acc_bytes = int(moved.spad), int(moved.acc)
     dram_bytes = sum(dram_by_tensor.values())
@@ -689,6 +690,7 @@ def costs(arch: Arch, problem: Problem, terms: TileTerms, lt: LocalTerms, mult: 
         if terms.b_spill_bytes.any():  # weight tiles the L2's sets cannot hold: a line per row per reload
             spilled = m2.a + terms.b_spill_bytes * mult.b + m2.acc
             dram_bytes = np.where(terms.b_spill_bytes > 0, spilled, dram_bytes)
+        dram_bytes = dram_bytes - warm.warm_bytes(arch, problem)
         l2_total = moved.spad + moved.acc + dram_bytes
     if terms.ring_load.any():  # wrapped loader rings (conv_ring.py): load cycles, reads from memory
         lt = dataclasses.replace(lt, extra_load=terms.ring_load * mult.a + lt.extra_load)

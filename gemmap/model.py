@@ -44,7 +44,7 @@ import math
 
 import numpy as np
 
-from gemmap import dma, tagqueue
+from gemmap import dma, tagqueue, warm
 from gemmap.arch import Arch, ceil_div
 from gemmap.mapping import DIMS, ORDER_DIMS, RELEVANT, Mapping, MappingBatch
 from gemmap.workload import Problem
@@ -302,6 +302,8 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
         traffic += _boundary(arch, problem, "l2", dram_loops, counts)
     dram_side = [tr for tr in traffic if tr.level == ("l2" if arch.l2 is not None else "local")]
     dram_by_tensor = {tr.tensor: tr.bytes_in + tr.bytes_out for tr in dram_side}
+    kept = dict(zip(TENSORS, warm.warm_by_tensor(arch, problem)))  # first fills the L2 serves (l2.warm_start)
+    dram_by_tensor = {x: v - kept[x] for x, v in dram_by_tensor.items()}
     dram_bytes = sum(dram_by_tensor.values())
 
     # compute: sum over the (at most 2 per dim) distinct local-tile extents
@@ -346,7 +348,7 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
         stationary = n1[1] * M * N * t.acc_bytes
         spad_reads = nb[2] * M * K * t.input_bytes + nb[0] * K * N * t.weight_bytes
         accumulations = n1[1] * M * N
-    l2_bytes = sum(tr.bytes_in + tr.bytes_out for tr in traffic)
+    l2_bytes = sum(tr.bytes_in + tr.bytes_out for tr in traffic) - sum(kept.values())
     breakdown = energy_breakdown(
         arch, macs, stationary, spad_reads + spad_bytes, accumulations, acc_bytes, l2_bytes, dram_bytes, cycles
     )
@@ -661,7 +663,7 @@ def evaluate_batch(arch: Arch, problem: Problem, b: MappingBatch) -> BatchCost:
         dram_bytes, l2_total = moved.spad + moved.acc, 0
     else:
         m2 = traffic_bytes(arch, problem, *fills(FILL_LEVEL, zero, zero))
-        dram_bytes = m2.spad + m2.acc
+        dram_bytes = m2.spad + m2.acc - warm.warm_bytes(arch, problem)
         l2_total = moved.spad + moved.acc + dram_bytes
     lt = local_terms(arch, problem, b.dataflow == 0, T, b.db_spad, b.db_acc)
     return combine(arch, problem, lt, moved, dram_bytes, l2_total)

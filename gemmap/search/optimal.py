@@ -85,6 +85,7 @@ from gemmap.model import (
     transfer_cycles,
 )
 from gemmap.search import SearchOptions, SearchResult, objective_value
+from gemmap.warm import warm_bytes
 from gemmap.workload import Problem
 
 
@@ -133,7 +134,7 @@ def _bytes(arch: Arch, problem: Problem, local_fills, dram_fills) -> tuple:
     if arch.l2 is None:
         return moved, moved.spad + moved.acc, 0
     m2 = traffic_bytes(arch, problem, *dram_fills)
-    dram = m2.spad + m2.acc
+    dram = m2.spad + m2.acc - warm_bytes(arch, problem)
     return moved, dram, moved.spad + moved.acc + dram
 
 

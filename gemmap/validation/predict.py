@@ -59,6 +59,15 @@ def _matmul_mapping(arch: Arch, call: MatmulCall, problem: Problem, block: int) 
     return software_matmul(arch, problem, local, order)  # type: ignore[arg-type]
 
 
+def warm_for(arch: Arch, warm: bool) -> Arch:
+    """``arch`` with its L2 warm (``l2.warm_start``) when the run follows a run of the same layer on
+    the same buffers, as every mapped run follows Gemmini's tiler run (conv_tilings.c @959b23f7
+    L136-203, matmul_tilings.c L103-150), and cold for the tiler run, which follows another layer's."""
+    if arch.l2 is None or arch.l2.warm_start == warm:
+        return arch
+    return dataclasses.replace(arch, l2=dataclasses.replace(arch.l2, warm_start=warm))
+
+
 def run_pe_dim(run: MeasuredRun, arch: Arch, nest: LoopNest, per_pe_dim: bool = True) -> int:
     """The array a run executed on. A row whose stated array (``arch.meshX``) is the arch's ran on it;
     otherwise DOSA's data collection sent it to the smallest power-of-two array at least as wide as
@@ -83,7 +92,7 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: 
     nest = parse_compact(run.mapping)
     check_covers(nest, {d: run.layer[d] for d in ("C", "K", "N", "P", "Q", "R", "S")})
     dim = run_pe_dim(run, arch, nest, per_pe_dim)
-    hw = hardware_for(arch, dim)
+    hw = warm_for(hardware_for(arch, dim), not tiler)
     if run.kind != "matmul":
         return _conv_setup(run, hw, conv_call(nest, run.layer), tiler)
     if run.layer["N"] != 1:
@@ -155,4 +164,4 @@ def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bo
         return Prediction(None, str(exc))
 
 
-__all__ = ["RunSetup", "hardware_for", "predict", "predict_cost", "setup_run", "software_view"]
+__all__ = ["RunSetup", "hardware_for", "predict", "predict_cost", "setup_run", "software_view", "warm_for"]

@@ -1,0 +1,101 @@
+"""A warm L2 at the start of a run (``l2.warm_start``, gemmap/warm.py): the kept share by hand, memory
+bytes down by exactly what is kept, scalar = batched, optimal = exhaustive, and the validation runs
+(mapped runs warm, tiler runs cold)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from gemmap import convmodel, model, warm
+from gemmap.arch import L2
+from gemmap.conv import ConvShape
+from gemmap.convspace import ConvMapSpace
+from gemmap.mapspace import MapSpace
+from gemmap.search import SearchOptions, find_mapping, objective_value
+from gemmap.validation import predict
+from gemmap.validation.data import read_runs
+from gemmap.workload import Problem
+from tests.test_convspace import conv_problem
+from tests.test_mapspace import small_arch
+from tests.test_validation_cli import data_csv
+
+
+def warm_arch(arch, on: bool = True):
+    return dataclasses.replace(arch, l2=dataclasses.replace(arch.l2, warm_start=on))
+
+
+def test_kept_share_by_hand(firesim_arch):
+    # 512 KiB, 8 ways, random victims: a pass over one capacity leaves 8·(1 − (7/8)^8) of the 8 lines a
+    # set received, 65.6 %; a quarter of it (2 inserts a set) 8·(1 − (7/8)^2) / 2 = 93.75 %.
+    cap = firesim_arch.l2.bytes
+    assert warm.kept_share(firesim_arch, cap) == pytest.approx(1 - (7 / 8) ** 8)
+    assert warm.kept_share(firesim_arch, cap // 4) == pytest.approx(0.9375)
+    assert warm.kept_share(firesim_arch, cap + 1) == 0.0  # larger than the L2: nothing usable
+    buffer = dataclasses.replace(firesim_arch, l2=L2(kib=512))  # software-managed: what fits stays whole
+    assert warm.kept_share(buffer, cap) == 1.0
+
+
+def test_warm_start_takes_exactly_the_kept_bytes(firesim_arch):
+    p = Problem("gemv", 1, 512, 256)  # 128 KiB of weights: the 128x128 file's rows 1344/1346/1348
+    cold = find_mapping(firesim_arch, p, SearchOptions(method="heuristic")).mapping
+    c0, c1 = model.evaluate(firesim_arch, p, cold), model.evaluate(warm_arch(firesim_arch), p, cold)
+    kept = warm.warm_by_tensor(warm_arch(firesim_arch), p)
+    assert sum(kept) == warm.warm_bytes(warm_arch(firesim_arch), p) > 0
+    assert c0.dram_bytes - c1.dram_bytes == sum(kept)
+    assert {x: c0.dram_bytes_by_tensor[x] - c1.dram_bytes_by_tensor[x] for x in "ABC"} == dict(zip("ABC", kept))
+    assert c1.cycles < c0.cycles  # DRAM-bound cold; the kept weights come from the L2
+    assert warm.warm_bytes(firesim_arch, p) == 0  # the shipped arch starts cold
+
+
+def test_scalar_equals_batched_warm(firesim_arch):
+    arch = warm_arch(firesim_arch)
+    p = Problem("t", 64, 96, 40)
+    b = MapSpace(arch, p).sample(400, seed=3)
+    bc = model.evaluate_batch(arch, p, b)
+    for i in range(0, 400, 20):
+        c = model.evaluate(arch, p, b[i])
+        assert (c.cycles, c.energy_pj, c.dram_bytes) == (bc.cycles[i], bc.energy_pj[i], bc.dram_bytes[i])
+    shape = ConvShape(n=1, k=32, c=16, p=6, q=6, r=3, s=3, stride=1, padding=1)
+    cp = conv_problem(shape)
+    space = ConvMapSpace(arch, cp)
+    batch = next(space.enumerate(batch_size=256))
+    cb = convmodel.evaluate_conv_batch(arch, cp, batch)
+    for i in range(0, len(batch), 16):
+        c = convmodel.evaluate_conv(arch, cp, batch[i])
+        assert (c.cycles, c.energy_pj, c.dram_bytes) == (cb.cycles[i], cb.energy_pj[i], cb.dram_bytes[i])
+
+
+@pytest.mark.parametrize("objective", ["latency", "edp"])
+def test_optimal_equals_exhaustive_warm(gemmini, firesim_arch, objective):
+    arch = small_arch(gemmini, 1)
+    arch = dataclasses.replace(arch, l2=dataclasses.replace(arch.l2, warm_start=True))
+    for shape in ((7, 5, 13), (1, 23, 6)):
+        p = Problem("t", *shape)
+        assert warm.warm_bytes(arch, p) > 0
+        ex = find_mapping(arch, p, SearchOptions(method="exhaustive", objective=objective))
+        opt = find_mapping(arch, p, SearchOptions(method="optimal", objective=objective))
+        assert opt.proven_optimal
+        assert objective_value(opt.cost, objective) == pytest.approx(objective_value(ex.cost, objective), rel=1e-12)
+    conv_arch = warm_arch(dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, kib=16)))
+    p = conv_problem(ConvShape(n=1, k=32, c=8, p=4, q=4, r=3, s=3, stride=1, padding=1))
+    assert warm.warm_bytes(conv_arch, p) > 0
+    ex = find_mapping(conv_arch, p, SearchOptions(method="exhaustive", objective=objective))
+    opt = find_mapping(conv_arch, p, SearchOptions(method="optimal", objective=objective))
+    assert opt.proven_optimal
+    assert objective_value(opt.cost, objective) == pytest.approx(objective_value(ex.cost, objective), rel=1e-12)
+
+
+def test_validation_runs_mapped_warm_tiler_cold(firesim_arch, tmp_path):
+    runs, _ = read_runs(data_csv(tmp_path))
+    run = next(r for r in runs if r.status == "ok")
+    assert predict.setup_run(run, firesim_arch).arch.l2.warm_start
+    assert not predict.setup_run(run, firesim_arch, tiler=True).arch.l2.warm_start
+
+
+def test_warm_for_leaves_archs_without_l2(gemmini):
+    arch = dataclasses.replace(gemmini, l2=None)
+    assert predict.warm_for(arch, True) is arch
+    assert np.isclose(warm.kept_share(arch, 10), 0.0)
