@@ -42,7 +42,7 @@ from docsection import machine  # noqa: E402
 
 from gemmap.arch import Arch, load_arch  # noqa: E402
 from gemmap.validation.data import read_runs, validate_runs  # noqa: E402
-from gemmap.validation.predict import predict  # noqa: E402
+from gemmap.validation.predict import RULES, Rules, predict  # noqa: E402
 from gemmap.validation.stats import ErrorStats, error_stats  # noqa: E402
 
 SHARED = Path("/work/shared/validation")
@@ -57,11 +57,11 @@ DATASETS = (
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """What a variant predicts with: the arch, and whether the 128x128 file's rows use DOSA's
-    per-PE-dim arrays (``predict(..., per_pe_dim=...)``)."""
+    """What a variant predicts with: the arch, and how runs are set up (``predict(..., rules=...)``:
+    DOSA's per-PE-dim arrays for the 128x128 file, a warm L2 for the mapped runs)."""
 
     arch: Arch
-    per_pe_dim: bool = True
+    rules: Rules = RULES
 
 
 def _sub(arch: Arch, section: str, **fields: object) -> Arch:
@@ -175,10 +175,17 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _arch(lambda a: a if a.l2 is None else _sub(a, "l2", write_allocate=False)),
     ),
     (
+        "warm L2 for the mapped runs",
+        "a mapped run follows the tiler run of its layer on the same buffers: each tensor's first fills hit what "
+        "a random-victim L2 kept, (1 - (1 - 1/W)^(W x)) / x of a footprint of x <= 1 capacities (l2.warm_start, "
+        "predict Rules.warm_mapped; conv_tilings.c L136-203, Directory.scala L112-121; gemmap/warm.py)",
+        lambda c: dataclasses.replace(c, rules=dataclasses.replace(c.rules, warm_mapped=False)),
+    ),
+    (
         "per-PE-dim arrays",
-        "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict per_pe_dim; "
+        "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict Rules.per_pe_dim; "
         "gemmini_data_collection.py L155-212)",
-        lambda c: dataclasses.replace(c, per_pe_dim=False),
+        lambda c: dataclasses.replace(c, rules=dataclasses.replace(c.rules, per_pe_dim=False)),
     ),
 ]
 
@@ -204,7 +211,7 @@ def variants(full: Config) -> list[tuple[str, str, Config]]:
 def _stats(job: tuple[Config, str, bool]) -> ErrorStats:
     config, file, tiler = job
     runs, _ = read_runs(SHARED / file)
-    preds = validate_runs(runs, lambda r: predict(r, config.arch, tiler, per_pe_dim=config.per_pe_dim), tiler=tiler)
+    preds = validate_runs(runs, lambda r: predict(r, config.arch, tiler, rules=config.rules), tiler=tiler)
     return error_stats([r.target(tiler) for r in runs], [p.predicted for p in preds])
 
 

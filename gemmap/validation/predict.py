@@ -59,6 +59,23 @@ def _matmul_mapping(arch: Arch, call: MatmulCall, problem: Problem, block: int) 
     return software_matmul(arch, problem, local, order)  # type: ignore[arg-type]
 
 
+@dataclasses.dataclass(frozen=True)
+class Rules:
+    """How a measured run is set up. The defaults are the model; each switch restores an earlier
+    rule, for the ablation in benchmarks/bench_validate.py.
+
+    ``per_pe_dim``: the 128x128 file's rows ran on DOSA's per-PE-dim arrays (:func:`run_pe_dim`;
+    False: the arch's array unless a spatial factor exceeds it, matmul tiles in 16-element blocks).
+    ``warm_mapped``: a mapped run finds the L2 warm from the tiler run before it (:func:`warm_for`;
+    False: every run starts cold)."""
+
+    per_pe_dim: bool = True
+    warm_mapped: bool = True
+
+
+RULES = Rules()
+
+
 def warm_for(arch: Arch, warm: bool) -> Arch:
     """``arch`` with its L2 warm (``l2.warm_start``) when the run follows a run of the same layer on
     the same buffers, as every mapped run follows Gemmini's tiler run (conv_tilings.c @959b23f7
@@ -74,8 +91,8 @@ def run_pe_dim(run: MeasuredRun, arch: Arch, nest: LoopNest, per_pe_dim: bool = 
     both spatial factors, with that DIM as the software's PE_DIM (gemmini-rocc-tests @959b23f7
     gemmini_data_collection.py ``per_pe_dim`` L155-212; docs/validation.md).
 
-    ``per_pe_dim=False`` is the earlier rule, kept for the ablation in benchmarks/bench_validate.py:
-    the arch's array unless a spatial factor exceeds it."""
+    ``per_pe_dim=False`` is the earlier rule (:class:`Rules`): the arch's array unless a spatial
+    factor exceeds it."""
     if not per_pe_dim:
         wide = max(nest.spatial("L1").get("C", 1), nest.spatial("L2").get("K", 1)) > arch.dim_rows
         return pe_dim_for(nest) if wide else arch.dim_rows
@@ -86,13 +103,12 @@ def run_pe_dim(run: MeasuredRun, arch: Arch, nest: LoopNest, per_pe_dim: bool = 
     return arch.dim_rows if stated == arch.dim_rows else pe_dim_for(nest)
 
 
-def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> RunSetup:
-    """The (hardware, problem, mapping) of one run; a one-line GemmapError when it cannot be expressed.
-    ``per_pe_dim=False``: the earlier array rule (:func:`run_pe_dim`), matmul tiles in 16-element blocks."""
+def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules = RULES) -> RunSetup:
+    """The (hardware, problem, mapping) of one run; a one-line GemmapError when it cannot be expressed."""
     nest = parse_compact(run.mapping)
     check_covers(nest, {d: run.layer[d] for d in ("C", "K", "N", "P", "Q", "R", "S")})
-    dim = run_pe_dim(run, arch, nest, per_pe_dim)
-    hw = warm_for(hardware_for(arch, dim), not tiler)
+    dim = run_pe_dim(run, arch, nest, rules.per_pe_dim)
+    hw = warm_for(hardware_for(arch, dim), rules.warm_mapped and not tiler)
     if run.kind != "matmul":
         return _conv_setup(run, hw, conv_call(nest, run.layer), tiler)
     if run.layer["N"] != 1:
@@ -103,7 +119,7 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: 
         auto = heuristic_mapping(software_view(hw), problem, "ws")
         f = cache_factors(hw, problem, auto.local, auto.dram_order)
         return RunSetup(hw, problem, dataclasses.replace(auto, l2_factors=f, l2_order=auto.dram_order))
-    return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, dim if per_pe_dim else 16))
+    return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, dim if rules.per_pe_dim else 16))
 
 
 def _conv_setup(run: MeasuredRun, hw: Arch, call: ConvCall, tiler: bool) -> RunSetup:
@@ -147,21 +163,31 @@ def setup_cost(s: RunSetup) -> Cost:
     return evaluate_of(s.arch, s.problem, s.mapping)
 
 
-def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> Cost:
+def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules = RULES) -> Cost:
     """The full cost breakdown of one run's call (raises GemmapError when it cannot be predicted);
     the host cycles timed with it before its first tile are ``setup_run(...).host_cycles``."""
-    return setup_cost(setup_run(run, arch, tiler, per_pe_dim=per_pe_dim))
+    return setup_cost(setup_run(run, arch, tiler, rules=rules))
 
 
-def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, per_pe_dim: bool = True) -> Prediction:
+def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules = RULES) -> Prediction:
     """Predicted cycles of one run (with ``tiler``, the search included), or None with the one-line
     reason it cannot be predicted."""
     try:
-        s = setup_run(run, arch, tiler, per_pe_dim=per_pe_dim)
+        s = setup_run(run, arch, tiler, rules=rules)
         cycles = float(setup_cost(s).cycles) + s.host_cycles
         return Prediction(cycles, "ok")
     except GemmapError as exc:
         return Prediction(None, str(exc))
 
 
-__all__ = ["RunSetup", "hardware_for", "predict", "predict_cost", "setup_run", "software_view", "warm_for"]
+__all__ = [
+    "RULES",
+    "Rules",
+    "RunSetup",
+    "hardware_for",
+    "predict",
+    "predict_cost",
+    "setup_run",
+    "software_view",
+    "warm_for",
+]
