@@ -18,6 +18,7 @@ from gemmap.search import SearchOptions, find_mapping, objective_value
 from gemmap.validation import predict
 from gemmap.validation.data import read_runs
 from gemmap.workload import Problem
+from tests.conftest import ROOT
 from tests.test_convspace import conv_problem
 from tests.test_mapspace import small_arch
 from tests.test_validation_cli import data_csv
@@ -99,3 +100,22 @@ def test_warm_for_leaves_archs_without_l2(gemmini):
     arch = dataclasses.replace(gemmini, l2=None)
     assert predict.warm_for(arch, True) is arch
     assert np.isclose(warm.kept_share(arch, 10), 0.0)
+
+
+def test_cli_evaluate_on_a_warm_arch(tmp_path, capsys):
+    from gemmap.cli import main
+
+    text = (ROOT / "arch" / "gemmini-firesim.yaml").read_text()
+    warm_yaml = tmp_path / "warm.yaml"
+    warm_yaml.write_text(text.replace("  write_allocate: true", "  warm_start: true\n  write_allocate: true", 1))
+    args = ["evaluate", "--layer", "matmul M=1 K=512 N=256", "--mapping",
+            "L3[WIO] K16 C8 - L2[WI] N1 K16X - L1[O] C4 C16X - L0[W] N1", "--json", str(tmp_path / "e.json")]  # fmt: skip
+    assert main([*args, "--arch", str(ROOT / "arch" / "gemmini-firesim.yaml")]) == 0
+    cold = capsys.readouterr().out
+    assert main([*args, "--arch", str(warm_yaml)]) == 0
+    shown = capsys.readouterr().out
+    assert "found in the warm L2" in shown and "warm L2" not in cold  # the caption may wrap
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(warm_yaml.read_text().replace("warm_start: true", "warm_start: maybe"))
+    assert main([*args, "--arch", str(bad)]) == 2
+    assert "'l2.warm_start': input should be a valid boolean" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gemmap import api
+from gemmap import api, warm
 from gemmap.arch import DEFAULT_ARCH
 from gemmap.cli.common import arch_from_args, sram_kib
 from gemmap.errors import GemmapError
@@ -159,6 +159,9 @@ def render(ev: api.EvaluatedMapping) -> RenderableType:
     dram.add_row("total", eng(c.dram_bytes, "B"), eng(c.compulsory_dram_bytes, "B"),
                  f"{c.dram_bytes / c.compulsory_dram_bytes:.2f}x" if c.compulsory_dram_bytes else "-")  # fmt: skip
     dram.caption = f"lower bound {eng(bound, 'B')} ({c.dram_bytes / bound:.2f}x of it)" if bound else None
+    kept = warm.warm_bytes(arch, p)
+    if kept:  # l2.warm_start: the bounds are for a cold start
+        dram.caption = f"{dram.caption}; {eng(kept, 'B')} found in the warm L2 (l2.warm_start)"
 
     nest = Text(ev.mapping.loop_nest(arch, p))
     return Group(head, Text(""), Text("loop nest", style="bold"), nest, Text(""), cycles, energy, dram)
