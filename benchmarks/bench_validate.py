@@ -73,7 +73,10 @@ def _arch(f: Callable[[Arch], Arch]) -> Callable[[Config], Config]:
 
 
 #: (name, description with its source, transform that switches the mechanism OFF), in the order the
-#: cumulative table switches them on. The transforms touch disjoint fields, so they compose in any order.
+#: cumulative table switches them on. The transforms touch disjoint fields, so they compose in any order;
+#: two of them also change the warm start's share, which reads the L2's geometry: "L2 sets" off
+#: (``l2.ways = None``, a software-managed buffer) keeps a footprint that fits whole, and the memory
+#: behind the L2 off (no L2) has no warm start at all.
 MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
     (
         "per-call reloads",

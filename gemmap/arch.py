@@ -41,8 +41,9 @@ FrequencyMHz = float_in(specio.FREQUENCY_MHZ)
 
 DEFAULT_ARCH = SHIPPED / "arch" / "gemmini.yaml"
 #: the longest tag-queue window (``tag_queue − 1``) that can throttle the array: compute is counted in
-#: ticks of 1 / lcm(1..window) cycle (gemmap.tagqueue), which must stay well inside int64
-MAX_TAG_WINDOW = 16
+#: ticks of 1 / lcm(1..window) cycle (gemmap.tagqueue), and the batched model divides them as float64,
+#: exact below 2^53: 27,720 ticks a cycle at 12 keeps layers of up to 3·10^11 compute cycles exact
+MAX_TAG_WINDOW = 12
 #: the SoC of DOSA's FireSim measurements (../shared/validation), what ``gemmap validate`` predicts
 FIRESIM_ARCH = DEFAULT_ARCH.parent / "gemmini-firesim.yaml"
 
@@ -64,8 +65,8 @@ class PEArray:
     #: not once per tile. ``False`` charges it per tile.
     pipelined_tiles: StrictBool = True
     #: the mesh's tag queue (MeshWithDelays.scala L48-56: tagqlen = 5 + 1): a compute request takes an
-    #: entry until the next request's last row leaves the array, so at most ``tag_queue − 1`` requests
-    #: overlap the array's latency and a short request costs max(R, (R + latency) / (tag_queue − 1))
+    #: entry until the next request's last row leaves the array, so request k + tag_queue − 1 starts no
+    #: earlier than request k's rows plus the latency after request k (gemmap/tagqueue.py)
     tag_queue: Count = 6
     #: cycles from a row entering the array to its result leaving it (None: 2 × rows, Mesh.scala L59-66,
     #: L122-127: a register stage per PE row, one output delay, rows − 1 de-skew)
@@ -400,9 +401,10 @@ class Arch:
         return arch.checked(arch.name)
 
     def checked(self, where: str) -> Arch:
-        """``self`` if its DMA sizes are powers of two (beat ≤ request) and its scratchpad holds one block
-        of ``rows`` rows and its accumulator one row (what every dataflow needs to run at all), else one
-        line naming ``where``. The one check
+        """``self`` if its DMA sizes are powers of two (beat ≤ request), its tag queue has at least 2
+        entries and, when it can hold requests back, at most :data:`MAX_TAG_WINDOW` + 1, and its
+        scratchpad holds one block of ``rows`` rows and its accumulator one row (what every dataflow
+        needs to run at all), else one line naming ``where``. The one check
         behind ``load_arch``, every override (map, schedule, cdf, evaluate) and every sweep point."""
         beat, req = self.dma.beat_bytes, self.dma.request_bytes
         if beat & (beat - 1) or req & (req - 1) or beat > req:
@@ -410,6 +412,8 @@ class Arch:
                 f"{where}: dma.beat_bytes ({beat}) and dma.request_bytes ({req}) must be powers of two, "
                 "the beat no larger than the request"
             )
+        if self.pe_array.tag_queue < 2:
+            raise GemmapError(f"{where}: pe_array.tag_queue must be at least 2 (one request in the array, one waiting)")
         if self.pe_array.throttles and self.pe_array.window > MAX_TAG_WINDOW:
             raise GemmapError(
                 f"{where}: pe_array.tag_queue ({self.pe_array.tag_queue}) can hold compute requests back at "

@@ -52,8 +52,8 @@ Shape = tuple[int, ...]
 
 #: the modules whose code decides which mapping a search picks
 _SEARCH_CODE = (
-    "arch.py", "workload.py", "mapping.py", "mapspace.py", "model.py", "dma.py",
-    "conv.py", "convmodel.py", "convspace.py", "search",
+    "arch.py", "workload.py", "mapping.py", "mapspace.py", "model.py", "dma.py", "tagqueue.py", "warm.py",
+    "conv.py", "convmodel.py", "convspace.py", "conv_ring.py", "conv_tiler.py", "search",
 )  # fmt: skip
 
 

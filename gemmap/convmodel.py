@@ -89,7 +89,7 @@ import math
 import numpy as np
 
 from gemmap import conv_ring, dma, model, warm
-from gemmap.arch import Arch, DataTypes, ceil_div
+from gemmap.arch import Arch, ceil_div
 from gemmap.conv import (
     DIMS,
     ORDER_DIMS,
@@ -123,21 +123,12 @@ _B, _P, _Q, _K, _R, _S, _C = range(7)
 def compulsory_by_tensor(arch: Arch, problem: Problem) -> dict[str, int]:
     """DRAM bytes each tensor moves at least once: A the input pixels some output reads, B the
     weights, C the outputs (a matmul, as the conv special case, gives M·K, K·N, M·N)."""
-    return dict(zip("ABC", _compulsory(conv_shape(problem, arch), arch.datatypes)))
+    return dict(zip("ABC", warm.compulsory_by_tensor(arch, problem)))
 
 
 def compulsory_dram_bytes(arch: Arch, problem: Problem) -> int:
     """Touched input pixels, weights and outputs, each moved once (module docstring, Bounds)."""
-    return sum(_compulsory(conv_shape(problem, arch), arch.datatypes))
-
-
-@functools.lru_cache(maxsize=4096)
-def _compulsory(shape: ConvShape, t: DataTypes) -> tuple[int, int, int]:
-    return (
-        shape.touched_input_elems * t.input_bytes,
-        shape.weight_elems * t.weight_bytes,
-        shape.output_elems * t.output_bytes,
-    )
+    return sum(warm.compulsory_by_tensor(arch, problem))
 
 
 def dram_lower_bound(arch: Arch, problem: Problem) -> int:

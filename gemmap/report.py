@@ -354,6 +354,8 @@ def map_table(result: WorkloadResult, title: str | None = None) -> Table:
         "x instances · bound: compute | memory (exposed transfers) | DRAM | CPU | unit · dram%: DRAM floor / time"
         " · vs LB: DRAM bytes / lower bound · search: mappings, seconds, ✓ proven optimal"
     )
+    if result.arch.l2 is not None and result.arch.l2.warm_start:  # the bounds are for a cold start
+        table.caption += " · l2.warm_start: each layer finds its operands in the L2 (DRAM bytes can be below LB)"
     table.add_section()
     table.add_row("total", "", "", eng(t.cycles, digits=4), eng(t.energy_pj * 1e-12, "J", 4),
                   eng(t.edp * 1e-12, "J·cyc", 4), "", "", "", eng(sum(x.dram_bytes * x.repeat for x in result.layers), "B", 4),

@@ -12,7 +12,7 @@ random among the ``W`` ways of a set, valid or not (rocket-chip-inclusive-cache 
 ``Directory.scala`` L112-121), so a pass that inserts ``W·x`` lines into each set leaves each line
 alive with probability ``1 − 1/W`` per later insert, and the set holds ``W·(1 − (1 − 1/W)^{W·x})`` of
 them: a share ``(1 − (1 − 1/W)^{W·x}) / x`` of the footprint (0.66 at x = 1 with 8 ways, 0.94 at
-x = 1/4). A footprint larger than the L2 leaves nothing the next pass can use: that pass walks the
+x = 1/4), and all of it below one line a set (x < 1/W, where the formula would pass 1). A footprint larger than the L2 leaves nothing the next pass can use: that pass walks the
 tensors from their start again, and its own misses evict the surviving lines before it reaches them
 (the 128x128 file's rows 1408-1426 read a 1 MB weight matrix right after the tiler's run read it, and
 measure the cold stream to within 0.3 %). A software-managed L2 (no ``ways``) keeps a footprint that
@@ -21,10 +21,11 @@ fits it whole.
 
 from __future__ import annotations
 
+import functools
 import math
 
-from gemmap.arch import Arch
-from gemmap.conv import conv_shape
+from gemmap.arch import Arch, DataTypes
+from gemmap.conv import ConvShape, conv_shape
 from gemmap.workload import Problem
 
 
@@ -36,13 +37,18 @@ def kept_share(arch: Arch, footprint: int) -> float:
     if l2.ways is None:
         return 1.0
     x = footprint / l2.bytes
-    return (1.0 - (1.0 - 1.0 / l2.ways) ** (l2.ways * x)) / x
+    # fewer than one line a set (n = W·x < 1): every line survives; the survival formula would pass 1
+    return min(1.0, (1.0 - (1.0 - 1.0 / l2.ways) ** (l2.ways * x)) / x)
 
 
 def compulsory_by_tensor(arch: Arch, problem: Problem) -> tuple[int, int, int]:
     """Bytes of A (the input pixels some output reads), B and C, each moved once (a matmul as the
-    conv special case: M·K, K·N, M·N)."""
-    shape, t = conv_shape(problem, arch), arch.datatypes
+    conv special case: M·K, K·N, M·N); the conv model's compulsory traffic too."""
+    return _compulsory(conv_shape(problem, arch), arch.datatypes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compulsory(shape: ConvShape, t: DataTypes) -> tuple[int, int, int]:
     return (
         shape.touched_input_elems * t.input_bytes,
         shape.weight_elems * t.weight_bytes,

@@ -105,6 +105,25 @@ def test_long_folds_follow_the_period(dim, rows, lines, tag_queue):
     assert list(tagqueue.stream_ticks(a, *big)) == list(direct)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    dim=st.sampled_from([16, 32, 64, 128]),
+    rows=st.integers(1, 2000),
+    lines=st.integers(1, 500),
+    tag_queue=st.integers(2, 13),
+    latency=st.one_of(st.none(), st.integers(1, 2000)),
+)
+def test_table_equals_the_direct_product(dim, rows, lines, tag_queue, latency):
+    """The tabulated, periodically extended folds equal the max-plus product of every request, for
+    queues up to the longest counted (W = 12) and counts far past the table."""
+    a = arch_with(dim, tag_queue, latency)
+    pe = a.pe_array
+    if not pe.throttles:
+        return
+    direct = tagqueue.fold_growth(dim, pe.window, pe.array_latency, np.array([rows]), np.array([lines]))
+    assert tagqueue.stream_ticks(a, rows, lines) == int(direct[0])
+
+
 def test_batched_equals_scalar():
     a = arch_with(16)
     rows = np.array([1, 2, 7, 16, 23, 40, 1, 2])
@@ -117,4 +136,6 @@ def test_batched_equals_scalar():
 def test_too_long_a_queue_is_refused():
     with pytest.raises(GemmapError, match="tag_queue"):
         arch_with(64, tag_queue=40, latency=1000).checked("t.yaml")
+    with pytest.raises(GemmapError, match="at least 2"):
+        arch_with(16, tag_queue=1).checked("t.yaml")
     arch_with(64, tag_queue=65536, latency=1).checked("t.yaml")  # never throttles: fine

@@ -39,6 +39,19 @@ def test_kept_share_by_hand(firesim_arch):
     assert warm.kept_share(buffer, cap) == 1.0
 
 
+@pytest.mark.parametrize(
+    "shape", [(1, 4, 4), (16, 64, 64), (64, 96, 40), (1, 512, 256), (300, 600, 700), (1, 1024, 1024)]
+)
+def test_kept_bytes_within_compulsory_and_memory_bytes_never_negative(firesim_arch, shape):
+    arch = warm_arch(firesim_arch)
+    p = Problem("t", *shape)
+    kept, comp = warm.warm_by_tensor(arch, p), warm.compulsory_by_tensor(arch, p)
+    assert all(0 <= k <= c for k, c in zip(kept, comp))
+    assert (sum(comp) > arch.l2.bytes) == (sum(kept) == 0)
+    b = MapSpace(arch, p).sample(300, seed=1)
+    assert (model.evaluate_batch(arch, p, b).dram_bytes >= 0).all()
+
+
 def test_warm_start_takes_exactly_the_kept_bytes(firesim_arch):
     p = Problem("gemv", 1, 512, 256)  # 128 KiB of weights: the 128x128 file's rows 1344/1346/1348
     cold = find_mapping(firesim_arch, p, SearchOptions(method="heuristic")).mapping
