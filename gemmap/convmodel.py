@@ -414,7 +414,9 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
         moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb, extra_load, float(store_floor[0])
     )
     latency = n_tiles * model.tile_latency(arch)
-    core = float(model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, 0.0, latency))
+    core = float(
+        model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, float(lt.issue[0]), latency)
+    )
     core += prologue + epilogue
     macs = shape.macs
     breakdown = model.energy_breakdown(
