@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gemmap.arch import Arch, ceil_div
+from gemmap.arch import Arch, DataTypes, ceil_div
 from gemmap.errors import GemmapError
 
 if TYPE_CHECKING:
@@ -226,6 +226,17 @@ class ConvShape:
             raise GemmapError(f"layer '{layer}': R={self.r}: kernel larger than its padded input (padding too big)")
         if self.w is None and self.window_cols(self.q, self.s) - 2 * self.padding < 1:
             raise GemmapError(f"layer '{layer}': S={self.s}: kernel larger than its padded input (padding too big)")
+
+
+@functools.lru_cache(maxsize=4096)
+def compulsory_bytes(shape: ConvShape, t: DataTypes) -> tuple[int, int, int]:
+    """Bytes of the input pixels some output reads, the weights and the outputs of ``shape``, each
+    moved once."""
+    return (
+        shape.touched_input_elems * t.input_bytes,
+        shape.weight_elems * t.weight_bytes,
+        shape.output_elems * t.output_bytes,
+    )
 
 
 def conv_shape(problem: Problem, arch: Arch | None = None) -> ConvShape:

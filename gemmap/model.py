@@ -536,6 +536,18 @@ def traffic_bytes(arch: Arch, problem: Problem, va: np.ndarray, vb: np.ndarray, 
     return Moved(va * t.input_bytes, vb * t.weight_bytes, M * N * t.output_bytes, (vc - M * N) * t.acc_bytes)
 
 
+def boundary_bytes(arch: Arch, problem: Problem, local_fills, dram_fills) -> tuple[Moved, np.ndarray, np.ndarray]:
+    """(moved, memory bytes, L2 bytes) of :func:`combine` from the fills of A, B, C into the local level
+    and into the L2 (the latter unused without an L2: memory then feeds the local level); a warm L2's
+    kept bytes (``l2.warm_start``, :mod:`gemmap.warm`) never come from memory."""
+    moved = traffic_bytes(arch, problem, *local_fills)
+    if arch.l2 is None:
+        return moved, moved.spad + moved.acc, 0
+    m2 = traffic_bytes(arch, problem, *dram_fills)
+    dram = m2.spad + m2.acc - warm.warm_bytes(arch, problem)
+    return moved, dram, moved.spad + moved.acc + dram
+
+
 def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.ndarray:
     """Cycles (module docstring, Time): double-buffered transfers overlap compute, the rest
     serialize, plus the exposed first load / last store; DRAM bandwidth bounds the whole. The
@@ -658,12 +670,7 @@ def evaluate_batch(arch: Arch, problem: Problem, b: MappingBatch) -> BatchCost:
             out.append(sizes[x] * np.where(code == 2, n1[:, g], np.where(code == 1, n_dram[:, g], 1)))
         return out
 
-    moved = traffic_bytes(arch, problem, *fills(local_fill_level(arch), ol, ml))
-    if arch.l2 is None:
-        dram_bytes, l2_total = moved.spad + moved.acc, 0
-    else:
-        m2 = traffic_bytes(arch, problem, *fills(FILL_LEVEL, zero, zero))
-        dram_bytes = m2.spad + m2.acc - warm.warm_bytes(arch, problem)
-        l2_total = moved.spad + moved.acc + dram_bytes
+    dram_fills = fills(FILL_LEVEL, zero, zero) if arch.l2 is not None else None
+    moved, dram_bytes, l2_total = boundary_bytes(arch, problem, fills(local_fill_level(arch), ol, ml), dram_fills)
     lt = local_terms(arch, problem, b.dataflow == 0, T, b.db_spad, b.db_acc)
     return combine(arch, problem, lt, moved, dram_bytes, l2_total)

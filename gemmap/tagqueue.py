@@ -68,22 +68,6 @@ def _times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a[:, :, :, None] + b[:, None, :, :]).max(axis=2)
 
 
-def _power(a: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """a ⊗ … ⊗ a (``e`` (n,) times, the identity for 0) by repeated squaring."""
-    n, w, _ = a.shape
-    out = np.full((n, w, w), -np.inf)
-    out[:, np.arange(w), np.arange(w)] = 0.0
-    e = e.astype(np.int64).copy()
-    while np.any(e > 0):
-        odd = (e & 1).astype(bool)
-        if odd.any():
-            out[odd] = _times(a[odd], out[odd])
-        e >>= 1
-        if np.any(e > 0):
-            a = _times(a, a)
-    return out
-
-
 def _growth_ticks(m: np.ndarray, q: int) -> np.ndarray:
     """Karp's largest cycle mean of each (W, W) max-plus matrix in ``m`` (n, W, W), in ticks of ``1/q``
     cycle (exact: ``q`` is a multiple of every cycle length)."""
@@ -99,30 +83,14 @@ def _growth_ticks(m: np.ndarray, q: int) -> np.ndarray:
     return best.max(axis=1)
 
 
-def fold_growth(dim: int, window: int, latency: int, rows: np.ndarray, lines: np.ndarray) -> np.ndarray:
-    """Ticks (of ``1 / lcm(1..window)`` cycle) per fold of ``lines`` lines of ``rows`` rows, by the
-    max-plus product of its requests (module docstring); the reference :func:`stream_ticks` tabulates."""
-    q = math.lcm(*range(1, window + 1))
-    full, rem = rows // dim, rows % dim
-    short = np.maximum(rem, MIN_ROWS)
-    a_dim = _request(np.full(rows.shape, dim), latency, window)
-    a_rem = _request(short, latency, window)
-    # rows < DIM: the block is [DIM, rem × (lines − 1)]; rows ≥ DIM: each line is [DIM × full, rem]
-    wide = full >= 1
-    block = _times(_power(a_rem, np.where(wide, 0, lines - 1)), a_dim)
-    line = _power(a_dim, full)
-    line = np.where((wide & (rem > 0))[:, None, None], _times(a_rem, line), line)
-    per = _growth_ticks(np.where(wide[:, None, None], line, block), q).astype(np.int64)
-    return np.where(wide, per * lines, per)
-
-
 @functools.lru_cache(maxsize=32)
 def _table(dim: int, window: int, latency: int) -> np.ndarray:
     """Ticks per fold for every count up to 3W, flat: first ``dim × (3W + 1)`` entries
     ``[rows, lines]`` for rows < DIM, then ``(3W + 1) × dim`` entries ``[full, rem]`` per line for rows =
     full·DIM + rem (row or column 0: unused). Built one request at a time (a block of n + 1 lines is
     the block of n with one more short request; a line of f + 1 DIM-row requests the line of f with
-    one more), so a table costs 3W products of (DIM, W, W) stacks. :func:`stream_ticks` extends it
+    one more), so a table costs 3W products of (DIM, W, W) stacks (tests/test_tagqueue.py checks it
+    against the whole product of each fold's requests). :func:`stream_ticks` extends it
     past 2W by whole periods of W (its docstring)."""
     span, q = 3 * window, math.lcm(*range(1, window + 1))
     a_dim = _request(np.array([dim]), latency, window)
@@ -182,4 +150,4 @@ def stream_ticks(arch: Arch, rows, lines=1):
     return int(t) if scalar else t
 
 
-__all__ = ["MIN_ROWS", "fold_growth", "stream_ticks", "ticks_per_cycle"]
+__all__ = ["MIN_ROWS", "stream_ticks", "ticks_per_cycle"]

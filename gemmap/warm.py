@@ -21,11 +21,10 @@ fits it whole.
 
 from __future__ import annotations
 
-import functools
 import math
 
-from gemmap.arch import Arch, DataTypes
-from gemmap.conv import ConvShape, conv_shape
+from gemmap.arch import Arch
+from gemmap.conv import compulsory_bytes, conv_shape
 from gemmap.workload import Problem
 
 
@@ -43,17 +42,8 @@ def kept_share(arch: Arch, footprint: int) -> float:
 
 def compulsory_by_tensor(arch: Arch, problem: Problem) -> tuple[int, int, int]:
     """Bytes of A (the input pixels some output reads), B and C, each moved once (a matmul as the
-    conv special case: M·K, K·N, M·N); the conv model's compulsory traffic too."""
-    return _compulsory(conv_shape(problem, arch), arch.datatypes)
-
-
-@functools.lru_cache(maxsize=4096)
-def _compulsory(shape: ConvShape, t: DataTypes) -> tuple[int, int, int]:
-    return (
-        shape.touched_input_elems * t.input_bytes,
-        shape.weight_elems * t.weight_bytes,
-        shape.output_elems * t.output_bytes,
-    )
+    conv special case: M·K, K·N, M·N)."""
+    return compulsory_bytes(conv_shape(problem, arch), arch.datatypes)
 
 
 def warm_by_tensor(arch: Arch, problem: Problem) -> tuple[int, int, int]:

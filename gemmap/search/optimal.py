@@ -76,16 +76,15 @@ from gemmap.model import (
     BatchCost,
     LocalTerms,
     Moved,
+    boundary_bytes,
     combine,
     combine_cycles,
     dynamic_energy,
     evaluate,
     local_terms,
-    traffic_bytes,
     transfer_cycles,
 )
 from gemmap.search import SearchOptions, SearchResult, objective_value
-from gemmap.warm import warm_bytes
 from gemmap.workload import Problem
 
 
@@ -125,17 +124,6 @@ def _take(obj, idx: np.ndarray, n: int):
 
 def _value(cost: BatchCost, objective: str) -> np.ndarray:
     return np.asarray(cost.metric(objective), dtype=np.float64)
-
-
-def _bytes(arch: Arch, problem: Problem, local_fills, dram_fills) -> tuple:
-    """(moved, dram, l2 total) bytes of :func:`model.combine` from the fills into the local level
-    and into the L2 (the latter unused without an L2: DRAM then feeds the local level)."""
-    moved = traffic_bytes(arch, problem, *local_fills)
-    if arch.l2 is None:
-        return moved, moved.spad + moved.acc, 0
-    m2 = traffic_bytes(arch, problem, *dram_fills)
-    dram = m2.spad + m2.acc - warm_bytes(arch, problem)
-    return moved, dram, moved.spad + moved.acc + dram
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,7 +222,7 @@ def _local_grid(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[LocalTerms
             sizes[x] * (1 if g == e and not (reload and x < 2) else n1[:, g, None, None])
             for x, g in enumerate(UNINDEXED)
         ]
-        moved.append(_bytes(arch, problem, fills, list(sizes)))
+        moved.append(boundary_bytes(arch, problem, fills, list(sizes)))
     return terms, tuple(moved)
 
 
@@ -457,7 +445,9 @@ def _solve_triple(space: MapSpace, t: int, rows: np.ndarray, objective: str) -> 
         code = cls[pp, x]
         local.append(sizes[x] * np.where(code == 2, n1[g], np.where(code == 1, n2p[:, g], 1)))
         dram.append(sizes[x] * np.where(cls[pp, 3 + x] == 1, n2p[:, g], 1))
-    values = _value(combine(arch, problem, _take(terms, rr, len(rows)), *_bytes(arch, problem, local, dram)), objective)
+    values = _value(
+        combine(arch, problem, _take(terms, rr, len(rows)), *boundary_bytes(arch, problem, local, dram)), objective
+    )
     i = int(np.argmin(values))
     choice = np.concatenate([f[p[pp[i]]], cls[pp[i], 6:8]])
     return float(values[i]), int(rows[rr[i]]), choice, len(values)
