@@ -20,7 +20,7 @@ from gemmap.validation import calibrate as cal_mod
 from gemmap.validation.calibrate import calibrate, fitted_yaml, get_param, with_params
 from gemmap.validation.data import Prediction, parse_runs, read_runs, validate_runs
 from gemmap.validation.report import PREDICTIONS_FIELDS, predictions_csv
-from gemmap.validation.stats import error_stats, grouped_stats
+from gemmap.validation.stats import UNPLACED, error_stats, grouped_stats, summarize
 from tests.conftest import ROOT
 from tests.test_cli import gemmap
 
@@ -72,7 +72,9 @@ def fake_predict(run, arch, tiler):
         return Prediction(None, "cannot run this mapping:\n a two-line reason")
     d = run.layer
     moved = d["C"] * d["K"] * d["R"] * d["S"] + d["C"] * d["N"] * d["P"] * d["Q"]
-    return Prediction(macs(run) / 256 + moved / arch.dram.bytes_per_cycle + (1000 if tiler else 0), "ok")
+    bound = "DRAM" if run.kind == "matmul" else "compute"  # a stand-in label, for the grouping
+    return Prediction(macs(run) / 256 + moved / arch.dram.bytes_per_cycle + (1000 if tiler else 0), "ok",
+                      array="16x16", bound=bound)  # fmt: skip
 
 
 @pytest.fixture
@@ -115,6 +117,27 @@ def test_grouped_stats_keeps_first_appearance_order():
     g = grouped_stats(["conv", "matmul", "conv"], [100.0, 100.0, 200.0], [120.0, 50.0, 200.0])
     assert list(g) == ["conv", "matmul"]
     assert g["conv"].mape == pytest.approx(10) and g["matmul"].mape == pytest.approx(50)
+
+
+def test_summary_groups_each_labelling_and_places_unpredicted_rows():
+    measured, predicted = [100.0, 100.0, 200.0, 50.0], [120.0, 50.0, 200.0, None]
+    s = summarize({"kind": ["conv", "matmul", "conv", "conv"], "bound": ["DRAM", "compute", "DRAM", None]},
+                  measured, predicted)  # fmt: skip
+    assert s.overall.predicted == 3 and s.overall.rows == 4
+    assert list(s.groups["bound"]) == ["DRAM", "compute", UNPLACED]
+    assert s.groups["bound"]["DRAM"].mape == pytest.approx(10) and s.groups["bound"][UNPLACED].predicted == 0
+    assert s.groups["kind"]["conv"].rows == 3 and s.groups["kind"]["conv"].predicted == 2
+    d = s.to_dict()
+    assert set(d) == {"overall", "by_kind", "by_bound"} and d["by_bound"]["compute"]["mape"] == pytest.approx(50)
+
+
+def test_validate_runs_keeps_what_the_predictor_says_of_a_run():
+    runs, _ = parse_runs("\n".join([HEADER_16, *ROWS_16]) + "\n", "t.csv")
+    arch = load_arch(ROOT / "arch" / "gemmini.yaml")
+    got = validate_runs(runs, lambda r: fake_predict(r, arch, False))
+    for r, p in zip(runs, got):
+        want = fake_predict(r, arch, False)
+        assert (p.array, p.bound) == ((want.array, want.bound) if want.predicted else (None, None))
 
 
 # --- reading --------------------------------------------------------------------------------------------------
@@ -204,9 +227,13 @@ def test_validate_cli_with_a_fake_predictor(tmp_path, capsys, fake_predictor_mod
     assert summary["options"]["tiler"] is False and summary["rows"] == 6
     assert summary["overall"]["predicted"] == 5 and set(summary["by_kind"]) == {"conv", "matmul"}
     assert set(summary["by_config"]) == {"mesh16-sp127k-acc32k", "mesh16-sp144k-acc32k", "mesh16-sp389k-acc86k"}
+    assert set(summary["by_array"]) == {"16x16", "not predicted"}
+    assert sum(g["predicted"] for g in summary["by_bound"].values()) == 5
+    assert set(summary["by_bound"]) == {"compute", "DRAM", "not predicted"}
     printed = captured.out
     assert "Worst 5 rows" in printed and max(len(line) for line in printed.splitlines()) <= 100
     assert "overall" in printed and "mesh16-sp127k-acc32k" in printed  # the error table, by set
+    assert "bound: DRAM" in printed and "bound: compute" in printed
 
 
 def test_validate_tiler_without_its_column_is_one_line(tmp_path, fake_predictor_module, capsys):
@@ -240,6 +267,15 @@ def test_validate_end_to_end_with_the_model(tmp_path):
     assert r.returncode == 0, r.stderr
     got = list(csv.DictReader((out / "predictions.csv").open()))
     assert len(got) == 6 and all(g["predicted"] or g["status"] != "ok" for g in got)
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["by_array"]) == {"16x16"}  # the file's rows ran on the arch's array
+    assert set(summary["by_bound"]) <= {"compute", "memory", "DRAM"}
+    from gemmap.validation.predict import predict, predict_cost
+
+    runs, _ = read_runs(data_csv(tmp_path))
+    arch = load_arch(ROOT / "arch" / "gemmini-firesim.yaml")
+    for run in runs:  # the bound a prediction reports is its cost's
+        assert predict(run, arch).bound == predict_cost(run, arch).bound
 
 
 # --- calibration ----------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -13,6 +14,9 @@ from gemmap.arch import FIRESIM_ARCH, load_arch
 from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, check_writable_dir, compact_table, print_table, write_json
 
+if TYPE_CHECKING:
+    from gemmap.validation.stats import ErrorStats, Summary
+
 EXAMPLES = """examples:
   gemmap validate ../shared/validation/gemmini-firesim-16x16.csv --out out/val16
   gemmap validate ../shared/validation/gemmini-firesim-16x16.csv --tiler --out out/val16-tiler
@@ -20,7 +24,7 @@ EXAMPLES = """examples:
 
 writes DIR/predictions.csv (row,kind,measured,predicted,status; one line per data row, input order),
 DIR/summary.json (MAPE, median/max error, Spearman, share within ±10%, bias: overall, per kind, per
-configuration) and DIR/scatter.png, DIR/scatter.svg; prints the 10 worst rows.
+configuration, per array the run executed on, per what bounds its predicted time: compute, memory, DRAM) and DIR/scatter.png, DIR/scatter.svg; prints the 10 worst rows.
 """
 
 
@@ -67,7 +71,13 @@ def run(args: argparse.Namespace) -> int:
         predictions = validate_runs(runs, predictor, tiler=args.tiler, on_row=tick)
     measured = [r.target(args.tiler) for r in runs]
     predicted = [p.predicted for p in predictions]
-    summary = summarize([r.kind for r in runs], [r.config_key for r in runs], measured, predicted)
+    labels = {
+        "kind": [r.kind for r in runs],
+        "config": [r.config_key for r in runs],
+        "array": [p.array for p in predictions],
+        "bound": [p.bound for p in predictions],
+    }
+    summary = summarize(labels, measured, predicted)
     options = {"data": str(args.data), "arch": str(args.arch), "tiler": bool(args.tiler), "out": str(args.out)}
 
     atomic_write(out / "predictions.csv", report.predictions_csv(runs, predictions, args.tiler))
@@ -83,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                            ("set", "predicted", "MAPE", "median", "max", "within ±10%", "bias", "Spearman"),
                            left=("set",))  # fmt: skip
     errors.columns[0].no_wrap = True
-    for name, st in {"overall": s, **summary.by_kind, **summary.by_config}.items():
+    for name, st in _error_sets(summary).items():
         if st.mape is None:
             errors.add_row(name, f"{st.predicted}/{st.rows}", *["-"] * 6)
         else:
@@ -94,6 +104,17 @@ def run(args: argparse.Namespace) -> int:
     for path in (out / "predictions.csv", out / "summary.json", *paths):
         print(f"wrote {path}")
     return _report_unpredicted(runs, predictions)
+
+
+def _error_sets(summary: Summary) -> dict[str, ErrorStats]:
+    """The table's rows: overall, each kind, then the groups of every other grouping that splits the
+    rows (a grouping with one label repeats 'overall'); arrays and bounds are named as such."""
+    sets = {"overall": summary.overall, **summary.groups["kind"]}
+    prefix = {"config": "", "array": "array ", "bound": "bound: "}
+    for g, by in summary.groups.items():
+        if g != "kind" and len(by) > 1:
+            sets.update({f"{prefix.get(g, g + ' ')}{label}": st for label, st in by.items()})
+    return sets
 
 
 def _report_unpredicted(runs, predictions) -> int:

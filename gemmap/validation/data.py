@@ -71,10 +71,15 @@ class MeasuredRun:
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    """A predictor's answer for one run: cycles, or None with a one-line reason in ``status``."""
+    """A predictor's answer for one run: cycles, or None with a one-line reason in ``status``; and,
+    when the predictor knows them, the array the run executed on (``array``, e.g. ``"16x16"``) and
+    what bounds the predicted time (``bound``: ``compute``, ``memory`` or ``DRAM``, as
+    :attr:`gemmap.model.Cost.bound`), by which ``gemmap validate`` groups its error statistics."""
 
     predicted: float | None
     status: str = "ok"
+    array: str | None = None
+    bound: str | None = None
 
 
 Predictor = Callable[[MeasuredRun], Prediction]
@@ -255,4 +260,4 @@ def _checked(p: Prediction) -> Prediction:
     value = float(p.predicted)
     if not (value > 0 and value != float("inf")):
         return Prediction(None, f"predictor returned {p.predicted} cycles")
-    return Prediction(value, "ok")
+    return dataclasses.replace(p, predicted=value, status="ok")

@@ -170,12 +170,13 @@ def predict_cost(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Ru
 
 
 def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules = RULES) -> Prediction:
-    """Predicted cycles of one run (with ``tiler``, the search included), or None with the one-line
-    reason it cannot be predicted."""
+    """Predicted cycles of one run (with ``tiler``, the search included), the array it ran on and
+    what bounds it, or None with the one-line reason it cannot be predicted."""
     try:
         s = setup_run(run, arch, tiler, rules=rules)
-        cycles = float(setup_cost(s).cycles) + s.host_cycles
-        return Prediction(cycles, "ok")
+        cost = setup_cost(s)
+        array = f"{s.arch.dim_rows}x{s.arch.dim_cols}"
+        return Prediction(float(cost.cycles) + s.host_cycles, "ok", array=array, bound=cost.bound)
     except GemmapError as exc:
         return Prediction(None, str(exc))
 

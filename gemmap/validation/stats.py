@@ -9,6 +9,8 @@ Over the pairs where both are present (``m`` measured, ``p`` predicted, ``n`` pa
 - ``spearman``: Spearman's rank correlation of p and m (None for fewer than 2 pairs or constant values).
 
 ``rows`` counts every row of the group, ``predicted`` the pairs used. With no pairs every error is None.
+A :class:`Summary` holds them overall and per group of each grouping (kind, configuration, the array a
+run executed on, what bounds its predicted time), which shows where a model misses.
 """
 
 from __future__ import annotations
@@ -86,30 +88,40 @@ def grouped_stats(
     return out
 
 
+#: the groupings of a :class:`Summary`, in the order reports list them: what a row is, the hardware
+#: configuration its columns state, the array it ran on, what bounds its predicted time
+GROUPINGS = ("kind", "config", "array", "bound")
+
+#: the label of a row a grouping cannot place (its run was not predicted)
+UNPLACED = "not predicted"
+
+
 @dataclasses.dataclass(frozen=True)
 class Summary:
-    """Error statistics overall, per kind (matmul/conv) and per hardware configuration."""
+    """Error statistics overall and per group of each grouping (:data:`GROUPINGS`): ``groups[g]``
+    maps each label of grouping ``g`` to the statistics of its rows."""
 
     overall: ErrorStats
-    by_kind: dict[str, ErrorStats]
-    by_config: dict[str, ErrorStats]
+    groups: dict[str, dict[str, ErrorStats]]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "overall": self.overall.to_dict(),
-            "by_kind": {k: v.to_dict() for k, v in self.by_kind.items()},
-            "by_config": {k: v.to_dict() for k, v in self.by_config.items()},
+            **{f"by_{g}": {k: v.to_dict() for k, v in by.items()} for g, by in self.groups.items()},
         }
 
 
 def summarize(
-    kinds: Sequence[str],
-    configs: Sequence[str],
+    labels: dict[str, Sequence[str | None]],
     measured: Sequence[float | None],
     predicted: Sequence[float | None],
 ) -> Summary:
+    """The :class:`Summary` of the rows, grouped by each labelling in ``labels`` (grouping name ->
+    one label per row; None labels the row :data:`UNPLACED`)."""
     return Summary(
         overall=error_stats(measured, predicted),
-        by_kind=grouped_stats(kinds, measured, predicted),
-        by_config=grouped_stats(configs, measured, predicted),
+        groups={
+            g: grouped_stats([UNPLACED if x is None else x for x in rows], measured, predicted)
+            for g, rows in labels.items()
+        },
     )
