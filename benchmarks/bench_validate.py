@@ -185,6 +185,13 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         lambda c: dataclasses.replace(c, rules=dataclasses.replace(c.rules, warm_mapped=False)),
     ),
     (
+        "first load from memory",
+        "the first tile's loads have no compute before them to overlap: the bytes a warm L2 does not hold take "
+        "their time at the memory's 7.1 B/cycle (dram.first_load_from_memory; ReservationStation.scala L320-325, "
+        "LoopMatmul.scala L447-449, LoopConv.scala L713-720)",
+        _arch(lambda a: _sub(a, "dram", first_load_from_memory=False)),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict Rules.per_pe_dim; "
         "gemmini_data_collection.py L155-212)",

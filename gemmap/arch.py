@@ -180,6 +180,10 @@ class Dram:
     bytes_per_cycle: Bandwidth = 16.0
     pj_per_byte: EnergyPJ = 64.0
     latency_cycles: Cycles = 0.0
+    #: the first tile's loads wait for the memory: with no compute before them to hide behind, the
+    #: bytes of them a warm L2 does not hold take at least their time at ``bytes_per_cycle``
+    #: (gemmap/model.py ``first_load_lift``); false: they take only the DMA's time
+    first_load_from_memory: bool = True
 
 
 @dataclass(config=SPEC)

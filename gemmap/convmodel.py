@@ -179,6 +179,7 @@ def _local_terms(
     compute: np.ndarray,
     prologue: np.ndarray,
     epilogue: np.ndarray,
+    first_lift: np.ndarray,
     stationary: np.ndarray,
     spad_reads: np.ndarray,
     accumulations: np.ndarray,
@@ -196,6 +197,7 @@ def _local_terms(
         compute=compute,
         prologue=prologue,
         epilogue=epilogue,
+        first_lift=first_lift,
         stationary=stationary,
         spad_reads=spad_reads,
         accumulations=accumulations,
@@ -390,7 +392,9 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = (float(x[0]) for x in rates)
     first_in = T[_B] * T[_C] * rows_loaded(shape, 0, T[_P], 0, T[_R]) * cols_loaded(shape, 0, T[_Q], 0, T[_S])
     first_w = T[_K] * T[_C] * T[_R] * T[_S]
-    prologue = first_in * t.input_bytes * a_cpb + first_w * t.weight_bytes * b_cpb if m.db_spad else 0.0
+    first_load = first_in * t.input_bytes * a_cpb + first_w * t.weight_bytes * b_cpb
+    prologue = first_load if m.db_spad else 0.0
+    first_lift = model.first_load_lift(arch, problem, first_in * t.input_bytes + first_w * t.weight_bytes, first_load)
     last = [d - (k - 1) * x for d, k, x in zip(D, n, T)]
     epilogue = last[_B] * last[_P] * last[_Q] * last[_K] * t.output_bytes * out_cpb if m.db_acc else 0.0
 
@@ -402,7 +406,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     sw = arch.software
 
     lt = _local_terms(
-        arr(compute), arr(prologue), arr(epilogue), arr(stationary), arr(spad_reads), arr(accumulations),
+        arr(compute), arr(prologue), arr(epilogue), arr(first_lift), arr(stationary), arr(spad_reads), arr(accumulations),
         arr(m.db_spad), arr(m.db_acc), rates, arr(model.host_issue_cycles(sw.conv_tile_issue_cycles, sw.conv_loop_issue_cycles, n)),
         arr(n_tiles * model.tile_latency(arch)), arr(extra_load), store_floor,
     )  # fmt: skip
@@ -417,7 +421,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     core = float(
         model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, float(lt.issue[0]), latency)
     )
-    core += prologue + epilogue
+    core = core + prologue + epilogue + float(first_lift)
     macs = shape.macs
     breakdown = model.energy_breakdown(
         arch, macs, stationary, spad_reads + spad_bytes, accumulations, acc_bytes, l2_total, dram_bytes, cycles
@@ -505,6 +509,7 @@ class TileTerms:
     compute: np.ndarray
     first_load: np.ndarray
     last_store: np.ndarray
+    first_lift: np.ndarray  # the first load's cycles beyond its DMA time, from memory (model.first_load_lift)
     stationary: np.ndarray
     spad_reads: np.ndarray
     accumulations: np.ndarray
@@ -523,7 +528,7 @@ class TileTerms:
             return np.asarray(x).reshape(-1, 1)
 
         return TileTerms(
-            self.n, col(self.vol_a), col(self.compute), col(self.first_load), col(self.last_store),
+            self.n, col(self.vol_a), col(self.compute), col(self.first_load), col(self.last_store), col(self.first_lift),
             col(self.stationary), col(self.spad_reads), col(self.accumulations),
             tuple(col(r) for r in self.rates), col(self.issue), col(self.latency),  # type: ignore[arg-type]
             col(self.b_spill_bytes), col(self.ring_load), col(self.ring_memory), col(self.zero_fill),
@@ -532,7 +537,7 @@ class TileTerms:
     def buffered(self, db_spad: np.ndarray, db_acc: np.ndarray) -> LocalTerms:
         """:class:`gemmap.model.LocalTerms` under the given buffering (arrays broadcast)."""
         return _local_terms(
-            self.compute, np.where(db_spad, self.first_load, 0.0), np.where(db_acc, self.last_store, 0.0),
+            self.compute, np.where(db_spad, self.first_load, 0.0), np.where(db_acc, self.last_store, 0.0), self.first_lift,
             self.stationary, self.spad_reads, self.accumulations, db_spad, db_acc, self.rates, self.issue,
             self.latency, self.zero_fill,
         )  # fmt: skip
@@ -587,15 +592,16 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
         first_cols = np.clip(
             T[:, _Q] * shape.stride + (T[:, _S] - 1) * shape.dilation - shape.padding, 0, shape.input_cols
         )
-    first = T[:, _B] * T[:, _C] * first_rows * first_cols * t.input_bytes * a_cpb + (
-        T[:, _K] * T[:, _C] * T[:, _R] * T[:, _S] * t.weight_bytes * b_cpb
-    )
+    first_in = T[:, _B] * T[:, _C] * first_rows * first_cols * t.input_bytes
+    first_w = T[:, _K] * T[:, _C] * T[:, _R] * T[:, _S] * t.weight_bytes
+    first = first_in * a_cpb + first_w * b_cpb
     ring_load, ring_memory = conv_ring.ring_terms(arch, shape, T)
     return TileTerms(
         n=n,
         vol_a=shape.n * shape.c * rows * cols,
         compute=compute,
         first_load=first,
+        first_lift=model.first_load_lift(arch, problem, first_in + first_w, first),
         last_store=last[:, _B] * last[:, _P] * last[:, _Q] * last[:, _K] * t.output_bytes * out_cpb,
         stationary=stationary,
         spad_reads=nb_k * im2col * t.input_bytes + stationary,

@@ -28,7 +28,9 @@ tiles. The DMA's cycles per byte depend on the tile's row width (gemmap/dma.py).
 
 **Time.** DMA transfers of double-buffered buffers overlap compute; those of single-buffered
 buffers serialize with it; the first load and last store of a double-buffered pipeline are
-exposed; DRAM bandwidth bounds the whole from below.
+exposed; DRAM bandwidth bounds the whole from below. The first tile's loads have no earlier compute
+to hide behind, so the bytes of them that come from memory (all but what a warm L2 holds) take at
+least their time at the memory's bandwidth (:func:`first_load_lift`).
 
 **Energy.** accesses × per-access energy for MAC, PE registers, scratchpad, accumulator, L2 and
 DRAM (+ leakage × cycles).
@@ -328,13 +330,15 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     psum = local[2].bytes_in
     moved = Moved(local[0].bytes_in, local[1].bytes_in, acc_bytes - 2 * psum, psum)
     Tm, Tk, Tn = m.local
-    prologue = Tm * Tk * t.input_bytes * a_cpb + Tk * Tn * t.weight_bytes * b_cpb if m.db_spad else 0.0
+    first_bytes = Tm * Tk * t.input_bytes + Tk * Tn * t.weight_bytes
+    first_load = Tm * Tk * t.input_bytes * a_cpb + Tk * Tn * t.weight_bytes * b_cpb
+    prologue = first_load if m.db_spad else 0.0
     last_m, last_n = M - (n1[0] - 1) * Tm, N - (n1[2] - 1) * Tn
     epilogue = last_m * last_n * t.output_bytes * out_cpb if m.db_acc else 0.0
     t_load, t_store, t_spad, t_acc = phase_cycles(moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb)
     latency = n_tiles * tile_latency(arch)
     core = float(core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, issue, latency))
-    core += prologue + epilogue
+    core = core + prologue + epilogue + float(first_load_lift(arch, problem, first_bytes, first_load))
     dram_cycles = dram_bytes / arch.dram.bytes_per_cycle
     cycles = math.ceil(max(core, dram_cycles))
 
@@ -458,6 +462,7 @@ class LocalTerms:
     compute: np.ndarray  # array cycles of all local tiles
     prologue: np.ndarray  # first A+B load when the scratchpad is double-buffered (cycles)
     epilogue: np.ndarray  # last C store when the accumulator is double-buffered (cycles)
+    first_lift: np.ndarray  # the first load's cycles beyond its DMA time, from memory (first_load_lift)
     stationary: np.ndarray  # bytes through the PEs' stationary registers
     spad_reads: np.ndarray  # scratchpad bytes read into the array
     accumulations: np.ndarray  # accumulator read-modify-writes (elements)
@@ -510,10 +515,13 @@ def local_terms(
     compute = ticks / q1
     a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = dma_rates(arch, problem, T)
     Tm, Tk, Tn = T[:, 0], T[:, 1], T[:, 2]
+    first_load = Tm * Tk * t.input_bytes * a_cpb + Tk * Tn * t.weight_bytes * b_cpb
+    first_bytes = Tm * Tk * t.input_bytes + Tk * Tn * t.weight_bytes
     return LocalTerms(
         compute=compute,
-        prologue=np.where(db_spad, Tm * Tk * t.input_bytes * a_cpb + Tk * Tn * t.weight_bytes * b_cpb, 0.0),
+        prologue=np.where(db_spad, first_load, 0.0),
         epilogue=np.where(db_acc, last[:, 0] * last[:, 2] * t.output_bytes * out_cpb, 0.0),
+        first_lift=first_load_lift(arch, problem, first_bytes, first_load),
         stationary=np.where(ws, n1[:, 0] * K * N * t.weight_bytes, n1[:, 1] * M * N * t.acc_bytes),
         spad_reads=nb[2] * M * K * t.input_bytes + np.where(ws, n1[:, 0], nb[0]) * K * N * t.weight_bytes,
         accumulations=np.where(ws, nb[1], n1[:, 1]) * M * N,
@@ -556,7 +564,7 @@ def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.n
         moved, lt.a_cpb, lt.b_cpb, lt.out_cpb, lt.psum_cpb, lt.psum_out_cpb, lt.extra_load, lt.store_floor
     )
     core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue, lt.latency)
-    core = core + lt.prologue + lt.epilogue
+    core = core + lt.prologue + lt.epilogue + lt.first_lift
     return np.ceil(np.maximum(core, dram_bytes / arch.dram.bytes_per_cycle)).astype(np.int64)
 
 
@@ -577,6 +585,22 @@ def tile_latency(arch: Arch) -> float:
     and its stores are acknowledged a round trip after they leave; a loop slot is free only then
     (LoopMatmul.scala L1104-1107, LoopConv.scala L1496)."""
     return 2 * arch.dram.latency_cycles + arch.pe_array.array_latency
+
+
+def first_load_lift(arch: Arch, problem: Problem, first_bytes, first_load) -> np.ndarray:
+    """Cycles the first tile's loads (``first_bytes`` A and B bytes, ``first_load`` DMA cycles) take
+    beyond their DMA time because their bytes come from memory: a tile's execute waits for its loads
+    (the reservation station's read-after-write dependencies, gemmini-dosa @67ca2f9
+    ReservationStation.scala L320-325; LoopMatmul / LoopConv issue a loop's execute only once its
+    loads are issued, LoopMatmul.scala L447-449, LoopConv.scala L713-720),
+    and the first tile has no earlier compute to overlap them with, so the bytes that do not hit a
+    warm L2 (:func:`gemmap.warm.cold_share`) take at least ``bytes / dram.bytes_per_cycle``; later
+    tiles' memory traffic overlaps compute and is bounded by the whole layer's DRAM floor. 0 with
+    ``dram.first_load_from_memory`` off. Broadcasts."""
+    memory = np.asarray(first_bytes, dtype=np.float64) * warm.cold_share(arch, problem)
+    if not arch.dram.first_load_from_memory:
+        memory = 0.0 * memory
+    return np.maximum(memory / arch.dram.bytes_per_cycle - first_load, 0.0)
 
 
 def transfer_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb):

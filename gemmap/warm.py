@@ -55,9 +55,17 @@ def warm_by_tensor(arch: Arch, problem: Problem) -> tuple[int, int, int]:
     return tuple(math.floor(share * c) for c in comp)  # type: ignore[return-value]
 
 
+def cold_share(arch: Arch, problem: Problem) -> float:
+    """The share of the run's first fills that come from memory: 1 unless ``l2.warm_start``, then
+    1 − :func:`kept_share` of the compulsory footprint (the first tile's loads, model.first_load_lift)."""
+    if arch.l2 is None or not arch.l2.warm_start:
+        return 1.0
+    return 1.0 - kept_share(arch, sum(compulsory_by_tensor(arch, problem)))
+
+
 def warm_bytes(arch: Arch, problem: Problem) -> int:
     """All the bytes the run finds in the L2: what every mapping's memory bytes drop by."""
     return sum(warm_by_tensor(arch, problem))
 
 
-__all__ = ["compulsory_by_tensor", "kept_share", "warm_by_tensor", "warm_bytes"]
+__all__ = ["cold_share", "compulsory_by_tensor", "kept_share", "warm_by_tensor", "warm_bytes"]

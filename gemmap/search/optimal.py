@@ -199,6 +199,7 @@ def _local_grid(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[LocalTerms
         compute=by_df("compute"),
         prologue=by_db("prologue"),
         epilogue=by_db("epilogue"),
+        first_lift=by_tile("first_lift"),
         stationary=by_df("stationary"),
         spad_reads=by_df("spad_reads"),
         accumulations=by_df("accumulations"),
