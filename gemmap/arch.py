@@ -183,7 +183,18 @@ class Dram:
     #: the first tile's loads wait for the memory: with no compute before them to hide behind, the
     #: bytes of them a warm L2 does not hold take at least their time at ``bytes_per_cycle``
     #: (gemmap/model.py ``first_load_lift``); false: they take only the DMA's time
-    first_load_from_memory: bool = True
+    first_load_from_memory: StrictBool = True
+    #: a memory-side cache in front of the memory (FireSim's FASED last-level-cache model): its capacity
+    #: and ways; ``miss_bytes_per_cycle`` is the memory's rate for the bytes that miss it. What it holds
+    #: when a run starts follows ``l2.warm_start`` (gemmap/warm.py); null: none, every memory byte at
+    #: ``bytes_per_cycle``
+    cache_kib: SramKiB | None = None
+    cache_ways: Count | None = None
+    miss_bytes_per_cycle: Bandwidth | None = None
+
+    @property
+    def cache_bytes(self) -> int:
+        return 0 if self.cache_kib is None else self.cache_kib * 1024
 
 
 @dataclass(config=SPEC)
@@ -422,6 +433,16 @@ class Arch:
             raise GemmapError(
                 f"{where}: pe_array.tag_queue ({self.pe_array.tag_queue}) can hold compute requests back at "
                 f"this array latency; gemmap counts such a queue only up to {MAX_TAG_WINDOW + 1} entries"
+            )
+        d = self.dram
+        if (d.cache_kib is None) != (d.miss_bytes_per_cycle is None):
+            raise GemmapError(
+                f"{where}: dram.cache_kib and dram.miss_bytes_per_cycle go together (a cache and its miss rate)"
+            )
+        if d.miss_bytes_per_cycle is not None and d.miss_bytes_per_cycle > d.bytes_per_cycle:
+            raise GemmapError(
+                f"{where}: dram.miss_bytes_per_cycle ({d.miss_bytes_per_cycle:g}) must not exceed "
+                f"dram.bytes_per_cycle ({d.bytes_per_cycle:g}): a miss is never faster than a hit"
             )
         if self.spad_rows < self.dim_rows or self.acc_rows < 1:
             raise GemmapError(

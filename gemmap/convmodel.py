@@ -180,6 +180,7 @@ def _local_terms(
     prologue: np.ndarray,
     epilogue: np.ndarray,
     first_lift: np.ndarray,
+    memory_extra: float,
     stationary: np.ndarray,
     spad_reads: np.ndarray,
     accumulations: np.ndarray,
@@ -198,6 +199,7 @@ def _local_terms(
         prologue=prologue,
         epilogue=epilogue,
         first_lift=first_lift,
+        memory_extra=memory_extra,
         stationary=stationary,
         spad_reads=spad_reads,
         accumulations=accumulations,
@@ -406,7 +408,8 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     sw = arch.software
 
     lt = _local_terms(
-        arr(compute), arr(prologue), arr(epilogue), arr(first_lift), arr(stationary), arr(spad_reads), arr(accumulations),
+        arr(compute), arr(prologue), arr(epilogue), arr(first_lift), warm.cache_miss_cycles(arch, problem),
+        arr(stationary), arr(spad_reads), arr(accumulations),
         arr(m.db_spad), arr(m.db_acc), rates, arr(model.host_issue_cycles(sw.conv_tile_issue_cycles, sw.conv_loop_issue_cycles, n)),
         arr(n_tiles * model.tile_latency(arch)), arr(extra_load), store_floor,
     )  # fmt: skip
@@ -432,7 +435,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
         compute_cycles=compute,
         local_transfer_cycles=t_load + t_store,
         exposed_transfer_cycles=core - compute,
-        dram_cycles=dram_bytes / arch.dram.bytes_per_cycle,
+        dram_cycles=float(model.memory_cycles(arch, dram_bytes, warm.cache_miss_cycles(arch, problem))),
         energy_pj=float(bc.energy_pj[0]),
         energy_breakdown=breakdown,
         dram_bytes=dram_bytes,
@@ -510,6 +513,7 @@ class TileTerms:
     first_load: np.ndarray
     last_store: np.ndarray
     first_lift: np.ndarray  # the first load's cycles beyond its DMA time, from memory (model.first_load_lift)
+    memory_extra: float  # memory cycles of first fills that miss a memory-side cache (warm.cache_miss_cycles)
     stationary: np.ndarray
     spad_reads: np.ndarray
     accumulations: np.ndarray
@@ -529,6 +533,7 @@ class TileTerms:
 
         return TileTerms(
             self.n, col(self.vol_a), col(self.compute), col(self.first_load), col(self.last_store), col(self.first_lift),
+            self.memory_extra,
             col(self.stationary), col(self.spad_reads), col(self.accumulations),
             tuple(col(r) for r in self.rates), col(self.issue), col(self.latency),  # type: ignore[arg-type]
             col(self.b_spill_bytes), col(self.ring_load), col(self.ring_memory), col(self.zero_fill),
@@ -538,6 +543,7 @@ class TileTerms:
         """:class:`gemmap.model.LocalTerms` under the given buffering (arrays broadcast)."""
         return _local_terms(
             self.compute, np.where(db_spad, self.first_load, 0.0), np.where(db_acc, self.last_store, 0.0), self.first_lift,
+            self.memory_extra,
             self.stationary, self.spad_reads, self.accumulations, db_spad, db_acc, self.rates, self.issue,
             self.latency, self.zero_fill,
         )  # fmt: skip
@@ -602,6 +608,7 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
         compute=compute,
         first_load=first,
         first_lift=model.first_load_lift(arch, problem, first_in + first_w, first),
+        memory_extra=warm.cache_miss_cycles(arch, problem),
         last_store=last[:, _B] * last[:, _P] * last[:, _Q] * last[:, _K] * t.output_bytes * out_cpb,
         stationary=stationary,
         spad_reads=nb_k * im2col * t.input_bytes + stationary,

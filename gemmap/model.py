@@ -339,7 +339,7 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     latency = n_tiles * tile_latency(arch)
     core = float(core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, issue, latency))
     core = core + prologue + epilogue + float(first_load_lift(arch, problem, first_bytes, first_load))
-    dram_cycles = dram_bytes / arch.dram.bytes_per_cycle
+    dram_cycles = float(memory_cycles(arch, dram_bytes, warm.cache_miss_cycles(arch, problem)))
     cycles = math.ceil(max(core, dram_cycles))
 
     # energy by component
@@ -463,6 +463,7 @@ class LocalTerms:
     prologue: np.ndarray  # first A+B load when the scratchpad is double-buffered (cycles)
     epilogue: np.ndarray  # last C store when the accumulator is double-buffered (cycles)
     first_lift: np.ndarray  # the first load's cycles beyond its DMA time, from memory (first_load_lift)
+    memory_extra: np.ndarray | float  # memory cycles beyond bytes / dram.bytes_per_cycle (warm.cache_miss_cycles)
     stationary: np.ndarray  # bytes through the PEs' stationary registers
     spad_reads: np.ndarray  # scratchpad bytes read into the array
     accumulations: np.ndarray  # accumulator read-modify-writes (elements)
@@ -522,6 +523,7 @@ def local_terms(
         prologue=np.where(db_spad, first_load, 0.0),
         epilogue=np.where(db_acc, last[:, 0] * last[:, 2] * t.output_bytes * out_cpb, 0.0),
         first_lift=first_load_lift(arch, problem, first_bytes, first_load),
+        memory_extra=warm.cache_miss_cycles(arch, problem),
         stationary=np.where(ws, n1[:, 0] * K * N * t.weight_bytes, n1[:, 1] * M * N * t.acc_bytes),
         spad_reads=nb[2] * M * K * t.input_bytes + np.where(ws, n1[:, 0], nb[0]) * K * N * t.weight_bytes,
         accumulations=np.where(ws, nb[1], n1[:, 1]) * M * N,
@@ -565,7 +567,7 @@ def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.n
     )
     core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue, lt.latency)
     core = core + lt.prologue + lt.epilogue + lt.first_lift
-    return np.ceil(np.maximum(core, dram_bytes / arch.dram.bytes_per_cycle)).astype(np.int64)
+    return np.ceil(np.maximum(core, memory_cycles(arch, dram_bytes, lt.memory_extra))).astype(np.int64)
 
 
 def host_issue_cycles(tile_cycles: float, loop_cycles: float, n) -> np.ndarray:
@@ -594,13 +596,21 @@ def first_load_lift(arch: Arch, problem: Problem, first_bytes, first_load) -> np
     ReservationStation.scala L320-325; LoopMatmul / LoopConv issue a loop's execute only once its
     loads are issued, LoopMatmul.scala L447-449, LoopConv.scala L713-720),
     and the first tile has no earlier compute to overlap them with, so the bytes that do not hit a
-    warm L2 (:func:`gemmap.warm.cold_share`) take at least ``bytes / dram.bytes_per_cycle``; later
+    warm L2 (:func:`gemmap.warm.cold_share`) take at least their memory time
+    (:func:`gemmap.warm.memory_cycles_per_first_byte`: ``bytes / dram.bytes_per_cycle``, slower for
+    the share that misses a memory-side cache); later
     tiles' memory traffic overlaps compute and is bounded by the whole layer's DRAM floor. 0 with
     ``dram.first_load_from_memory`` off. Broadcasts."""
     memory = np.asarray(first_bytes, dtype=np.float64) * warm.cold_share(arch, problem)
     if not arch.dram.first_load_from_memory:
         memory = 0.0 * memory
-    return np.maximum(memory / arch.dram.bytes_per_cycle - first_load, 0.0)
+    return np.maximum(memory * warm.memory_cycles_per_first_byte(arch, problem) - first_load, 0.0)
+
+
+def memory_cycles(arch: Arch, dram_bytes, extra):
+    """The memory's time for ``dram_bytes``: at ``dram.bytes_per_cycle``, plus ``extra`` cycles for the
+    first fills that miss a memory-side cache (:func:`gemmap.warm.cache_miss_cycles`). Broadcasts."""
+    return dram_bytes / arch.dram.bytes_per_cycle + extra
 
 
 def transfer_cycles(moved: Moved, a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb):

@@ -17,6 +17,14 @@ tensors from their start again, and its own misses evict the surviving lines bef
 (the 128x128 file's rows 1408-1426 read a 1 MB weight matrix right after the tiler's run read it, and
 measure the cold stream to within 0.3 %). A software-managed L2 (no ``ways``) keeps a footprint that
 fits it whole.
+
+**Memory-side cache** (``dram.cache_kib``, FireSim's FASED last-level-cache model in DOSA's image). Behind
+the L2, the memory serves a line from its own cache at ``dram.bytes_per_cycle`` and a miss at
+``dram.miss_bytes_per_cycle``. What it holds when a run starts follows the same rule as the L2, with its
+own capacity and ways: after a run over the same operands (``l2.warm_start``) the random-victim share of
+the compulsory footprint, nothing of a footprint larger than it; in a cold run nothing. So the run's first
+fills that do not hit the L2 cost the mix of the two rates (:func:`memory_cycles_per_first_byte`), and a
+layer's memory time grows by :func:`cache_miss_cycles`; reloads stay at the hit rate.
 """
 
 from __future__ import annotations
@@ -28,16 +36,25 @@ from gemmap.conv import compulsory_bytes, conv_shape
 from gemmap.workload import Problem
 
 
+def _kept(capacity: int, ways: int | None, footprint: int) -> float:
+    """The share of a ``footprint``-byte pass a random-victim cache of ``capacity`` bytes and ``ways``
+    ways (None: any byte anywhere) still holds after it (module docstring)."""
+    if capacity <= 0 or footprint <= 0 or footprint > capacity:
+        return 0.0
+    if ways is None:
+        return 1.0
+    x = footprint / capacity
+    # fewer than one line a set (n = W·x < 1): every line survives; the survival formula would pass 1
+    return min(1.0, (1.0 - (1.0 - 1.0 / ways) ** (ways * x)) / x)
+
+
 def kept_share(arch: Arch, footprint: int) -> float:
     """The share of a ``footprint``-byte pass the L2 still holds after it (module docstring)."""
-    l2 = arch.l2
-    if l2 is None or footprint <= 0 or footprint > l2.bytes:
-        return 0.0
-    if l2.ways is None:
-        return 1.0
-    x = footprint / l2.bytes
-    # fewer than one line a set (n = W·x < 1): every line survives; the survival formula would pass 1
-    return min(1.0, (1.0 - (1.0 - 1.0 / l2.ways) ** (l2.ways * x)) / x)
+    return 0.0 if arch.l2 is None else _kept(arch.l2.bytes, arch.l2.ways, footprint)
+
+
+def _warm(arch: Arch) -> bool:
+    return arch.l2 is not None and arch.l2.warm_start
 
 
 def compulsory_by_tensor(arch: Arch, problem: Problem) -> tuple[int, int, int]:
@@ -48,7 +65,7 @@ def compulsory_by_tensor(arch: Arch, problem: Problem) -> tuple[int, int, int]:
 
 def warm_by_tensor(arch: Arch, problem: Problem) -> tuple[int, int, int]:
     """Bytes of A, B and C the run finds in the L2 (0 without ``l2.warm_start``)."""
-    if arch.l2 is None or not arch.l2.warm_start:
+    if not _warm(arch):
         return (0, 0, 0)
     comp = compulsory_by_tensor(arch, problem)
     share = kept_share(arch, sum(comp))
@@ -58,9 +75,35 @@ def warm_by_tensor(arch: Arch, problem: Problem) -> tuple[int, int, int]:
 def cold_share(arch: Arch, problem: Problem) -> float:
     """The share of the run's first fills that come from memory: 1 unless ``l2.warm_start``, then
     1 − :func:`kept_share` of the compulsory footprint (the first tile's loads, model.first_load_lift)."""
-    if arch.l2 is None or not arch.l2.warm_start:
+    if not _warm(arch):
         return 1.0
     return 1.0 - kept_share(arch, sum(compulsory_by_tensor(arch, problem)))
+
+
+def memory_cycles_per_first_byte(arch: Arch, problem: Problem) -> float:
+    """Memory cycles per byte of the run's first fills that come from memory. Behind a memory-side
+    cache (``dram.cache_kib``) the share of them it holds when the run starts arrives at
+    ``dram.bytes_per_cycle`` and the rest at ``dram.miss_bytes_per_cycle``; what it holds follows
+    the L2's rule: with ``l2.warm_start`` the random-victim share of the compulsory footprint,
+    nothing of one larger than it, and nothing at all in a cold run (module docstring, "Memory-side
+    cache"). Without one, ``1 / dram.bytes_per_cycle``."""
+    d = arch.dram
+    if d.cache_kib is None or d.miss_bytes_per_cycle is None:
+        return 1.0 / d.bytes_per_cycle
+    held = _kept(d.cache_bytes, d.cache_ways, sum(compulsory_by_tensor(arch, problem))) if _warm(arch) else 0.0
+    return held / d.bytes_per_cycle + (1.0 - held) / d.miss_bytes_per_cycle
+
+
+def cache_miss_cycles(arch: Arch, problem: Problem) -> float:
+    """Memory cycles the first fills take beyond ``dram.bytes_per_cycle`` because they miss the
+    memory-side cache: the compulsory bytes not in a warm L2, times the difference of
+    :func:`memory_cycles_per_first_byte` and the hit rate (0 without a cache). Reloads are costed at
+    the hit rate: the cache is 8 times the L2 here, and what a reload finds there depends on the loop
+    order (docs/validation.md)."""
+    extra = memory_cycles_per_first_byte(arch, problem) - 1.0 / arch.dram.bytes_per_cycle
+    if extra <= 0.0:
+        return 0.0
+    return (sum(compulsory_by_tensor(arch, problem)) - warm_bytes(arch, problem)) * extra
 
 
 def warm_bytes(arch: Arch, problem: Problem) -> int:
@@ -68,4 +111,12 @@ def warm_bytes(arch: Arch, problem: Problem) -> int:
     return sum(warm_by_tensor(arch, problem))
 
 
-__all__ = ["cold_share", "compulsory_by_tensor", "kept_share", "warm_by_tensor", "warm_bytes"]
+__all__ = [
+    "cache_miss_cycles",
+    "cold_share",
+    "compulsory_by_tensor",
+    "kept_share",
+    "memory_cycles_per_first_byte",
+    "warm_by_tensor",
+    "warm_bytes",
+]

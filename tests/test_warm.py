@@ -9,15 +9,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gemmap import convmodel, model, warm
+from gemmap import model, warm
 from gemmap.arch import L2
 from gemmap.conv import ConvShape
-from gemmap.convspace import ConvMapSpace
 from gemmap.mapspace import MapSpace
-from gemmap.search import SearchOptions, find_mapping, objective_value
+from gemmap.search import SearchOptions, find_mapping
 from gemmap.validation import predict
 from gemmap.validation.data import read_runs
 from gemmap.workload import Problem
+from tests.agree import conv_agrees, matmul_agrees, optimal_matches_exhaustive
 from tests.conftest import ROOT
 from tests.test_convspace import conv_problem
 from tests.test_mapspace import small_arch
@@ -67,19 +67,8 @@ def test_warm_start_takes_exactly_the_kept_bytes(firesim_arch):
 def test_scalar_equals_batched_warm(firesim_arch):
     arch = warm_arch(firesim_arch)
     p = Problem("t", 64, 96, 40)
-    b = MapSpace(arch, p).sample(400, seed=3)
-    bc = model.evaluate_batch(arch, p, b)
-    for i in range(0, 400, 20):
-        c = model.evaluate(arch, p, b[i])
-        assert (c.cycles, c.energy_pj, c.dram_bytes) == (bc.cycles[i], bc.energy_pj[i], bc.dram_bytes[i])
-    shape = ConvShape(n=1, k=32, c=16, p=6, q=6, r=3, s=3, stride=1, padding=1)
-    cp = conv_problem(shape)
-    space = ConvMapSpace(arch, cp)
-    batch = next(space.enumerate(batch_size=256))
-    cb = convmodel.evaluate_conv_batch(arch, cp, batch)
-    for i in range(0, len(batch), 16):
-        c = convmodel.evaluate_conv(arch, cp, batch[i])
-        assert (c.cycles, c.energy_pj, c.dram_bytes) == (cb.cycles[i], cb.energy_pj[i], cb.dram_bytes[i])
+    matmul_agrees(arch, p, MapSpace(arch, p).sample(400, seed=3), 20)
+    conv_agrees(arch, conv_problem(ConvShape(n=1, k=32, c=16, p=6, q=6, r=3, s=3, stride=1, padding=1)))
 
 
 @pytest.mark.parametrize("objective", ["latency", "edp"])
@@ -89,17 +78,11 @@ def test_optimal_equals_exhaustive_warm(gemmini, firesim_arch, objective):
     for shape in ((7, 5, 13), (1, 23, 6)):
         p = Problem("t", *shape)
         assert warm.warm_bytes(arch, p) > 0
-        ex = find_mapping(arch, p, SearchOptions(method="exhaustive", objective=objective))
-        opt = find_mapping(arch, p, SearchOptions(method="optimal", objective=objective))
-        assert opt.proven_optimal
-        assert objective_value(opt.cost, objective) == pytest.approx(objective_value(ex.cost, objective), rel=1e-12)
+        optimal_matches_exhaustive(arch, p, objective)
     conv_arch = warm_arch(dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, kib=16)))
     p = conv_problem(ConvShape(n=1, k=32, c=8, p=4, q=4, r=3, s=3, stride=1, padding=1))
     assert warm.warm_bytes(conv_arch, p) > 0
-    ex = find_mapping(conv_arch, p, SearchOptions(method="exhaustive", objective=objective))
-    opt = find_mapping(conv_arch, p, SearchOptions(method="optimal", objective=objective))
-    assert opt.proven_optimal
-    assert objective_value(opt.cost, objective) == pytest.approx(objective_value(ex.cost, objective), rel=1e-12)
+    optimal_matches_exhaustive(conv_arch, p, objective)
 
 
 def test_validation_runs_mapped_warm_tiler_cold(firesim_arch, tmp_path):

@@ -82,6 +82,7 @@ from gemmap.model import (
     dynamic_energy,
     evaluate,
     local_terms,
+    memory_cycles,
     transfer_cycles,
 )
 from gemmap.search import SearchOptions, SearchResult, objective_value
@@ -200,6 +201,7 @@ def _local_grid(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[LocalTerms
         prologue=by_db("prologue"),
         epilogue=by_db("epilogue"),
         first_lift=by_tile("first_lift"),
+        memory_extra=lt.memory_extra,
         stationary=by_df("stationary"),
         spad_reads=by_df("spad_reads"),
         accumulations=by_df("accumulations"),
@@ -327,7 +329,7 @@ def _floor_bounds(space: MapSpace, objective: str, tri: np.ndarray, grid: _Bound
     def cycles(b: tuple) -> np.ndarray:
         load, store = transfer_cycles(b[0], terms.a_cpb, terms.b_cpb, terms.out_cpb, terms.psum_cpb, terms.psum_out_cpb)
         core = np.maximum(np.maximum(terms.compute, np.maximum(load, store)), terms.issue)
-        return np.ceil(np.maximum(core, b[1] / arch.dram.bytes_per_cycle))
+        return np.ceil(np.maximum(core, memory_cycles(arch, b[1], terms.memory_extra)))
 
     lb = functools.reduce(np.minimum, (_values(space, objective, terms, b, cycles(b)) for b in moved))
     return lb.reshape(len(tri), -1).min(axis=1)

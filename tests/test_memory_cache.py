@@ -1,0 +1,106 @@
+"""The memory-side cache (``dram.cache_kib``, gemmap/warm.py "Memory-side cache"): the first fills'
+memory rate by hand (cold, warm under a set's worth, warm at one capacity, larger than it), the extra
+memory cycles by hand and in the model's DRAM time, scalar = batched, optimal = exhaustive where the
+misses bind, and the arch checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from gemmap import model, warm
+from gemmap.conv import ConvShape
+from gemmap.errors import GemmapError
+from gemmap.mapspace import MapSpace
+from gemmap.workload import Problem
+from tests.agree import conv_agrees, matmul_agrees, optimal_matches_exhaustive
+from tests.test_convspace import conv_problem
+from tests.test_mapspace import small_arch
+
+HIT, MISS = 7.111, 4.741  # arch/gemmini-firesim.yaml: 64 B / 9 cycles, 128 B / 27 cycles
+
+
+def with_dram(arch, **fields):
+    return dataclasses.replace(arch, dram=dataclasses.replace(arch.dram, **fields))
+
+
+def warm_arch(arch):
+    return dataclasses.replace(arch, l2=dataclasses.replace(arch.l2, warm_start=True))
+
+
+def no_cache(arch):
+    return with_dram(arch, cache_kib=None, cache_ways=None, miss_bytes_per_cycle=None)
+
+
+def test_first_byte_rate_by_hand(firesim_arch):
+    assert (firesim_arch.dram.cache_kib, firesim_arch.dram.cache_ways) == (4096, 8)
+    small = Problem("t", 64, 256, 128)  # 56 KiB: under one line a set of the 4 MiB cache
+    cold = warm.memory_cycles_per_first_byte(firesim_arch, small)
+    assert cold == pytest.approx(1 / MISS)  # a cold run finds nothing in it
+    assert warm.memory_cycles_per_first_byte(warm_arch(firesim_arch), small) == pytest.approx(1 / HIT)
+    one = Problem("t", 1024, 1024, 2048)  # A 1 MiB + B 2 MiB + C 2 MiB = 5 MiB: larger than the cache
+    assert sum(warm.compulsory_by_tensor(firesim_arch, one)) == 5 << 20
+    assert warm.memory_cycles_per_first_byte(warm_arch(firesim_arch), one) == pytest.approx(1 / MISS)
+    full = Problem("t", 1024, 1024, 1024)  # 3 MiB: x = 3/4 of the cache, 6 inserts a set
+    held = (1 - (7 / 8) ** 6) / 0.75
+    got = warm.memory_cycles_per_first_byte(warm_arch(firesim_arch), full)
+    assert got == pytest.approx(held / HIT + (1 - held) / MISS)
+    assert warm.memory_cycles_per_first_byte(no_cache(firesim_arch), full) == pytest.approx(1 / HIT)
+
+
+def test_extra_cycles_by_hand(firesim_arch):
+    p = Problem("t", 64, 256, 128)  # A 16 KiB, B 32 KiB, C 8 KiB
+    comp = 64 * 256 + 256 * 128 + 64 * 128
+    assert warm.cache_miss_cycles(firesim_arch, p) == pytest.approx(comp * (1 / MISS - 1 / HIT))
+    warm_p = warm_arch(firesim_arch)
+    assert warm.warm_bytes(warm_p, p) == comp  # all of it in the warm L2: nothing comes from memory
+    assert warm.cache_miss_cycles(warm_p, p) == 0.0
+    assert warm.cache_miss_cycles(no_cache(firesim_arch), p) == 0.0
+
+
+def test_the_model_adds_exactly_the_miss_cycles(firesim_arch):
+    p = Problem("t", 256, 512, 384)
+    m = MapSpace(firesim_arch, p).sample(1, seed=2)[0]
+    with_cache, without = model.evaluate(firesim_arch, p, m), model.evaluate(no_cache(firesim_arch), p, m)
+    assert with_cache.dram_bytes == without.dram_bytes  # the bytes do not change, their time does
+    extra = warm.cache_miss_cycles(firesim_arch, p)
+    assert extra > 0 and with_cache.dram_cycles - without.dram_cycles == pytest.approx(extra, rel=1e-12)
+    assert with_cache.dram_cycles == pytest.approx(with_cache.dram_bytes / HIT + extra, rel=1e-12)
+    core = with_cache.compute_cycles + with_cache.exposed_transfer_cycles
+    assert abs(with_cache.cycles - math.ceil(max(core, with_cache.dram_cycles))) <= 1
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_scalar_equals_batched(firesim_arch, warm_start):
+    arch = warm_arch(firesim_arch) if warm_start else firesim_arch
+    p = Problem("t", 700, 900, 800)  # 2.2 MB: misses a cold cache, mostly hits a warm one
+    assert warm.cache_miss_cycles(arch, p) > 0
+    matmul_agrees(arch, p, MapSpace(arch, p).sample(300, seed=7), 15)
+    cp = conv_problem(ConvShape(n=1, k=128, c=128, p=56, q=56, r=3, s=3, stride=1, padding=1))  # 950 KB
+    assert warm.cache_miss_cycles(arch, cp) > 0
+    conv_agrees(arch, cp)
+
+
+@pytest.mark.parametrize("objective", ["latency", "edp"])
+def test_optimal_equals_exhaustive_where_misses_bind(gemmini, firesim_arch, objective):
+    # a 4x4 array, 1 KiB SRAMs and L2, a 1 KiB memory-side cache missed at 0.5 B/cycle: every layer is cold
+    arch = with_dram(small_arch(gemmini, 1), bytes_per_cycle=2.0, cache_kib=1, cache_ways=2, miss_bytes_per_cycle=0.5)
+    for shape in ((7, 5, 13), (16, 23, 6), (4, 40, 9)):
+        p = Problem("t", *shape)
+        assert warm.cache_miss_cycles(arch, p) > 0
+        optimal_matches_exhaustive(arch, p, objective)
+    conv_arch = dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, kib=16))
+    conv_arch = with_dram(conv_arch, cache_kib=8)
+    p = conv_problem(ConvShape(n=1, k=32, c=8, p=4, q=4, r=3, s=3, stride=1, padding=1))
+    assert warm.cache_miss_cycles(conv_arch, p) > 0
+    optimal_matches_exhaustive(conv_arch, p, objective)
+
+
+def test_arch_checks(firesim_arch):
+    with pytest.raises(GemmapError, match="go together"):
+        with_dram(firesim_arch, miss_bytes_per_cycle=None).checked("a.yaml")
+    with pytest.raises(GemmapError, match="never faster than a hit"):
+        with_dram(firesim_arch, miss_bytes_per_cycle=9.0).checked("a.yaml")
+    assert no_cache(firesim_arch).checked("a.yaml") is not None
