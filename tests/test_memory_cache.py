@@ -16,6 +16,7 @@ from gemmap.errors import GemmapError
 from gemmap.mapspace import MapSpace
 from gemmap.workload import Problem
 from tests.agree import conv_agrees, matmul_agrees, optimal_matches_exhaustive
+from tests.conftest import ROOT
 from tests.test_convspace import conv_problem
 from tests.test_mapspace import small_arch
 
@@ -104,3 +105,12 @@ def test_arch_checks(firesim_arch):
     with pytest.raises(GemmapError, match="never faster than a hit"):
         with_dram(firesim_arch, miss_bytes_per_cycle=9.0).checked("a.yaml")
     assert no_cache(firesim_arch).checked("a.yaml") is not None
+
+
+def test_evaluate_says_what_the_misses_add(capsys):
+    from gemmap.cli import main
+
+    arch = str(ROOT / "arch" / "gemmini-firesim.yaml")
+    mapping = "L3[WIO] K12 - L2[WI] N1 K16X - L1[O] K4 C48 P4 C16X - L0[W] P32"
+    assert main(["evaluate", "--layer", "matmul M=128 K=768 N=768", "--arch", arch, "--mapping", mapping]) == 0
+    assert "memory-side cache add" in " ".join(capsys.readouterr().out.split())

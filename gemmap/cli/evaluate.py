@@ -162,6 +162,11 @@ def render(ev: api.EvaluatedMapping) -> RenderableType:
     kept = warm.warm_bytes(arch, p)
     if kept:  # l2.warm_start: the bounds are for a cold start
         dram.caption = f"{dram.caption}; {eng(kept, 'B')} found in the warm L2 (l2.warm_start)"
+    missed = warm.cache_miss_cycles(arch, p)
+    if missed:  # dram.cache_kib: first fills that miss the memory-side cache
+        dram.caption = (
+            f"{dram.caption}; first fills missing the memory-side cache add {eng(missed)} cycles (dram.cache_kib)"
+        )
 
     nest = Text(ev.mapping.loop_nest(arch, p))
     return Group(head, Text(""), Text("loop nest", style="bold"), nest, Text(""), cycles, energy, dram)
