@@ -186,8 +186,8 @@ class Dram:
     first_load_from_memory: StrictBool = True
     #: a memory-side cache in front of the memory (FireSim's FASED last-level-cache model): its capacity
     #: and ways; ``miss_bytes_per_cycle`` is the memory's rate for the bytes that miss it. What it holds
-    #: when a run starts follows ``l2.warm_start`` (gemmap/warm.py); null: none, every memory byte at
-    #: ``bytes_per_cycle``
+    #: when a run starts follows ``l2.warm_start`` (gemmap/warm.py); a miss is charged at the slower of
+    #: the two rates; null: none, every memory byte at ``bytes_per_cycle``
     cache_kib: SramKiB | None = None
     cache_ways: Count | None = None
     miss_bytes_per_cycle: Bandwidth | None = None
@@ -439,11 +439,8 @@ class Arch:
             raise GemmapError(
                 f"{where}: dram.cache_kib and dram.miss_bytes_per_cycle go together (a cache and its miss rate)"
             )
-        if d.miss_bytes_per_cycle is not None and d.miss_bytes_per_cycle > d.bytes_per_cycle:
-            raise GemmapError(
-                f"{where}: dram.miss_bytes_per_cycle ({d.miss_bytes_per_cycle:g}) must not exceed "
-                f"dram.bytes_per_cycle ({d.bytes_per_cycle:g}): a miss is never faster than a hit"
-            )
+        if d.cache_ways is not None and d.cache_kib is None:
+            raise GemmapError(f"{where}: dram.cache_ways needs dram.cache_kib (the ways of which cache?)")
         if self.spad_rows < self.dim_rows or self.acc_rows < 1:
             raise GemmapError(
                 f"{where}: the scratchpad ({self.scratchpad.kib} KiB, {self.spad_rows} rows) or the accumulator "

@@ -19,7 +19,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from gemmap import __version__
+from gemmap import __version__, model, warm
 from gemmap.arch import Arch
 from gemmap.conv import ConvMapping
 from gemmap.errors import GemmapError, shown
@@ -295,8 +295,10 @@ def _dims_text(layer: LayerResult) -> str:
 
 
 def dram_floor(layer: LayerResult, arch: Arch) -> float:
-    """Cycles the layer's DRAM bytes take at the DRAM bandwidth: a floor under its time."""
-    return layer.dram_bytes / arch.dram.bytes_per_cycle
+    """Cycles the layer's DRAM bytes take at the DRAM bandwidth, with the first fills that miss a
+    memory-side cache at its miss rate (model.memory_cycles): a floor under its time."""
+    extra = 0.0 if layer.problem is None else warm.cache_miss_cycles(arch, layer.problem)
+    return float(model.memory_cycles(arch, layer.dram_bytes, extra))
 
 
 def _dram_share(layer: LayerResult, arch: Arch) -> str:

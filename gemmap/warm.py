@@ -86,12 +86,16 @@ def memory_cycles_per_first_byte(arch: Arch, problem: Problem) -> float:
     ``dram.bytes_per_cycle`` and the rest at ``dram.miss_bytes_per_cycle``; what it holds follows
     the L2's rule: with ``l2.warm_start`` the random-victim share of the compulsory footprint,
     nothing of one larger than it, and nothing at all in a cold run (module docstring, "Memory-side
-    cache"). Without one, ``1 / dram.bytes_per_cycle``."""
+    cache"). Without one, ``1 / dram.bytes_per_cycle``; a miss is charged at the slower of the two rates.
+    The warm start is the L2's flag, so without an L2 the cache starts cold."""
     d = arch.dram
     if d.cache_kib is None or d.miss_bytes_per_cycle is None:
         return 1.0 / d.bytes_per_cycle
     held = _kept(d.cache_bytes, d.cache_ways, sum(compulsory_by_tensor(arch, problem))) if _warm(arch) else 0.0
-    return held / d.bytes_per_cycle + (1.0 - held) / d.miss_bytes_per_cycle
+    miss = min(
+        d.miss_bytes_per_cycle, d.bytes_per_cycle
+    )  # a miss is never faster than a hit (a capped or fitted hit rate)
+    return held / d.bytes_per_cycle + (1.0 - held) / miss
 
 
 def cache_miss_cycles(arch: Arch, problem: Problem) -> float:

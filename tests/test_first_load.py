@@ -28,7 +28,8 @@ def firesim_arch(firesim_arch):
     """The FireSim arch without its memory-side cache (tests/test_memory_cache.py covers that): every
     memory byte at dram.bytes_per_cycle."""
     return dataclasses.replace(
-        firesim_arch, dram=dataclasses.replace(firesim_arch.dram, cache_kib=None, miss_bytes_per_cycle=None)
+        firesim_arch,
+        dram=dataclasses.replace(firesim_arch.dram, cache_kib=None, cache_ways=None, miss_bytes_per_cycle=None),
     )
 
 
@@ -62,6 +63,20 @@ def test_switched_off_the_first_load_takes_the_dma_time(firesim_arch):
     off = dataclasses.replace(firesim_arch, dram=dataclasses.replace(firesim_arch.dram, first_load_from_memory=False))
     p = Problem("t", 32, 64, 48)
     assert float(model.first_load_lift(off, p, 5120, 10.0)) == 0.0
+    # through the whole model: switched off, the one-tile layer costs what a memory as fast as the DMA gives
+    m = Mapping("ws", (32, 64, 48), (1, 1, 1), "MKN", "MKN", db_spad=True, db_acc=True)
+    fast = with_dram(firesim_arch, 16.0)
+    assert model.evaluate(off, p, m).exposed_transfer_cycles == model.evaluate(fast, p, m).exposed_transfer_cycles
+    assert (
+        model.evaluate(firesim_arch, p, m).exposed_transfer_cycles > model.evaluate(off, p, m).exposed_transfer_cycles
+    )
+    matmul_agrees(off, p, MapSpace(off, p).sample(60, seed=1), 6)
+    shape = ConvShape(n=1, k=32, c=16, p=8, q=8, r=3, s=3, stride=1, padding=1)
+    cm = ConvMapping(tile=(1, 8, 8, 32, 3, 3, 16), order="bpqkrsc")
+    cp = conv_problem(shape)
+    off_conv, fast_conv = convmodel.evaluate_conv(off, cp, cm), convmodel.evaluate_conv(with_dram(off, 16.0), cp, cm)
+    assert off_conv.exposed_transfer_cycles == fast_conv.exposed_transfer_cycles
+    conv_agrees(off, cp)
     got = float(model.first_load_lift(firesim_arch, p, 5120, 10.0))
     assert got == pytest.approx(5120 / 7.111 - 10.0) and got == pytest.approx(720.0 - 10.0, rel=1e-4)  # ≈ 5120·9/64
 

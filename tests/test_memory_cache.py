@@ -92,18 +92,37 @@ def test_optimal_equals_exhaustive_where_misses_bind(gemmini, firesim_arch, obje
         p = Problem("t", *shape)
         assert warm.cache_miss_cycles(arch, p) > 0
         optimal_matches_exhaustive(arch, p, objective)
+    # a conv whose memory floor binds at the optimum: a 1x1 layer, memory at 1 B/cycle, misses at 0.25
     conv_arch = dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, kib=16))
-    conv_arch = with_dram(conv_arch, cache_kib=8)
-    p = conv_problem(ConvShape(n=1, k=32, c=8, p=4, q=4, r=3, s=3, stride=1, padding=1))
+    conv_arch = with_dram(conv_arch, bytes_per_cycle=1.0, cache_kib=8, miss_bytes_per_cycle=0.25)
+    p = conv_problem(ConvShape(n=1, k=32, c=32, p=4, q=4, r=1, s=1, stride=1, padding=0))
     assert warm.cache_miss_cycles(conv_arch, p) > 0
-    optimal_matches_exhaustive(conv_arch, p, objective)
+    opt = optimal_matches_exhaustive(conv_arch, p, objective)
+    assert opt.cost.bound == "DRAM"
+
+
+def test_a_cache_without_an_l2_starts_cold(firesim_arch):
+    arch = dataclasses.replace(firesim_arch, l2=None)
+    p = Problem("t", 64, 256, 128)
+    comp = 64 * 256 + 256 * 128 + 64 * 128
+    assert warm.cache_miss_cycles(arch, p) == pytest.approx(comp * (1 / MISS - 1 / HIT))
+    matmul_agrees(arch, p, MapSpace(arch, p).sample(200, seed=4), 10)
+    conv_agrees(arch, conv_problem(ConvShape(n=1, k=32, c=16, p=12, q=12, r=3, s=3, stride=1, padding=1)))
+
+
+def test_a_miss_is_never_faster_than_a_hit(firesim_arch):
+    # a hit rate capped or fitted below the stated miss rate makes every first fill that slow
+    slow = with_dram(firesim_arch, bytes_per_cycle=4.0)
+    p = Problem("t", 64, 256, 128)
+    assert warm.memory_cycles_per_first_byte(slow, p) == pytest.approx(1 / 4.0)
+    assert warm.cache_miss_cycles(slow, p) == 0.0
 
 
 def test_arch_checks(firesim_arch):
     with pytest.raises(GemmapError, match="go together"):
         with_dram(firesim_arch, miss_bytes_per_cycle=None).checked("a.yaml")
-    with pytest.raises(GemmapError, match="never faster than a hit"):
-        with_dram(firesim_arch, miss_bytes_per_cycle=9.0).checked("a.yaml")
+    with pytest.raises(GemmapError, match="cache_ways"):
+        with_dram(no_cache(firesim_arch), cache_ways=8).checked("a.yaml")
     assert no_cache(firesim_arch).checked("a.yaml") is not None
 
 
@@ -114,3 +133,15 @@ def test_evaluate_says_what_the_misses_add(capsys):
     mapping = "L3[WIO] K12 - L2[WI] N1 K16X - L1[O] K4 C48 P4 C16X - L0[W] P32"
     assert main(["evaluate", "--layer", "matmul M=128 K=768 N=768", "--arch", arch, "--mapping", mapping]) == 0
     assert "memory-side cache add" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_map_report_floor_counts_the_misses(firesim_arch):
+    from gemmap.mapper import LayerResult
+    from gemmap.report import dram_floor
+
+    p = Problem("t", 256, 512, 384)
+    c = model.evaluate(firesim_arch, p, MapSpace(firesim_arch, p).sample(1, seed=2)[0])
+    layer = LayerResult("t", "matmul", {"M": 256, "K": 512, "N": 384}, 1, c.macs, c.cycles, c.energy_pj,
+                        c.dram_bytes, c.dram_bytes_lower_bound, c.utilization, problem=p)  # fmt: skip
+    assert dram_floor(layer, firesim_arch) == pytest.approx(c.dram_cycles, rel=1e-12)
+    assert dram_floor(layer, firesim_arch) > c.dram_bytes / HIT

@@ -134,7 +134,9 @@ def render(ev: api.EvaluatedMapping) -> RenderableType:
     cycles.add_row("compute (systolic array)", eng(c.compute_cycles), _share(c.compute_cycles, c.cycles))
     cycles.add_row("exposed transfer", eng(c.exposed_transfer_cycles), _share(c.exposed_transfer_cycles, c.cycles))
     cycles.add_row("  of local DMA (double-buffered: mostly hidden)", eng(c.local_transfer_cycles), "")
-    cycles.add_row("DRAM bandwidth floor (bytes / bandwidth)", eng(c.dram_cycles), _share(c.dram_cycles, c.cycles))
+    cycles.add_row(
+        "DRAM bandwidth floor (bytes / bandwidth, + cache misses)", eng(c.dram_cycles), _share(c.dram_cycles, c.cycles)
+    )
     cycles.add_section()
     cycles.add_row("total", eng(c.cycles), f"util {c.utilization:.1%}")
     seconds = c.cycles / (arch.frequency_mhz * 1e6)
