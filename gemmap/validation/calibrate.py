@@ -40,6 +40,7 @@ from gemmap.validation.stats import ErrorStats, error_stats
 CALIBRATABLE: dict[str, tuple[float, float]] = {
     "dram.latency_cycles": (5.0, 1000.0),  # round trip of one DMA request to memory (L2 hit .. DRAM row miss)
     "dram.bytes_per_cycle": (1.0, 64.0),  # sustained bandwidth of DRAM (of L2 misses when there is an L2)
+    "dram.miss_bytes_per_cycle": (0.5, 64.0),  # of first fills that miss a memory-side cache (the slower rate wins)
     "software.matmul_tile_issue_cycles": (1.0, 2000.0),  # host cycles to issue one matmul tile
     "software.conv_tile_issue_cycles": (1.0, 5000.0),  # host cycles to issue one conv tile
 }
