@@ -308,6 +308,42 @@ def refetch_store_floor(arch: Arch, shape: ConvShape, T: np.ndarray, n: np.ndarr
     return np.where(applies, lines * 2 * line / arch.dram.bytes_per_cycle, 0.0)
 
 
+def cache_reload_cycles(
+    arch: Arch, shape: ConvShape, T: np.ndarray, n: np.ndarray, order: np.ndarray, reload_a, reload_b
+) -> np.ndarray:
+    """Memory cycles beyond the hit rate of input and weight reloads (``reload_a``, ``reload_b``: their
+    bytes beyond the first pass, (m,)) that miss a memory-side cache (``dram.cache_kib``), for tiles
+    ``T`` (m, 7) with counts ``n`` under orders ``order`` (m,). A tensor is re-walked by the innermost
+    non-trivial loop that does not index it above its innermost non-trivial relevant loop; between two
+    walks the data of every loop inside that one pass through the cache (each dim inside at its full
+    extent, the others one tile: input window, weights and outputs), and a random-victim cache keeps
+    the share :func:`gemmap.warm.kept_shares` of such a pass; the rest of each reload comes at the miss
+    rate (module docstring, "Memory-side cache reloads"). 0 without a cache. Broadcasts over m."""
+    T, n = np.atleast_2d(T), np.atleast_2d(n)
+    per_byte = warm.miss_cycles_per_byte(arch)
+    if per_byte == 0.0:
+        return np.zeros(len(T))
+    t = arch.datatypes
+    D = np.array(shape.dims, dtype=np.int64)
+    pos = ORDER_POS[np.asarray(order, dtype=np.int64)]  # each dim's position in the order, outermost 0
+    live = n > 1
+    total = np.zeros(len(T))
+    for name, reload in (("A", reload_a), ("B", reload_b)):
+        rel = _REL[name][None, :]
+        inner = np.max(np.where(rel & live, pos, -1), axis=1)  # innermost non-trivial relevant loop
+        walk = np.max(np.where(~rel & live & (pos < inner[:, None]), pos, -1), axis=1)  # the loop re-walking it
+        E = np.where(pos > walk[:, None], D, np.minimum(T, D))
+        b, p, q, k, r, s, c = (E[:, j] for j in (_B, _P, _Q, _K, _R, _S, _C))
+        rows = np.minimum(p * shape.stride + (r - 1) * shape.dilation, shape.input_rows)
+        cols = np.minimum(q * shape.stride + (s - 1) * shape.dilation, shape.input_cols)
+        footprint = (
+            b * c * rows * cols * t.input_bytes + k * c * r * s * t.weight_bytes + b * p * q * k * t.output_bytes
+        )
+        missed = 1.0 - warm.kept_shares(arch.dram.cache_bytes, arch.dram.cache_ways, footprint)
+        total = total + np.where(walk >= 0, np.asarray(reload, dtype=np.float64) * missed, 0.0)
+    return total * per_byte
+
+
 @functools.lru_cache(maxsize=65536)
 def _input_volume(shape: ConvShape, T: tuple[int, ...]) -> int:
     """Input elements moved by one pass over all input tiles: N·C·RowSum·ColSum (pure; cached)."""
@@ -327,7 +363,8 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     mult_a = _multiplier(loops, RELEVANT["A"], reload, small)
     vA = _input_volume(shape, T) * mult_a
     ring_cycles, ring_memory = (float(x[0]) * mult_a for x in conv_ring.ring_terms(arch, shape, np.array([T])))
-    vB = shape.weight_elems * _multiplier(loops, RELEVANT["B"], reload, small)
+    mult_b = _multiplier(loops, RELEVANT["B"], reload, small)
+    vB = shape.weight_elems * mult_b
     vC = out_elems * _multiplier(loops, RELEVANT["C"])
     spill = vC - out_elems
 
@@ -341,9 +378,11 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     ring_bytes = int(ring_memory)  # a wrapped loader's reads past the tensor, from memory (conv_ring.py)
     traffic = boundary("local", vA, vB, ring=ring_bytes)
     dram_side = traffic
+    mult_a2, mult_b2, per_reload = mult_a, mult_b, 0  # the memory side's multipliers (the local ones without an L2)
     if arch.l2 is not None:
-        vA2 = _input_volume(shape, T) * _multiplier(loops, RELEVANT["A"])
-        vB2 = shape.weight_elems * _multiplier(loops, RELEVANT["B"])
+        mult_a2, mult_b2 = _multiplier(loops, RELEVANT["A"]), _multiplier(loops, RELEVANT["B"])
+        vA2 = _input_volume(shape, T) * mult_a2
+        vB2 = shape.weight_elems * mult_b2
         vB2_bytes = None
         per_reload = int(spilled_weight_bytes(arch, shape, T[_K], T[_R], T[_S], T[_C], n[_K]))
         if per_reload:
@@ -404,11 +443,19 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
         return np.array([x])
 
     store_floor = refetch_store_floor(arch, shape, np.array([T]), np.array([n]), arr(ORDER_INDEX[m.order]))
+    memory_extra = warm.cache_miss_cycles(arch, problem)
+    if warm.miss_cycles_per_byte(arch):  # reloads that miss a memory-side cache (cache_reload_cycles)
+        reload_a = _input_volume(shape, T) * (mult_a2 - 1) * t.input_bytes
+        reload_b = per_reload * (mult_b - 1) if per_reload else shape.weight_elems * (mult_b2 - 1) * t.weight_bytes
+        order_1 = arr(ORDER_INDEX[m.order])
+        memory_extra = memory_extra + cache_reload_cycles(
+            arch, shape, np.array([T]), np.array([n]), order_1, arr(reload_a), arr(reload_b)
+        )
 
     sw = arch.software
 
     lt = _local_terms(
-        arr(compute), arr(prologue), arr(epilogue), arr(first_lift), warm.cache_miss_cycles(arch, problem),
+        arr(compute), arr(prologue), arr(epilogue), arr(first_lift), memory_extra,
         arr(stationary), arr(spad_reads), arr(accumulations),
         arr(m.db_spad), arr(m.db_acc), rates, arr(model.host_issue_cycles(sw.conv_tile_issue_cycles, sw.conv_loop_issue_cycles, n)),
         arr(n_tiles * model.tile_latency(arch)), arr(extra_load), store_floor,
@@ -435,7 +482,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
         compute_cycles=compute,
         local_transfer_cycles=t_load + t_store,
         exposed_transfer_cycles=core - compute,
-        dram_cycles=float(model.memory_cycles(arch, dram_bytes, warm.cache_miss_cycles(arch, problem))),
+        dram_cycles=float(np.max(model.memory_cycles(arch, dram_bytes, memory_extra))),
         energy_pj=float(bc.energy_pj[0]),
         energy_breakdown=breakdown,
         dram_bytes=dram_bytes,
@@ -710,10 +757,22 @@ def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -
     """Costs of many conv mappings (numpy); equal to :func:`evaluate_conv` mapping by mapping."""
     terms = tile_terms(arch, problem, batch.tile)
     lt = terms.buffered(batch.db_spad, batch.db_acc)
+    shape = conv_shape(problem, arch)
     if dma.write_allocates(arch):  # order-dependent, so not in the tile terms (nor in the search's bounds: >= 0)
-        floor = refetch_store_floor(arch, conv_shape(problem, arch), batch.tile, terms.n, batch.order)
+        floor = refetch_store_floor(arch, shape, batch.tile, terms.n, batch.order)
         lt = dataclasses.replace(lt, store_floor=floor)
-    return costs(arch, problem, terms, lt, order_multipliers(arch, terms.n, batch.order))
+    mult = order_multipliers(arch, terms.n, batch.order)
+    if warm.miss_cycles_per_byte(arch):  # order-dependent too, and >= 0
+        t = arch.datatypes
+        reload_a = terms.vol_a * (mult.a_l2 - 1) * t.input_bytes
+        reload_b = np.where(
+            terms.b_spill_bytes > 0,
+            terms.b_spill_bytes * (mult.b - 1),
+            shape.weight_elems * (mult.b_l2 - 1) * t.weight_bytes,
+        )
+        extra = cache_reload_cycles(arch, shape, batch.tile, terms.n, batch.order, reload_a, reload_b)
+        lt = dataclasses.replace(lt, memory_extra=lt.memory_extra + extra)
+    return costs(arch, problem, terms, lt, mult)
 
 
 # --- either kind of mapping ----------------------------------------------------------------

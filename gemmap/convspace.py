@@ -42,6 +42,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from gemmap import warm
 from gemmap.arch import Arch
 from gemmap.conv import (
     DIMS,
@@ -74,13 +75,16 @@ def order_dependent(arch: Arch) -> bool:
     return not arch.software.reload_operands or arch.l2 is not None
 
 
-def signatures(mask: int, all_tensors: bool, inner_k: bool = False) -> np.ndarray:
+def signatures(mask: int, all_tensors: bool, inner_k: bool = False, rewalk: bool = False) -> np.ndarray:
     """The cost signature of every order of :data:`ORDERS` for non-trivial dims ``mask``: per
     tensor, bit d set when dim d is non-trivial, does not index it and sits above its innermost
     non-trivial relevant loop (outputs in bits 0-6, input 7-13, weights 14-20); with ``inner_k``
     (a cache L2 whose output-line re-fetches depend on the loops inside the output-channel loop:
     :func:`gemmap.convmodel.refetch_store_floor`) also bit 21 + d for each non-trivial dim d inside a
-    non-trivial k loop."""
+    non-trivial k loop; with ``rewalk`` (a memory-side cache, whose misses of a reload depend on what
+    the loops inside the loop re-walking the tensor touch: :func:`gemmap.convmodel.cache_reload_cycles`)
+    also, for the input and the weights, bit 28 + d (input) or 35 + d (weights) for each non-trivial dim d
+    inside that loop."""
     live_dim = np.array([(mask >> d) & 1 for d in range(7)], dtype=bool)
     nt = live_dim[ORDER_DIMS]  # (orders, 7): the loop at each position is non-trivial
     sig = np.zeros(len(ORDERS), dtype=np.int64)
@@ -97,16 +101,22 @@ def signatures(mask: int, all_tensors: bool, inner_k: bool = False) -> np.ndarra
         above = np.arange(7)[None, :] <= inner[:, None]
         bits = np.where(above & ~rel & nt, np.left_shift(1, ORDER_DIMS + shift), 0)
         sig |= np.bitwise_or.reduce(bits, axis=1)
+        if rewalk and shift:
+            walk = np.max(np.where(above & ~rel & nt, np.arange(7)[None, :], -1), axis=1)
+            inside = (np.arange(7)[None, :] > walk[:, None]) & nt & (walk[:, None] >= 0)
+            sig |= np.bitwise_or.reduce(np.where(inside, np.left_shift(1, ORDER_DIMS + 28 + (shift - 7)), 0), axis=1)
     return sig
 
 
 @functools.cache
-def class_table(all_tensors: bool, inner_k: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def class_table(
+    all_tensors: bool, inner_k: bool = False, rewalk: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(REPS (128, w), NCLASS (128,), CANON (128, orders)): per mask the representatives of its
     order classes (ascending order indices), how many there are, and each order's representative."""
     reps, canon = [], np.zeros((128, len(ORDERS)), dtype=np.int64)
     for mask in range(128):
-        sig = signatures(mask, all_tensors, inner_k)
+        sig = signatures(mask, all_tensors, inner_k, rewalk)
         _, first, inverse = np.unique(sig, return_index=True, return_inverse=True)
         canon[mask] = first[inverse.reshape(-1)]
         reps.append(np.sort(first))
@@ -160,10 +170,12 @@ class ConvMapSpace:
         return order_dependent(self.arch)
 
     @functools.cached_property
-    def class_key(self) -> tuple[bool, bool]:
-        """The :func:`class_table` arguments of this space: all tensors' signatures, and the loops
-        inside the output-channel loop where a cache L2 re-fetches output lines."""
-        return self.all_tensors, write_allocates(self.arch)
+    def class_key(self) -> tuple[bool, bool, bool]:
+        """The :func:`class_table` arguments of this space: all tensors' signatures, the loops
+        inside the output-channel loop where a cache L2 re-fetches output lines, and the loops inside
+        the loop re-walking the input and the weights where a memory-side cache can miss their reloads."""
+        rewalk = self.all_tensors and warm.miss_cycles_per_byte(self.arch) > 0.0
+        return self.all_tensors, write_allocates(self.arch), rewalk
 
     @functools.cached_property
     def cands(self) -> tuple[np.ndarray, ...]:

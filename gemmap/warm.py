@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from gemmap.arch import Arch
 from gemmap.conv import compulsory_bytes, conv_shape
 from gemmap.workload import Problem
@@ -46,6 +48,19 @@ def _kept(capacity: int, ways: int | None, footprint: int) -> float:
     x = footprint / capacity
     # fewer than one line a set (n = W·x < 1): every line survives; the survival formula would pass 1
     return min(1.0, (1.0 - (1.0 - 1.0 / ways) ** (ways * x)) / x)
+
+
+def kept_shares(capacity: int, ways: int | None, footprint: np.ndarray) -> np.ndarray:
+    """:func:`_kept` of many footprints (bytes, any shape), the same formula element by element."""
+    f = np.asarray(footprint, dtype=np.float64)
+    if capacity <= 0:
+        return np.zeros(f.shape)
+    x = np.maximum(f, 1.0) / capacity
+    if ways is None:
+        share = np.ones(f.shape)
+    else:
+        share = np.minimum(1.0, (1.0 - (1.0 - 1.0 / ways) ** (ways * x)) / x)
+    return np.where((f > 0) & (f <= capacity), share, 0.0)
 
 
 def kept_share(arch: Arch, footprint: int) -> float:
@@ -98,12 +113,19 @@ def memory_cycles_per_first_byte(arch: Arch, problem: Problem) -> float:
     return held / d.bytes_per_cycle + (1.0 - held) / miss
 
 
+def miss_cycles_per_byte(arch: Arch) -> float:
+    """Memory cycles a byte that misses the memory-side cache takes beyond a hit (0 without one)."""
+    d = arch.dram
+    if d.cache_kib is None or d.miss_bytes_per_cycle is None:
+        return 0.0
+    return 1.0 / min(d.miss_bytes_per_cycle, d.bytes_per_cycle) - 1.0 / d.bytes_per_cycle
+
+
 def cache_miss_cycles(arch: Arch, problem: Problem) -> float:
     """Memory cycles the first fills take beyond ``dram.bytes_per_cycle`` because they miss the
     memory-side cache: the compulsory bytes not in a warm L2, times the difference of
     :func:`memory_cycles_per_first_byte` and the hit rate (0 without a cache). Reloads are costed at
-    the hit rate: the cache is 8 times the L2 here, and what a reload finds there depends on the loop
-    order (docs/validation.md)."""
+    the hit rate here; a conv's reloads that the cache cannot keep are :func:`gemmap.convmodel.cache_reload_cycles`."""
     extra = memory_cycles_per_first_byte(arch, problem) - 1.0 / arch.dram.bytes_per_cycle
     if extra <= 0.0:
         return 0.0
@@ -120,6 +142,8 @@ __all__ = [
     "cold_share",
     "compulsory_by_tensor",
     "kept_share",
+    "kept_shares",
+    "miss_cycles_per_byte",
     "memory_cycles_per_first_byte",
     "warm_by_tensor",
     "warm_bytes",

@@ -186,23 +186,46 @@ def test_why_empty(gemmini):
         ConvMapSpace(gemmini, rect).sample(10)
 
 
-def test_pruning_loses_no_cost_with_output_refetches(firesim_arch):
-    """Under a write-allocating cache L2 the output-line re-fetches depend on the loops inside the output-channel
-    loop (convmodel.refetch_store_floor): every order still costs what its class representative costs, while the
-    classes without that key (Timeloop traffic signatures only) would merge orders that cost differently."""
-    arch = dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, kib=8, ways=4))
-    shape = ConvShape(n=1, k=128, c=8, p=6, q=6, r=3, s=3, stride=1, padding=1)
+def _merged_by_coarser_classes(arch, shape: ConvShape, tiles, coarser: tuple[bool, ...]) -> int:
+    """Every order of every tile in ``tiles`` costs what its class representative costs (asserted); how
+    many orders the ``coarser`` class key would merge with a representative of another cost."""
     p = conv_problem(shape)
     space = ConvMapSpace(arch, p)
-    assert space.class_key == (True, True)
+    assert space.class_key == (True, True, True)
     n = len(ORDERS)
     merged = 0
-    for T in ((1, 2, 6, 16, 3, 3, 4), (1, 3, 6, 16, 3, 3, 4), (1, 1, 6, 16, 3, 3, 8), (1, 3, 6, 16, 1, 3, 8)):
+    for T in tiles:
         b = ConvMappingBatch(np.tile(np.array(T), (n, 1)), np.arange(n), np.zeros(n, dtype=np.int8),
                              np.ones(n, bool), np.ones(n, bool))  # fmt: skip
         mask = tile_masks(-(-np.array(shape.dims) // np.array([T])))[0]
         canon = space.canonical(np.arange(n), np.full(n, mask))
         v = np.asarray(convmodel.evaluate_conv_batch(arch, p, b).metric("latency"))
         assert (v == v[canon]).all(), T
-        merged += int((v != v[class_table(True, False)[2][mask, np.arange(n)]]).sum())
-    assert merged  # e.g. "kpc" and "pkc" share a traffic signature but not their re-fetches
+        merged += int((v != v[class_table(*coarser)[2][mask, np.arange(n)]]).sum())
+    return merged
+
+
+def test_pruning_loses_no_cost_with_output_refetches(firesim_arch):
+    """Under a write-allocating cache L2 the output-line re-fetches depend on the loops inside the output-channel
+    loop (convmodel.refetch_store_floor): every order still costs what its class representative costs, while the
+    classes without that key (Timeloop traffic signatures only) would merge orders that cost differently."""
+    arch = dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, kib=8, ways=4))
+    shape = ConvShape(n=1, k=128, c=8, p=6, q=6, r=3, s=3, stride=1, padding=1)
+    tiles = ((1, 2, 6, 16, 3, 3, 4), (1, 3, 6, 16, 3, 3, 4), (1, 1, 6, 16, 3, 3, 8), (1, 3, 6, 16, 1, 3, 8))
+    # e.g. "kpc" and "pkc" share a traffic signature but not their re-fetches
+    assert _merged_by_coarser_classes(arch, shape, tiles, (True, False))
+
+
+def test_pruning_loses_no_cost_with_memory_side_cache_reloads(firesim_arch):
+    """Behind a memory-side cache the reloads that miss it depend on the loops inside the loop re-walking
+    the input or the weights (convmodel.cache_reload_cycles): every order still costs what its class
+    representative costs, while classes without that key would merge orders that cost differently."""
+    l2 = dataclasses.replace(firesim_arch.l2, kib=8, ways=4)
+    # a 64 KiB cache, memory at 1 B/cycle: the passes between reloads straddle its capacity, the floor binds
+    dram = dataclasses.replace(
+        firesim_arch.dram, cache_kib=64, cache_ways=4, bytes_per_cycle=1.0, miss_bytes_per_cycle=0.25
+    )
+    arch = dataclasses.replace(firesim_arch, l2=l2, dram=dram)
+    shape = ConvShape(n=1, k=128, c=64, p=12, q=12, r=3, s=3, stride=1, padding=1)
+    tiles = ((1, 4, 12, 16, 3, 3, 16), (1, 6, 6, 32, 3, 3, 16), (1, 3, 12, 64, 1, 3, 32), (1, 2, 2, 16, 3, 3, 8))
+    assert _merged_by_coarser_classes(arch, shape, tiles, (True, True))

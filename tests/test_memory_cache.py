@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 
-from gemmap import model, warm
-from gemmap.conv import ConvShape
+from gemmap import convmodel, model, warm
+from gemmap.conv import ORDER_INDEX, ConvMapping, ConvShape, conv_shape
 from gemmap.errors import GemmapError
 from gemmap.mapspace import MapSpace
 from gemmap.workload import Problem
@@ -145,3 +146,32 @@ def test_the_map_report_floor_counts_the_misses(firesim_arch):
                         c.dram_bytes, c.dram_bytes_lower_bound, c.utilization, problem=p)  # fmt: skip
     assert dram_floor(layer, firesim_arch) == pytest.approx(c.dram_cycles, rel=1e-12)
     assert dram_floor(layer, firesim_arch) > c.dram_bytes / HIT
+
+
+def test_conv_reload_misses_by_hand(firesim_arch):
+    # C16 K64 8x8 3x3 (pad 1), tiles k 16 (4 of them) and p 4 (2), order k outermost: the input is
+    # re-walked by the k loop, 3 times after its first pass; between two walks the loops inside it
+    # touch the whole input (10 x 10 x 16 B = 1,600 B), one k tile of weights (16 x 16 x 9 = 2,304 B)
+    # and its outputs (8 x 8 x 16 = 1,024 B): 4,928 B. A 4 KiB 2-way cache keeps nothing of that; a
+    # 64 KiB 8-way one keeps it all (under one line a set).
+    shape = ConvShape(n=1, k=64, c=16, p=8, q=8, r=3, s=3, stride=1, padding=1)
+    p = conv_problem(shape)
+    m = ConvMapping(tile=(1, 4, 8, 16, 3, 3, 16), order="kbpqrsc")
+    T, n = np.array([m.tile]), np.array([[1, 2, 1, 4, 1, 1, 1]])
+    order = np.array([ORDER_INDEX[m.order]])
+    reload_a = np.array([1000.0])
+    for kib, ways, missed in ((4, 2, 1.0), (64, 8, 0.0)):
+        arch = with_dram(firesim_arch, cache_kib=kib, cache_ways=ways)
+        got = convmodel.cache_reload_cycles(arch, conv_shape(p, arch), T, n, order, reload_a, np.zeros(1))
+        assert float(got[0]) == pytest.approx(1000.0 * missed * (1 / MISS - 1 / HIT))
+    # in the model: the reload bytes are the input's passes after the first, at the L2 boundary
+    small = with_dram(firesim_arch, cache_kib=4, cache_ways=2)
+    cost = convmodel.evaluate_conv(small, p, m)
+    # one pass: 16 channels x (5 + 5) rows (output rows 0-3 read input rows -1..4, 4-7 read 3..8, clipped to
+    # the image's 0..7) x 8 columns (-1..8 clipped) = 1,280 B, re-read by 3 more k tiles
+    vol = 16 * (5 + 5) * 8
+    assert convmodel._input_volume(conv_shape(p, small), m.tile) == vol
+    reload = vol * (4 - 1)
+    assert cost.dram_cycles == pytest.approx(
+        cost.dram_bytes / HIT + warm.cache_miss_cycles(small, p) + reload * (1 / MISS - 1 / HIT), rel=1e-12
+    )
