@@ -196,8 +196,9 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
     (
         "memory-side cache misses",
         "FASED's 4 MiB LLC model: the first fills it does not hold (a warm run: the random-victim share of the "
-        "footprint; a cold run: none) come at 4.74 B/cycle instead of 7.1, a miss holding its one state machine for "
-        "the 128-B block's refill (dram.cache_kib, miss_bytes_per_cycle; LastLevelCache.scala L79-116, L188-411)",
+        "footprint; a cold run: none), and a conv's reloads it cannot keep between the walks of the loop re-walking "
+        "them, come at 4.74 B/cycle instead of 7.1, a miss holding its one state machine for the 128-B block's "
+        "refill (dram.cache_kib, miss_bytes_per_cycle; LastLevelCache.scala L79-116, L188-411)",
         _arch(lambda a: _sub(a, "dram", cache_kib=None, cache_ways=None, miss_bytes_per_cycle=None)),
     ),
     (
