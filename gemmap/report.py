@@ -295,8 +295,11 @@ def _dims_text(layer: LayerResult) -> str:
 
 
 def dram_floor(layer: LayerResult, arch: Arch) -> float:
-    """Cycles the layer's DRAM bytes take at the DRAM bandwidth, with the first fills that miss a
-    memory-side cache at its miss rate (model.memory_cycles): a floor under its time."""
+    """Cycles the layer's DRAM bytes take at the DRAM bandwidth, with what misses a memory-side cache at
+    its miss rate: the searched cost's own memory floor (``Cost.dram_cycles``: its first fills and, for a
+    conv, its reloads), else the bytes at the bandwidth plus the first fills' misses. A floor under its time."""
+    if layer.search is not None:
+        return float(layer.search.cost.dram_cycles)
     extra = 0.0 if layer.problem is None else warm.cache_miss_cycles(arch, layer.problem)
     return float(model.memory_cycles(arch, layer.dram_bytes, extra))
 

@@ -146,6 +146,15 @@ def test_the_map_report_floor_counts_the_misses(firesim_arch):
                         c.dram_bytes, c.dram_bytes_lower_bound, c.utilization, problem=p)  # fmt: skip
     assert dram_floor(layer, firesim_arch) == pytest.approx(c.dram_cycles, rel=1e-12)
     assert dram_floor(layer, firesim_arch) > c.dram_bytes / HIT
+    # a searched conv row reports its cost's floor, reload misses included
+    from gemmap.search import SearchResult
+
+    small = with_dram(firesim_arch, cache_kib=4, cache_ways=2)
+    cp = conv_problem(ConvShape(n=1, k=64, c=16, p=8, q=8, r=3, s=3, stride=1, padding=1))
+    m = ConvMapping(tile=(1, 4, 8, 16, 3, 3, 16), order="kbpqrsc")
+    cc = convmodel.evaluate_conv(small, cp, m)
+    row = LayerResult.from_search(cp, SearchResult(m, cc, "given", "latency", 1, 0.0, False))
+    assert dram_floor(row, small) == cc.dram_cycles > cc.dram_bytes / HIT + warm.cache_miss_cycles(small, cp)
 
 
 def test_conv_reload_misses_by_hand(firesim_arch):
