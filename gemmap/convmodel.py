@@ -318,7 +318,13 @@ def cache_reload_cycles(
     walks the data of every loop inside that one pass through the cache (each dim inside at its full
     extent, the others one tile: input window, weights and outputs), and a random-victim cache keeps
     the share :func:`gemmap.warm.kept_shares` of such a pass; the rest of each reload comes at the miss
-    rate (module docstring, "Memory-side cache reloads"). 0 without a cache. Broadcasts over m."""
+    rate (gemmap/warm.py, "Memory-side cache"). 0 without a cache. Broadcasts over m.
+
+    Simplifications (docs/model.md): every reload is charged at the innermost re-walking loop's
+    footprint, though reloads driven by an outer one re-walk more (under-counted) and per-call reloads
+    below the innermost relevant loop re-walk less (over-counted); partial-sum spills stay at the hit
+    rate; the window counts padding rows and ignores the downsample mode, spilled weight rows count
+    their bytes, not a line each, and the wrapped loader's reads are left out."""
     T, n = np.atleast_2d(T), np.atleast_2d(n)
     per_byte = warm.miss_cycles_per_byte(arch)
     if per_byte == 0.0:

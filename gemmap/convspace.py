@@ -93,14 +93,15 @@ def signatures(mask: int, all_tensors: bool, inner_k: bool = False, rewalk: bool
         after_k = np.arange(7)[None, :] > ORDER_POS[:, [k]]
         sig |= np.bitwise_or.reduce(np.where(after_k & nt, np.left_shift(1, ORDER_DIMS + 21), 0), axis=1)
     for shift, name in ((0, "C"), (7, "A"), (14, "B")):
-        if shift and not all_tensors:
+        if shift and not (all_tensors or rewalk):
             continue
         rel = np.array(RELEVANT[name], dtype=bool)[ORDER_DIMS]
         live = rel & nt
         inner = np.where(live.any(axis=1), 6 - np.argmax(live[:, ::-1], axis=1), -1)
         above = np.arange(7)[None, :] <= inner[:, None]
-        bits = np.where(above & ~rel & nt, np.left_shift(1, ORDER_DIMS + shift), 0)
-        sig |= np.bitwise_or.reduce(bits, axis=1)
+        if not shift or all_tensors:  # per-call reloads without an L2: the input's and weights' fills are order-free
+            bits = np.where(above & ~rel & nt, np.left_shift(1, ORDER_DIMS + shift), 0)
+            sig |= np.bitwise_or.reduce(bits, axis=1)
         if rewalk and shift:
             walk = np.max(np.where(above & ~rel & nt, np.arange(7)[None, :], -1), axis=1)
             inside = (np.arange(7)[None, :] > walk[:, None]) & nt & (walk[:, None] >= 0)
@@ -174,7 +175,7 @@ class ConvMapSpace:
         """The :func:`class_table` arguments of this space: all tensors' signatures, the loops
         inside the output-channel loop where a cache L2 re-fetches output lines, and the loops inside
         the loop re-walking the input and the weights where a memory-side cache can miss their reloads."""
-        rewalk = self.all_tensors and warm.miss_cycles_per_byte(self.arch) > 0.0
+        rewalk = warm.miss_cycles_per_byte(self.arch) > 0.0  # with or without an L2 (per-call reloads walk too)
         return self.all_tensors, write_allocates(self.arch), rewalk
 
     @functools.cached_property

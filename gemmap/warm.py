@@ -24,7 +24,9 @@ the L2, the memory serves a line from its own cache at ``dram.bytes_per_cycle`` 
 own capacity and ways: after a run over the same operands (``l2.warm_start``) the random-victim share of
 the compulsory footprint, nothing of a footprint larger than it; in a cold run nothing. So the run's first
 fills that do not hit the L2 cost the mix of the two rates (:func:`memory_cycles_per_first_byte`), and a
-layer's memory time grows by :func:`cache_miss_cycles`; reloads stay at the hit rate.
+layer's memory time grows by :func:`cache_miss_cycles`. A conv's input and weight reloads miss it by the
+same rule over the data that passes between two walks (:func:`gemmap.convmodel.cache_reload_cycles`);
+matmul reloads stay at the hit rate.
 """
 
 from __future__ import annotations

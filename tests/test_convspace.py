@@ -186,12 +186,14 @@ def test_why_empty(gemmini):
         ConvMapSpace(gemmini, rect).sample(10)
 
 
-def _merged_by_coarser_classes(arch, shape: ConvShape, tiles, coarser: tuple[bool, ...]) -> int:
+def _merged_by_coarser_classes(
+    arch, shape: ConvShape, tiles, coarser: tuple[bool, ...], key: tuple[bool, ...] = (True, True, True)
+) -> int:
     """Every order of every tile in ``tiles`` costs what its class representative costs (asserted); how
     many orders the ``coarser`` class key would merge with a representative of another cost."""
     p = conv_problem(shape)
     space = ConvMapSpace(arch, p)
-    assert space.class_key == (True, True, True)
+    assert space.class_key == key
     n = len(ORDERS)
     merged = 0
     for T in tiles:
@@ -229,3 +231,15 @@ def test_pruning_loses_no_cost_with_memory_side_cache_reloads(firesim_arch):
     shape = ConvShape(n=1, k=128, c=64, p=12, q=12, r=3, s=3, stride=1, padding=1)
     tiles = ((1, 4, 12, 16, 3, 3, 16), (1, 6, 6, 32, 3, 3, 16), (1, 3, 12, 64, 1, 3, 32), (1, 2, 2, 16, 3, 3, 8))
     assert _merged_by_coarser_classes(arch, shape, tiles, (True, True))
+
+
+def test_pruning_loses_no_cost_with_cache_reloads_and_no_l2(firesim_arch):
+    """Without an L2, Gemmini's per-call reloads make the input's and weights' fills order-free, but what
+    their reloads miss in a memory-side cache still depends on the loops inside the loop re-walking them."""
+    dram = dataclasses.replace(
+        firesim_arch.dram, cache_kib=64, cache_ways=4, bytes_per_cycle=1.0, miss_bytes_per_cycle=0.25
+    )
+    arch = dataclasses.replace(firesim_arch, l2=None, dram=dram)
+    shape = ConvShape(n=4, k=64, c=64, p=16, q=16, r=3, s=3, stride=1, padding=1)
+    tiles = ((1, 4, 16, 64, 3, 3, 16), (2, 8, 8, 32, 3, 3, 32), (1, 2, 16, 16, 3, 1, 64), (4, 4, 4, 64, 1, 3, 8))
+    assert _merged_by_coarser_classes(arch, shape, tiles, (False, False), key=(False, False, True))

@@ -10,7 +10,8 @@ draws ``options.samples`` uniform valid mappings; ``exhaustive`` costs the whole
   the cost of the tile terms (:func:`gemmap.convmodel.tile_terms`, computed once per tile and
   broadcast over the four bufferings) with the multipliers of
   :func:`gemmap.convmodel.bound_multipliers` bounds every order from below. Under Gemmini's
-  per-call reloads without an L2 only the outputs depend on the order and the bound is exact
+  per-call reloads without an L2 (and no memory-side cache, whose reload misses the bound leaves out)
+  only the outputs depend on the order and the bound is exact
   (it is the cost of the class keeping every reduction loop inside, e.g. ``bpqkrsc``).
 * **Exact sub-problem per (tile, buffering):** every order class of the tile's mask, costed by
   :func:`gemmap.convmodel.evaluate_conv_batch`.
