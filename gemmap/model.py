@@ -601,9 +601,9 @@ def first_load_lift(arch: Arch, problem: Problem, first_bytes, first_load) -> np
     the share that misses a memory-side cache); later
     tiles' memory traffic overlaps compute and is bounded by the whole layer's DRAM floor. 0 with
     ``dram.first_load_from_memory`` off. Broadcasts."""
-    memory = np.asarray(first_bytes, dtype=np.float64) * warm.cold_share(arch, problem)
     if not arch.dram.first_load_from_memory:
-        memory = 0.0 * memory
+        return np.zeros(np.broadcast(np.asarray(first_bytes), np.asarray(first_load)).shape)
+    memory = np.asarray(first_bytes, dtype=np.float64) * warm.cold_share(arch, problem)
     return np.maximum(memory * warm.memory_cycles_per_first_byte(arch, problem) - first_load, 0.0)
 
 

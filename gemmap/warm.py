@@ -40,29 +40,24 @@ from gemmap.conv import compulsory_bytes, conv_shape
 from gemmap.workload import Problem
 
 
-def _kept(capacity: int, ways: int | None, footprint: int) -> float:
-    """The share of a ``footprint``-byte pass a random-victim cache of ``capacity`` bytes and ``ways``
-    ways (None: any byte anywhere) still holds after it (module docstring)."""
-    if capacity <= 0 or footprint <= 0 or footprint > capacity:
-        return 0.0
-    if ways is None:
-        return 1.0
-    x = footprint / capacity
-    # fewer than one line a set (n = W·x < 1): every line survives; the survival formula would pass 1
-    return min(1.0, (1.0 - (1.0 - 1.0 / ways) ** (ways * x)) / x)
-
-
-def kept_shares(capacity: int, ways: int | None, footprint: np.ndarray) -> np.ndarray:
-    """:func:`_kept` of many footprints (bytes, any shape), the same formula element by element."""
+def kept_shares(capacity: int, ways: int | None, footprint) -> np.ndarray:
+    """The share of a ``footprint``-byte pass (any shape) a random-victim cache of ``capacity`` bytes and
+    ``ways`` ways (None: any byte anywhere) still holds after it (module docstring); 0 for an empty pass
+    or one larger than the cache."""
     f = np.asarray(footprint, dtype=np.float64)
     if capacity <= 0:
         return np.zeros(f.shape)
     x = np.maximum(f, 1.0) / capacity
     if ways is None:
         share = np.ones(f.shape)
-    else:
+    else:  # below one line a set (W·x < 1) every line survives; the survival formula would pass 1
         share = np.minimum(1.0, (1.0 - (1.0 - 1.0 / ways) ** (ways * x)) / x)
     return np.where((f > 0) & (f <= capacity), share, 0.0)
+
+
+def _kept(capacity: int, ways: int | None, footprint: int) -> float:
+    """:func:`kept_shares` of one footprint."""
+    return float(kept_shares(capacity, ways, footprint))
 
 
 def kept_share(arch: Arch, footprint: int) -> float:
