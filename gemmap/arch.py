@@ -119,7 +119,10 @@ class L2:
     sets), whose set index limits what a strided tile can keep (gemmap/convmodel.py, "L2 sets");
     None for a buffer the software manages, any byte anywhere. ``write_allocate``: such a cache
     fetches a line before a write that covers only part of it (gemmap/dma.py, "Write-allocate";
-    Chipyard's inclusive cache does: MSHR.scala L281-282)."""
+    Chipyard's inclusive cache does: MSHR.scala L281-282). ``allocate_through_memory``: those fetches,
+    and the extra write-backs of lines fetched again, are transactions of the memory behind the L2
+    (FASED's LLC model serves one at a time), so they count in its time (gemmap/warm.py,
+    "Write-allocate through the memory"); false: they only slow the store stream."""
 
     kib: SramKiB
     banks: Banks = 1
@@ -128,6 +131,7 @@ class L2:
     ways: Count | None = None
     line_bytes: TransferBytes = 64
     write_allocate: StrictBool = True
+    allocate_through_memory: StrictBool = True
     #: the run follows one over the same operands (a layer run twice on the same buffers, as
     #: ``gemmap validate``'s mapped runs follow Gemmini's tiler run): the first fills hit what the L2
     #: kept of them (gemmap/warm.py); false: every operand starts in memory

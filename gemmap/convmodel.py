@@ -273,14 +273,17 @@ def zero_fill_cycles(arch: Arch, shape: ConvShape, nb_k):
     return np.asarray(shape.n * shape.p * shape.q * nb_k, dtype=np.float64)
 
 
-def refetch_store_floor(arch: Arch, shape: ConvShape, T: np.ndarray, n: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """The fewest store cycles of output-line re-fetches (module docstring, Output-line re-fetches) of
-    tiles ``T`` (m, 7) with counts ``n`` (m, 7) under orders ``order`` (m,, indices into ORDERS); 0
-    where they do not happen."""
+def refetch_lines(
+    arch: Arch, shape: ConvShape, T: np.ndarray, n: np.ndarray, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lines, footprint) of the output-line re-fetches (module docstring, Output-line re-fetches) of
+    tiles ``T`` (m, 7) with counts ``n`` (m, 7) under orders ``order`` (m,, indices into ORDERS): the
+    lines every output-channel slice fetches and writes back, and the bytes one of its iterations
+    touches; lines 0 where they do not happen."""
     T, n = np.atleast_2d(T), np.atleast_2d(n)
     t = arch.datatypes
     if not dma.write_allocates(arch) or shape.k * t.output_bytes < arch.l2.line_bytes:  # type: ignore[union-attr]
-        return np.zeros(len(T))
+        return np.zeros(len(T)), np.zeros(len(T))
     l2 = arch.l2
     line = l2.line_bytes  # type: ignore[union-attr]
     D = np.array(shape.dims, dtype=np.int64)
@@ -305,7 +308,36 @@ def refetch_store_floor(arch: Arch, shape: ConvShape, T: np.ndarray, n: np.ndarr
     )
     partial = np.minimum(k_t, arch.dim_cols) * t.output_bytes < line
     applies = partial & (n[:, _K] > 1) & (footprint > l2.bytes)  # type: ignore[union-attr]
-    return np.where(applies, lines * 2 * line / arch.dram.bytes_per_cycle, 0.0)
+    return np.where(applies, lines, 0), footprint
+
+
+def refetch_store_floor(arch: Arch, shape: ConvShape, T: np.ndarray, n: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The fewest store cycles of output-line re-fetches (module docstring, Output-line re-fetches) of
+    tiles ``T`` (m, 7) with counts ``n`` (m, 7) under orders ``order`` (m,, indices into ORDERS); 0
+    where they do not happen: :func:`refetch_lines`, each fetched and written back at the hit rate."""
+    lines, _ = refetch_lines(arch, shape, T, n, order)
+    if not lines.any():
+        return np.zeros(len(lines))
+    return lines * 2 * arch.l2.line_bytes / arch.dram.bytes_per_cycle  # type: ignore[union-attr]
+
+
+def allocate_memory_cycles(
+    arch: Arch, problem: Problem, shape: ConvShape, T: np.ndarray, n: np.ndarray, order: np.ndarray
+) -> np.ndarray:
+    """Memory cycles of the L2's write-allocate traffic (:func:`gemmap.warm.allocate_memory_cycles`) of
+    tiles ``T`` (m, 7) under orders ``order`` (m,): the output's lines fetched once where its mvout rows
+    (``min(k_t, DIM)`` channels) are narrower than a line, and the re-fetched lines beyond those
+    (:func:`refetch_lines`). Broadcasts over m."""
+    T, n = np.atleast_2d(T), np.atleast_2d(n)
+    if arch.l2 is None or not arch.l2.allocate_through_memory or not dma.write_allocates(arch):
+        return np.zeros(len(T))
+    t = arch.datatypes
+    out_bytes = shape.output_elems * t.output_bytes
+    first = dma.allocate_fetch_lines(arch, np.minimum(T[:, _K], arch.dim_cols) * t.output_bytes, out_bytes)
+    lines, footprint = refetch_lines(arch, shape, T, n, order)
+    distinct = -(-out_bytes // arch.l2.line_bytes)
+    again = np.where(lines > 0, np.maximum(lines - distinct, 0), 0)
+    return warm.allocate_memory_cycles(arch, problem, first, again, footprint)
 
 
 def cache_reload_cycles(
@@ -448,12 +480,13 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     def arr(x: float | int | bool) -> np.ndarray:
         return np.array([x])
 
-    store_floor = refetch_store_floor(arch, shape, np.array([T]), np.array([n]), arr(ORDER_INDEX[m.order]))
+    order_1 = arr(ORDER_INDEX[m.order])
+    store_floor = refetch_store_floor(arch, shape, np.array([T]), np.array([n]), order_1)
     memory_extra = warm.cache_miss_cycles(arch, problem)
+    memory_extra = memory_extra + allocate_memory_cycles(arch, problem, shape, np.array([T]), np.array([n]), order_1)
     if warm.miss_cycles_per_byte(arch):  # reloads that miss a memory-side cache (cache_reload_cycles)
         reload_a = _input_volume(shape, T) * (mult_a2 - 1) * t.input_bytes
         reload_b = per_reload * (mult_b - 1) if per_reload else shape.weight_elems * (mult_b2 - 1) * t.weight_bytes
-        order_1 = arr(ORDER_INDEX[m.order])
         memory_extra = memory_extra + cache_reload_cycles(
             arch, shape, np.array([T]), np.array([n]), order_1, arr(reload_a), arr(reload_b)
         )
@@ -766,7 +799,8 @@ def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -
     shape = conv_shape(problem, arch)
     if dma.write_allocates(arch):  # order-dependent, so not in the tile terms (nor in the search's bounds: >= 0)
         floor = refetch_store_floor(arch, shape, batch.tile, terms.n, batch.order)
-        lt = dataclasses.replace(lt, store_floor=floor)
+        allocate = allocate_memory_cycles(arch, problem, shape, batch.tile, terms.n, batch.order)
+        lt = dataclasses.replace(lt, store_floor=floor, memory_extra=lt.memory_extra + allocate)
     mult = order_multipliers(arch, terms.n, batch.order)
     if warm.miss_cycles_per_byte(arch):  # order-dependent too, and >= 0
         t = arch.datatypes

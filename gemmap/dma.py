@@ -194,6 +194,17 @@ def write_allocate_cycles_per_byte(arch: Arch, width_bytes, tensor_bytes: int) -
     return _allocate_rate(arch, w) if _allocates(arch, tensor_bytes) else np.zeros(w.shape)
 
 
+def allocate_fetch_lines(arch: Arch, width_bytes, tensor_bytes: int) -> np.ndarray:
+    """Lines the L2 fetches to write a ``tensor_bytes`` output once in rows of ``width_bytes`` (module
+    docstring, Write-allocate): every line of it for rows narrower than a line where :func:`_allocates`
+    says yes, else 0. Broadcasts."""
+    w = np.asarray(width_bytes, dtype=np.int64)
+    if not _allocates(arch, tensor_bytes):
+        return np.zeros(w.shape)
+    line = arch.l2.line_bytes  # type: ignore[union-attr]
+    return np.where(w < line, float(-(-tensor_bytes // line)), 0.0)
+
+
 def write_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, tensor_bytes: int) -> np.ndarray:
     """Cycles per useful byte of a mvout whose rows carry ``width_bytes`` (module docstring, Writes;
     a mvout command exposes no round trip: Commands in flight), at least the L2's write-allocate of

@@ -339,7 +339,8 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     latency = n_tiles * tile_latency(arch)
     core = float(core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, issue, latency))
     core = core + prologue + epilogue + float(first_load_lift(arch, problem, first_bytes, first_load))
-    dram_cycles = float(memory_cycles(arch, dram_bytes, warm.cache_miss_cycles(arch, problem)))
+    extra = warm.cache_miss_cycles(arch, problem) + float(allocate_memory_cycles(arch, problem, np.array([Tn]))[0])
+    dram_cycles = float(memory_cycles(arch, dram_bytes, extra))
     cycles = math.ceil(max(core, dram_cycles))
 
     # energy by component
@@ -434,6 +435,16 @@ def dma_rates(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[np.ndarray, 
     return a, b, out, psum, psum_out
 
 
+def allocate_memory_cycles(arch: Arch, problem: Problem, Tn) -> np.ndarray:
+    """Memory cycles of the L2's write-allocate fetches of the M·N output written in rows of ``Tn``
+    outputs (:func:`gemmap.dma.allocate_fetch_lines`, :func:`gemmap.warm.allocate_memory_cycles`; C
+    tiles are written once, after their last K tile, so no line is fetched twice). Broadcasts."""
+    t = arch.datatypes
+    M, _, N = problem.shape_key()
+    first = dma.allocate_fetch_lines(arch, np.asarray(Tn) * t.output_bytes, M * N * t.output_bytes)
+    return warm.allocate_memory_cycles(arch, problem, first)
+
+
 @dataclasses.dataclass(frozen=True)
 class Moved:
     """Bytes moved across the local level's boundary, by kind: A in, B in, C's final outputs out, and
@@ -523,7 +534,7 @@ def local_terms(
         prologue=np.where(db_spad, first_load, 0.0),
         epilogue=np.where(db_acc, last[:, 0] * last[:, 2] * t.output_bytes * out_cpb, 0.0),
         first_lift=first_load_lift(arch, problem, first_bytes, first_load),
-        memory_extra=warm.cache_miss_cycles(arch, problem),
+        memory_extra=warm.cache_miss_cycles(arch, problem) + allocate_memory_cycles(arch, problem, Tn),
         stationary=np.where(ws, n1[:, 0] * K * N * t.weight_bytes, n1[:, 1] * M * N * t.acc_bytes),
         spad_reads=nb[2] * M * K * t.input_bytes + np.where(ws, n1[:, 0], nb[0]) * K * N * t.weight_bytes,
         accumulations=np.where(ws, nb[1], n1[:, 1]) * M * N,

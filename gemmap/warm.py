@@ -27,6 +27,16 @@ fills that do not hit the L2 cost the mix of the two rates (:func:`memory_cycles
 layer's memory time grows by :func:`cache_miss_cycles`. A conv's input and weight reloads miss it by the
 same rule over the data that passes between two walks (:func:`gemmap.convmodel.cache_reload_cycles`);
 matmul reloads stay at the hit rate.
+
+**Write-allocate through the memory** (``l2.allocate_through_memory``). The L2's fetch of an output line
+before a partial write (gemmap/dma.py, Write-allocate) and the write-back of a line it fetched again are
+transactions of the memory behind it, which serves one at a time (FASED's LLC model: one state machine,
+firesim-dosa @eeb9fdb7 ``LastLevelCache.scala`` L188-411), so they share its time with the DMA's own
+misses; the memory bytes count each output byte written once. :func:`allocate_memory_cycles` adds the
+rest: each line fetched once at the first fills' rate (the previous run wrote it), and each line fetched
+again (a conv's output-line re-fetches, :func:`gemmap.convmodel.refetch_lines`) at the hit rate plus the
+misses of what the memory-side cache did not keep over the data between two writes to it, and written
+back once more at the hit rate.
 """
 
 from __future__ import annotations
@@ -129,12 +139,30 @@ def cache_miss_cycles(arch: Arch, problem: Problem) -> float:
     return (sum(compulsory_by_tensor(arch, problem)) - warm_bytes(arch, problem)) * extra
 
 
+def allocate_memory_cycles(arch: Arch, problem: Problem, first_lines, refetched_lines=0.0, refetch_footprint=0.0):
+    """Memory cycles of the L2's write-allocate traffic that the memory bytes do not count (module
+    docstring, "Write-allocate through the memory"): ``first_lines`` output lines fetched once, and
+    ``refetched_lines`` fetched and written back again after ``refetch_footprint`` bytes passed
+    through the memory-side cache. 0 unless ``l2.allocate_through_memory``. Broadcasts."""
+    first = np.asarray(first_lines, dtype=np.float64)
+    if arch.l2 is None or not arch.l2.allocate_through_memory:
+        return np.zeros(np.broadcast(first, refetched_lines, refetch_footprint).shape)
+    d, line = arch.dram, arch.l2.line_bytes
+    again = np.asarray(refetched_lines, dtype=np.float64)
+    missed = 0.0
+    if d.cache_kib is not None:
+        missed = 1.0 - kept_shares(d.cache_bytes, d.cache_ways, refetch_footprint)
+    per_again = 2.0 / d.bytes_per_cycle + missed * miss_cycles_per_byte(arch)
+    return line * (first * memory_cycles_per_first_byte(arch, problem) + again * per_again)
+
+
 def warm_bytes(arch: Arch, problem: Problem) -> int:
     """All the bytes the run finds in the L2: what every mapping's memory bytes drop by."""
     return sum(warm_by_tensor(arch, problem))
 
 
 __all__ = [
+    "allocate_memory_cycles",
     "cache_miss_cycles",
     "cold_share",
     "compulsory_by_tensor",

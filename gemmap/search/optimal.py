@@ -201,7 +201,7 @@ def _local_grid(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[LocalTerms
         prologue=by_db("prologue"),
         epilogue=by_db("epilogue"),
         first_lift=by_tile("first_lift"),
-        memory_extra=lt.memory_extra,
+        memory_extra=by_tile("memory_extra"),
         stationary=by_df("stationary"),
         spad_reads=by_df("spad_reads"),
         accumulations=by_df("accumulations"),
@@ -248,8 +248,8 @@ CHUNK_TRIPLES = 1 << 13
 GRID_CACHE_BYTES = 768 << 20
 #: an upper bound of :attr:`_BoundGrid.nbytes` per tile triple and dataflow (8-byte values: 3
 #: variants × 4 bufferings of cycles, 4 per-dataflow terms) plus per triple (2 × 4 per-buffering
-#: terms, 8 per-tile terms, 3 variants × up to 6 byte counts)
-_BYTES_PER_TRIPLE_DF, _BYTES_PER_TRIPLE = 8 * (3 * 4 + 4), 8 * (2 * 4 + 8 + 3 * 6)
+#: terms, 9 per-tile terms, 3 variants × up to 6 byte counts)
+_BYTES_PER_TRIPLE_DF, _BYTES_PER_TRIPLE = 8 * (3 * 4 + 4), 8 * (2 * 4 + 9 + 3 * 6)
 
 _GRIDS: collections.OrderedDict[tuple[str, tuple[int, int, int], bool], _BoundGrid] = collections.OrderedDict()
 #: the SRAMs (scratchpad, accumulator) a grid key was first searched at, for the
