@@ -202,6 +202,13 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _arch(lambda a: _sub(a, "dram", cache_kib=None, cache_ways=None, miss_bytes_per_cycle=None)),
     ),
     (
+        "write-allocate through the memory",
+        "the L2's line fetches before partial output writes, and the second write-back of a conv output line "
+        "fetched again, are transactions of the memory's one state machine too, so they add to its time "
+        "(l2.allocate_through_memory; MSHR.scala L281-282, LastLevelCache.scala L188-411; gemmap/warm.py)",
+        _arch(lambda a: _sub(a, "l2", allocate_through_memory=False) if a.l2 is not None else a),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict Rules.per_pe_dim; "
         "gemmini_data_collection.py L155-212)",
