@@ -209,6 +209,13 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _arch(lambda a: _sub(a, "l2", allocate_through_memory=False) if a.l2 is not None else a),
     ),
     (
+        "dirty victims of the memory-side cache",
+        "a miss whose random victim is dirty writes the 128-B block back first, 8 B/cycle; the share of dirty "
+        "lines taken as the layer's output share of its compulsory bytes (dram.victim_bytes_per_cycle; "
+        "LastLevelCache.scala L212-228, L303, L333-335, L365-395; gemmap/warm.py)",
+        _arch(lambda a: _sub(a, "dram", victim_bytes_per_cycle=None)),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict Rules.per_pe_dim; "
         "gemmini_data_collection.py L155-212)",

@@ -195,6 +195,11 @@ class Dram:
     cache_kib: SramKiB | None = None
     cache_ways: Count | None = None
     miss_bytes_per_cycle: Bandwidth | None = None
+    #: the rate at which that cache writes a dirty victim back before a miss refills its way (FASED's
+    #: LLC model sends the block's beats one a cycle on the memory's 8-byte channel); a miss then also
+    #: costs the victim's bytes at this rate times the share of the cached lines that are dirty
+    #: (gemmap/warm.py, "Dirty victims"); null: victims cost nothing
+    victim_bytes_per_cycle: Bandwidth | None = None
 
     @property
     def cache_bytes(self) -> int:
@@ -442,6 +447,10 @@ class Arch:
         if (d.cache_kib is None) != (d.miss_bytes_per_cycle is None):
             raise GemmapError(
                 f"{where}: dram.cache_kib and dram.miss_bytes_per_cycle go together (a cache and its miss rate)"
+            )
+        if d.victim_bytes_per_cycle is not None and d.cache_kib is None:
+            raise GemmapError(
+                f"{where}: dram.victim_bytes_per_cycle needs dram.cache_kib (the victims of which cache?)"
             )
         if d.cache_ways is not None and d.cache_kib is None:
             raise GemmapError(f"{where}: dram.cache_ways needs dram.cache_kib (the ways of which cache?)")

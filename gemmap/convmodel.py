@@ -358,7 +358,7 @@ def cache_reload_cycles(
     rate; the window counts padding rows and ignores the downsample mode, spilled weight rows count
     their bytes, not a line each, and the wrapped loader's reads are left out."""
     T, n = np.atleast_2d(T), np.atleast_2d(n)
-    per_byte = warm.miss_cycles_per_byte(arch)
+    per_byte = warm.miss_cycles_per_byte(arch, shape)
     if per_byte == 0.0:
         return np.zeros(len(T))
     t = arch.datatypes
@@ -484,7 +484,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     store_floor = refetch_store_floor(arch, shape, np.array([T]), np.array([n]), order_1)
     memory_extra = warm.cache_miss_cycles(arch, problem)
     memory_extra = memory_extra + allocate_memory_cycles(arch, problem, shape, np.array([T]), np.array([n]), order_1)
-    if warm.miss_cycles_per_byte(arch):  # reloads that miss a memory-side cache (cache_reload_cycles)
+    if warm.miss_cycles_per_byte(arch, shape):  # reloads that miss a memory-side cache (cache_reload_cycles)
         reload_a = _input_volume(shape, T) * (mult_a2 - 1) * t.input_bytes
         reload_b = per_reload * (mult_b - 1) if per_reload else shape.weight_elems * (mult_b2 - 1) * t.weight_bytes
         memory_extra = memory_extra + cache_reload_cycles(
@@ -802,7 +802,7 @@ def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -
         allocate = allocate_memory_cycles(arch, problem, shape, batch.tile, terms.n, batch.order)
         lt = dataclasses.replace(lt, store_floor=floor, memory_extra=lt.memory_extra + allocate)
     mult = order_multipliers(arch, terms.n, batch.order)
-    if warm.miss_cycles_per_byte(arch):  # order-dependent too, and >= 0
+    if warm.miss_cycles_per_byte(arch, shape):  # order-dependent too, and >= 0
         t = arch.datatypes
         reload_a = terms.vol_a * (mult.a_l2 - 1) * t.input_bytes
         reload_b = np.where(

@@ -175,7 +175,9 @@ class ConvMapSpace:
         """The :func:`class_table` arguments of this space: all tensors' signatures, the loops
         inside the output-channel loop where a cache L2 re-fetches output lines, and the loops inside
         the loop re-walking the input and the weights where a memory-side cache can miss their reloads."""
-        rewalk = warm.miss_cycles_per_byte(self.arch) > 0.0  # with or without an L2 (per-call reloads walk too)
+        rewalk = (
+            warm.miss_cycles_per_byte(self.arch, self.shape) > 0.0
+        )  # with or without an L2 (per-call reloads walk too)
         return self.all_tensors, write_allocates(self.arch), rewalk
 
     @functools.cached_property

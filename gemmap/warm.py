@@ -28,6 +28,14 @@ layer's memory time grows by :func:`cache_miss_cycles`. A conv's input and weigh
 same rule over the data that passes between two walks (:func:`gemmap.convmodel.cache_reload_cycles`);
 matmul reloads stay at the hit rate.
 
+**Dirty victims** (``dram.victim_bytes_per_cycle``). When a miss finds its set full, FASED's LLC model picks a
+random victim, and a dirty one is written back before the refill, holding its state machine for the
+block's beats (firesim-dosa @eeb9fdb7 ``LastLevelCache.scala`` L212-228, L303, L333-335, L365-395). The
+lines it holds dirty are the ones written into it, the L2's write-backs of a layer's output; the chance
+that a victim is dirty is taken as the output's share of the layer's compulsory bytes, so every byte
+that misses costs ``share / victim_bytes_per_cycle`` more (:func:`victim_cycles_per_byte`). It is the
+layer's share, not what the cache holds when the run starts.
+
 **Write-allocate through the memory** (``l2.allocate_through_memory``). The L2's fetch of an output line
 before a partial write (gemmap/dma.py, Write-allocate) and the write-back of a line it fetched again are
 transactions of the memory behind it, which serves one at a time (FASED's LLC model: one state machine,
@@ -46,7 +54,7 @@ import math
 import numpy as np
 
 from gemmap.arch import Arch
-from gemmap.conv import compulsory_bytes, conv_shape
+from gemmap.conv import ConvShape, compulsory_bytes, conv_shape
 from gemmap.workload import Problem
 
 
@@ -105,27 +113,40 @@ def cold_share(arch: Arch, problem: Problem) -> float:
 def memory_cycles_per_first_byte(arch: Arch, problem: Problem) -> float:
     """Memory cycles per byte of the run's first fills that come from memory. Behind a memory-side
     cache (``dram.cache_kib``) the share of them it holds when the run starts arrives at
-    ``dram.bytes_per_cycle`` and the rest at ``dram.miss_bytes_per_cycle``; what it holds follows
-    the L2's rule: with ``l2.warm_start`` the random-victim share of the compulsory footprint,
-    nothing of one larger than it, and nothing at all in a cold run (module docstring, "Memory-side
-    cache"). Without one, ``1 / dram.bytes_per_cycle``; a miss is charged at the slower of the two rates.
-    The warm start is the L2's flag, so without an L2 the cache starts cold."""
+    ``dram.bytes_per_cycle`` and the rest at ``dram.miss_bytes_per_cycle`` plus their dirty victims
+    (:func:`victim_cycles_per_byte`); what it holds follows the L2's rule: with ``l2.warm_start`` the
+    random-victim share of the compulsory footprint, nothing of one larger than it, and nothing at all
+    in a cold run (module docstring, "Memory-side cache"). Without one, ``1 / dram.bytes_per_cycle``; a
+    miss is charged at the slower of the two rates. The warm start is the L2's flag, so without an L2
+    the cache starts cold."""
     d = arch.dram
     if d.cache_kib is None or d.miss_bytes_per_cycle is None:
         return 1.0 / d.bytes_per_cycle
     held = _kept(d.cache_bytes, d.cache_ways, sum(compulsory_by_tensor(arch, problem))) if _warm(arch) else 0.0
-    miss = min(
-        d.miss_bytes_per_cycle, d.bytes_per_cycle
-    )  # a miss is never faster than a hit (a capped or fitted hit rate)
-    return held / d.bytes_per_cycle + (1.0 - held) / miss
+    return held / d.bytes_per_cycle + (1.0 - held) * (
+        1.0 / d.bytes_per_cycle + miss_cycles_per_byte(arch, conv_shape(problem, arch))
+    )
 
 
-def miss_cycles_per_byte(arch: Arch) -> float:
-    """Memory cycles a byte that misses the memory-side cache takes beyond a hit (0 without one)."""
+def victim_cycles_per_byte(arch: Arch, shape: ConvShape) -> float:
+    """Memory cycles a byte that misses the memory-side cache adds for the dirty victim its refill
+    evicts (module docstring, "Dirty victims"): the layer's output share of its compulsory bytes (the
+    lines the cache holds dirty) at ``1 / dram.victim_bytes_per_cycle``; 0 without a victim rate."""
+    d = arch.dram
+    if d.cache_kib is None or d.victim_bytes_per_cycle is None:
+        return 0.0
+    a, b, c = compulsory_bytes(shape, arch.datatypes)
+    return c / max(a + b + c, 1) / d.victim_bytes_per_cycle
+
+
+def miss_cycles_per_byte(arch: Arch, shape: ConvShape) -> float:
+    """Memory cycles a byte that misses the memory-side cache takes beyond a hit, its dirty victims
+    included (0 without one; a miss is never faster than a hit: a capped or fitted hit rate)."""
     d = arch.dram
     if d.cache_kib is None or d.miss_bytes_per_cycle is None:
         return 0.0
-    return 1.0 / min(d.miss_bytes_per_cycle, d.bytes_per_cycle) - 1.0 / d.bytes_per_cycle
+    clean = 1.0 / min(d.miss_bytes_per_cycle, d.bytes_per_cycle) - 1.0 / d.bytes_per_cycle
+    return clean + victim_cycles_per_byte(arch, shape)
 
 
 def cache_miss_cycles(arch: Arch, problem: Problem) -> float:
@@ -152,7 +173,7 @@ def allocate_memory_cycles(arch: Arch, problem: Problem, first_lines, refetched_
     missed = 0.0
     if d.cache_kib is not None:
         missed = 1.0 - kept_shares(d.cache_bytes, d.cache_ways, refetch_footprint)
-    per_again = 2.0 / d.bytes_per_cycle + missed * miss_cycles_per_byte(arch)
+    per_again = 2.0 / d.bytes_per_cycle + missed * miss_cycles_per_byte(arch, conv_shape(problem, arch))
     return line * (first * memory_cycles_per_first_byte(arch, problem) + again * per_again)
 
 
@@ -169,6 +190,7 @@ __all__ = [
     "kept_share",
     "kept_shares",
     "miss_cycles_per_byte",
+    "victim_cycles_per_byte",
     "memory_cycles_per_first_byte",
     "warm_by_tensor",
     "warm_bytes",

@@ -18,7 +18,7 @@ from gemmap.workload import Problem
 from tests.agree import conv_agrees, matmul_agrees, optimal_matches_exhaustive
 from tests.test_convspace import conv_problem
 from tests.test_mapspace import small_arch
-from tests.test_memory_cache import HIT, MISS, with_dram
+from tests.test_memory_cache import HIT, MISS, clean, with_dram
 
 
 def switched_off(arch):
@@ -38,6 +38,7 @@ def test_fetch_lines_by_hand(firesim_arch):
 
 
 def test_matmul_by_hand_and_in_the_model(firesim_arch):
+    firesim_arch = clean(firesim_arch)  # the miss rate alone (dirty victims: tests/test_memory_cache.py)
     # C is 1024 x 1024 int8 = 1 MiB: 16,384 lines, each fetched once (cold: at the miss rate) when
     # C's rows are narrower than a line
     p = Problem("t", 1024, 64, 1024)
@@ -59,6 +60,7 @@ def test_matmul_by_hand_and_in_the_model(firesim_arch):
 
 
 def test_conv_refetches_by_hand(firesim_arch):
+    firesim_arch = clean(firesim_arch)  # the miss rate alone (dirty victims: tests/test_memory_cache.py)
     # C16 K64 32x32 3x3 (pad 1), a 48 KiB L2, k tiles of 16 (4 of them) outermost: the output is
     # 32 x 32 x 64 B = 64 KiB, 1,024 lines, each written in 16-byte rows (fetched once, cold: at the
     # miss rate). One k iteration touches an output line per pixel (65,536 B), the input window
@@ -92,6 +94,7 @@ def test_conv_refetches_by_hand(firesim_arch):
 
 
 def test_warm_runs_fetch_what_the_cache_kept(firesim_arch):
+    firesim_arch = clean(firesim_arch)  # the miss rate alone (dirty victims: tests/test_memory_cache.py)
     # a warm run (l2.warm_start) fetches the output's lines at the first fills' mixed rate
     arch = with_l2(firesim_arch, warm_start=True)
     p = Problem("t", 1024, 64, 1024)

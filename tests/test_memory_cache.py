@@ -33,10 +33,16 @@ def warm_arch(arch):
 
 
 def no_cache(arch):
-    return with_dram(arch, cache_kib=None, cache_ways=None, miss_bytes_per_cycle=None)
+    return with_dram(arch, cache_kib=None, cache_ways=None, miss_bytes_per_cycle=None, victim_bytes_per_cycle=None)
+
+
+def clean(arch):
+    """``arch`` with clean victims (no write-back before a miss's refill): the checks of the miss rate alone."""
+    return with_dram(arch, victim_bytes_per_cycle=None)
 
 
 def test_first_byte_rate_by_hand(firesim_arch):
+    firesim_arch = clean(firesim_arch)  # the miss rate alone (dirty victims: tests/test_allocate_memory.py)
     assert (firesim_arch.dram.cache_kib, firesim_arch.dram.cache_ways) == (4096, 8)
     small = Problem("t", 64, 256, 128)  # 56 KiB: under one line a set of the 4 MiB cache
     cold = warm.memory_cycles_per_first_byte(firesim_arch, small)
@@ -53,6 +59,7 @@ def test_first_byte_rate_by_hand(firesim_arch):
 
 
 def test_extra_cycles_by_hand(firesim_arch):
+    firesim_arch = clean(firesim_arch)  # the miss rate alone (dirty victims: tests/test_allocate_memory.py)
     p = Problem("t", 64, 256, 128)  # A 16 KiB, B 32 KiB, C 8 KiB
     comp = 64 * 256 + 256 * 128 + 64 * 128
     assert warm.cache_miss_cycles(firesim_arch, p) == pytest.approx(comp * (1 / MISS - 1 / HIT))
@@ -103,6 +110,7 @@ def test_optimal_equals_exhaustive_where_misses_bind(gemmini, firesim_arch, obje
 
 
 def test_a_cache_without_an_l2_starts_cold(firesim_arch):
+    firesim_arch = clean(firesim_arch)  # the miss rate alone (dirty victims: tests/test_allocate_memory.py)
     arch = dataclasses.replace(firesim_arch, l2=None)
     p = Problem("t", 64, 256, 128)
     comp = 64 * 256 + 256 * 128 + 64 * 128
@@ -112,6 +120,7 @@ def test_a_cache_without_an_l2_starts_cold(firesim_arch):
 
 
 def test_a_miss_is_never_faster_than_a_hit(firesim_arch):
+    firesim_arch = clean(firesim_arch)  # the miss rate alone (dirty victims: tests/test_allocate_memory.py)
     # a hit rate capped or fitted below the stated miss rate makes every first fill that slow
     slow = with_dram(firesim_arch, bytes_per_cycle=4.0)
     p = Problem("t", 64, 256, 128)
@@ -158,6 +167,7 @@ def test_the_map_report_floor_counts_the_misses(firesim_arch):
 
 
 def test_conv_reload_misses_by_hand(firesim_arch):
+    firesim_arch = clean(firesim_arch)  # the miss rate alone (dirty victims: tests/test_allocate_memory.py)
     # C16 K64 8x8 3x3 (pad 1), tiles k 16 (4 of them) and p 4 (2), order k outermost: the input is
     # re-walked by the k loop, 3 times after its first pass; between two walks the loops inside it
     # touch the whole input (10 x 10 x 16 B = 1,600 B), one k tile of weights (16 x 16 x 9 = 2,304 B)
@@ -184,3 +194,29 @@ def test_conv_reload_misses_by_hand(firesim_arch):
     assert cost.dram_cycles == pytest.approx(
         cost.dram_bytes / HIT + warm.cache_miss_cycles(small, p) + reload * (1 / MISS - 1 / HIT), rel=1e-12
     )
+
+
+def test_dirty_victims_by_hand(firesim_arch):
+    # a miss whose victim is dirty writes its 128-B block back first, at 8 B/cycle; the cached lines are
+    # dirty in the share of the layer's compulsory bytes it writes: C 1 MiB of A 64 KiB + B 64 KiB + C
+    assert firesim_arch.dram.victim_bytes_per_cycle == 8.0
+    p = Problem("t", 1024, 64, 1024)
+    share = (1 << 20) / ((1 << 20) + (128 << 10))
+    shape = conv_shape(p, firesim_arch)
+    assert warm.victim_cycles_per_byte(firesim_arch, shape) == pytest.approx(share / 8)
+    assert warm.miss_cycles_per_byte(firesim_arch, shape) == pytest.approx(1 / MISS - 1 / HIT + share / 8)
+    assert warm.memory_cycles_per_first_byte(firesim_arch, p) == pytest.approx(1 / MISS + share / 8)  # cold
+    assert warm.victim_cycles_per_byte(clean(firesim_arch), shape) == 0.0
+    # a conv: input 10 x 10 x 16, weights 9 x 16 x 32, output 8 x 8 x 32 (int8)
+    cp = conv_problem(ConvShape(n=1, k=32, c=16, p=8, q=8, r=3, s=3, stride=1, padding=0))
+    out = 8 * 8 * 32
+    share = out / (10 * 10 * 16 + 9 * 16 * 32 + out)
+    assert warm.victim_cycles_per_byte(firesim_arch, conv_shape(cp, firesim_arch)) == pytest.approx(share / 8)
+    # in the model: the first fills that miss take the victims' time too, nothing else changes
+    m = MapSpace(firesim_arch, p).sample(1, seed=2)[0]
+    dirty, plain = model.evaluate(firesim_arch, p, m), model.evaluate(clean(firesim_arch), p, m)
+    assert dirty.dram_bytes == plain.dram_bytes
+    extra = warm.cache_miss_cycles(firesim_arch, p) - warm.cache_miss_cycles(clean(firesim_arch), p)
+    assert extra > 0 and dirty.dram_cycles - plain.dram_cycles >= extra * (1 - 1e-12)
+    with pytest.raises(GemmapError, match="victim_bytes_per_cycle"):
+        with_dram(firesim_arch, cache_kib=None, cache_ways=None, miss_bytes_per_cycle=None).checked("a.yaml")
