@@ -315,29 +315,41 @@ def refetch_store_floor(arch: Arch, shape: ConvShape, T: np.ndarray, n: np.ndarr
     """The fewest store cycles of output-line re-fetches (module docstring, Output-line re-fetches) of
     tiles ``T`` (m, 7) with counts ``n`` (m, 7) under orders ``order`` (m,, indices into ORDERS); 0
     where they do not happen: :func:`refetch_lines`, each fetched and written back at the hit rate."""
-    lines, _ = refetch_lines(arch, shape, T, n, order)
+    return _store_floor(arch, refetch_lines(arch, shape, T, n, order)[0])
+
+
+def _store_floor(arch: Arch, lines: np.ndarray) -> np.ndarray:
+    """Store cycles of re-fetching ``lines`` output lines: a fetch and a write-back each at the hit rate."""
     if not lines.any():
         return np.zeros(len(lines))
     return lines * 2 * arch.l2.line_bytes / arch.dram.bytes_per_cycle  # type: ignore[union-attr]
 
 
 def allocate_memory_cycles(
-    arch: Arch, problem: Problem, shape: ConvShape, T: np.ndarray, n: np.ndarray, order: np.ndarray
+    arch: Arch, problem: Problem, shape: ConvShape, k_t: np.ndarray, lines: np.ndarray, footprint: np.ndarray
 ) -> np.ndarray:
     """Memory cycles of the L2's write-allocate traffic (:func:`gemmap.warm.allocate_memory_cycles`) of
-    tiles ``T`` (m, 7) under orders ``order`` (m,): the output's lines fetched once where its mvout rows
-    (``min(k_t, DIM)`` channels) are narrower than a line, and the re-fetched lines beyond those
-    (:func:`refetch_lines`). Broadcasts over m."""
-    T, n = np.atleast_2d(T), np.atleast_2d(n)
+    tiles of ``k_t`` output channels (m,) with the output-line re-fetches ``lines`` over ``footprint``
+    (m,: :func:`refetch_lines`): the output's lines fetched once where its mvout rows (``min(k_t, DIM)``
+    channels) are narrower than a line, and the re-fetched lines beyond those. Broadcasts over m."""
+    k_t = np.asarray(k_t, dtype=np.int64)
     if arch.l2 is None or not arch.l2.allocate_through_memory or not dma.write_allocates(arch):
-        return np.zeros(len(T))
+        return np.zeros(k_t.shape)
     t = arch.datatypes
     out_bytes = shape.output_elems * t.output_bytes
-    first = dma.allocate_fetch_lines(arch, np.minimum(T[:, _K], arch.dim_cols) * t.output_bytes, out_bytes)
-    lines, footprint = refetch_lines(arch, shape, T, n, order)
+    first = dma.allocate_fetch_lines(arch, np.minimum(k_t, arch.dim_cols) * t.output_bytes, out_bytes)
     distinct = -(-out_bytes // arch.l2.line_bytes)
     again = np.where(lines > 0, np.maximum(lines - distinct, 0), 0)
     return warm.allocate_memory_cycles(arch, problem, first, again, footprint)
+
+
+def _store_terms(
+    arch: Arch, problem: Problem, shape: ConvShape, T: np.ndarray, n: np.ndarray, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(store floor, write-allocate memory cycles) of tiles ``T`` (m, 7) with counts ``n`` under
+    orders ``order`` (m,), from one :func:`refetch_lines`."""
+    lines, footprint = refetch_lines(arch, shape, T, n, order)
+    return _store_floor(arch, lines), allocate_memory_cycles(arch, problem, shape, T[:, _K], lines, footprint)
 
 
 def cache_reload_cycles(
@@ -481,9 +493,8 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
         return np.array([x])
 
     order_1 = arr(ORDER_INDEX[m.order])
-    store_floor = refetch_store_floor(arch, shape, np.array([T]), np.array([n]), order_1)
-    memory_extra = warm.cache_miss_cycles(arch, problem)
-    memory_extra = memory_extra + allocate_memory_cycles(arch, problem, shape, np.array([T]), np.array([n]), order_1)
+    store_floor, allocate = _store_terms(arch, problem, shape, np.array([T]), np.array([n]), order_1)
+    memory_extra = warm.cache_miss_cycles(arch, problem) + allocate
     if warm.miss_cycles_per_byte(arch, shape):  # reloads that miss a memory-side cache (cache_reload_cycles)
         reload_a = _input_volume(shape, T) * (mult_a2 - 1) * t.input_bytes
         reload_b = per_reload * (mult_b - 1) if per_reload else shape.weight_elems * (mult_b2 - 1) * t.weight_bytes
@@ -798,8 +809,7 @@ def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -
     lt = terms.buffered(batch.db_spad, batch.db_acc)
     shape = conv_shape(problem, arch)
     if dma.write_allocates(arch):  # order-dependent, so not in the tile terms (nor in the search's bounds: >= 0)
-        floor = refetch_store_floor(arch, shape, batch.tile, terms.n, batch.order)
-        allocate = allocate_memory_cycles(arch, problem, shape, batch.tile, terms.n, batch.order)
+        floor, allocate = _store_terms(arch, problem, shape, batch.tile, terms.n, batch.order)
         lt = dataclasses.replace(lt, store_floor=floor, memory_extra=lt.memory_extra + allocate)
     mult = order_multipliers(arch, terms.n, batch.order)
     if warm.miss_cycles_per_byte(arch, shape):  # order-dependent too, and >= 0

@@ -29,6 +29,13 @@ def with_l2(arch, **fields):
     return dataclasses.replace(arch, l2=dataclasses.replace(arch.l2, **fields))
 
 
+def conv_allocate(arch, p, T, n, order):
+    """convmodel.allocate_memory_cycles of tiles ``T`` under ``order``, from their re-fetch lines."""
+    shape = conv_shape(p, arch)
+    lines, footprint = convmodel.refetch_lines(arch, shape, T, n, order)
+    return convmodel.allocate_memory_cycles(arch, p, shape, T[:, 3], lines, footprint)
+
+
 def test_fetch_lines_by_hand(firesim_arch):
     mib = 1 << 20  # larger than the 512 KiB L2
     got = dma.allocate_fetch_lines(firesim_arch, np.array([16, 32, 63, 64, 128]), mib)
@@ -76,11 +83,11 @@ def test_conv_refetches_by_hand(firesim_arch):
     lines, footprint = convmodel.refetch_lines(arch, conv_shape(p, arch), T, n, order)
     assert (int(lines[0]), int(footprint[0])) == (4096, 65536 + 65536 + 9216)
     # the 4 MiB memory-side cache keeps all of 140,288 B (under one line a set): re-fetches at the hit rate
-    got = convmodel.allocate_memory_cycles(arch, p, conv_shape(p, arch), T, n, order)
+    got = conv_allocate(arch, p, T, n, order)
     assert float(got[0]) == pytest.approx(1024 * 64 / MISS + 3072 * 64 * 2 / HIT)
     # a 64 KiB cache keeps none of it: each re-fetch misses it too
     small = with_dram(arch, cache_kib=64, cache_ways=2)
-    got = convmodel.allocate_memory_cycles(small, p, conv_shape(p, small), T, n, order)
+    got = conv_allocate(small, p, T, n, order)
     assert float(got[0]) == pytest.approx(1024 * 64 / MISS + 3072 * 64 * (2 / HIT + 1 / MISS - 1 / HIT))
     # in the model: exactly that much more memory time, the same bytes
     on, off = convmodel.evaluate_conv(small, p, m), convmodel.evaluate_conv(switched_off(small), p, m)
@@ -89,7 +96,7 @@ def test_conv_refetches_by_hand(firesim_arch):
     # the output-channel loop innermost: one tile touches 8 x 32 output lines, 10 x 32 input pixels
     # and the weights, 46,080 B < 48 KiB: no re-fetches, the output's lines fetched once
     inner = ConvMapping(tile=m.tile, order="bpqrsck")
-    got = convmodel.allocate_memory_cycles(arch, p, conv_shape(p, arch), T, n, np.array([ORDER_INDEX[inner.order]]))
+    got = conv_allocate(arch, p, T, n, np.array([ORDER_INDEX[inner.order]]))
     assert float(got[0]) == pytest.approx(1024 * 64 / MISS)
 
 
@@ -110,9 +117,7 @@ def test_scalar_equals_batched(firesim_arch):
     arch = with_l2(firesim_arch, kib=8)
     cp = conv_problem(ConvShape(n=1, k=64, c=16, p=16, q=16, r=3, s=3, stride=1, padding=1))  # output 16 KiB
     batch = next(ConvMapSpace(arch, cp).enumerate(batch_size=256))
-    shape = conv_shape(cp, arch)
-    terms = convmodel.tile_terms(arch, cp, batch.tile)
-    got = convmodel.allocate_memory_cycles(arch, cp, shape, batch.tile, terms.n, batch.order)
+    got = conv_allocate(arch, cp, batch.tile, convmodel.tile_terms(arch, cp, batch.tile).n, batch.order)
     assert got.min() > 0 and got.max() > got.min()  # every output line fetched; re-fetched under some orders
     conv_agrees(arch, cp)
 
