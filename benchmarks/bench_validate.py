@@ -73,7 +73,9 @@ def _arch(f: Callable[[Arch], Arch]) -> Callable[[Config], Config]:
 
 
 #: (name, description with its source, transform that switches the mechanism OFF), in the order the
-#: cumulative table switches them on. The transforms touch disjoint fields, so they compose in any order;
+#: cumulative table switches them on. The transforms touch disjoint fields, so they compose in any order,
+#: but some mechanisms need others: the write-allocate through the memory needs the write-allocate (and
+#: the L2), the dirty victims a memory-side cache (both off with the memory behind the L2 or its cache);
 #: two of them also change the warm start's share, which reads the L2's geometry: "L2 sets" off
 #: (``l2.ways = None``, a software-managed buffer) keeps a footprint that fits whole, and the memory
 #: behind the L2 off (no L2) has no warm start at all. The warm start also decides what the memory-side
@@ -112,7 +114,15 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         "FASED LLC model: one 64-B line per 9 cycles (dram.bytes_per_cycle; LastLevelCache.scala L188-411), "
         "inclusive L2 as a cache (l2; WithInclusiveCache)",
         # the whole memory at the bus's rate: hits and (if the memory-side cache is on) misses alike
-        _arch(lambda a: _sub(dataclasses.replace(a, l2=None), "dram", bytes_per_cycle=16.0, miss_bytes_per_cycle=16.0)),
+        _arch(
+            lambda a: _sub(
+                dataclasses.replace(a, l2=None),
+                "dram",
+                bytes_per_cycle=16.0,
+                miss_bytes_per_cycle=16.0,
+                victim_bytes_per_cycle=None,
+            )
+        ),
     ),
     (
         "tiles pipelined",
@@ -199,7 +209,11 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         "footprint; a cold run: none), and a conv's reloads it cannot keep between the walks of the loop re-walking "
         "them, come at 4.74 B/cycle instead of 7.1, a miss holding its one state machine for the 128-B block's "
         "refill (dram.cache_kib, miss_bytes_per_cycle; LastLevelCache.scala L79-116, L188-411)",
-        _arch(lambda a: _sub(a, "dram", cache_kib=None, cache_ways=None, miss_bytes_per_cycle=None)),
+        _arch(
+            lambda a: _sub(
+                a, "dram", cache_kib=None, cache_ways=None, miss_bytes_per_cycle=None, victim_bytes_per_cycle=None
+            )
+        ),
     ),
     (
         "write-allocate through the memory",

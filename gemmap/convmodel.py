@@ -331,14 +331,16 @@ def allocate_memory_cycles(
     """Memory cycles of the L2's write-allocate traffic (:func:`gemmap.warm.allocate_memory_cycles`) of
     tiles of ``k_t`` output channels (m,) with the output-line re-fetches ``lines`` over ``footprint``
     (m,: :func:`refetch_lines`): the output's lines fetched once where its mvout rows (``min(k_t, DIM)``
-    channels) are narrower than a line, and the re-fetched lines beyond those. Broadcasts over m."""
+    channels) are narrower than a line or where they are re-fetched (whose first slice fetches them
+    too, the output larger than the L2 or not), and the re-fetched lines beyond those. Broadcasts over m."""
     k_t = np.asarray(k_t, dtype=np.int64)
     if arch.l2 is None or not arch.l2.allocate_through_memory or not dma.write_allocates(arch):
         return np.zeros(k_t.shape)
     t = arch.datatypes
     out_bytes = shape.output_elems * t.output_bytes
-    first = dma.allocate_fetch_lines(arch, np.minimum(k_t, arch.dim_cols) * t.output_bytes, out_bytes)
     distinct = -(-out_bytes // arch.l2.line_bytes)
+    once = dma.allocate_fetch_lines(arch, np.minimum(k_t, arch.dim_cols) * t.output_bytes, out_bytes)
+    first = np.where(lines > 0, float(distinct), once)
     again = np.where(lines > 0, np.maximum(lines - distinct, 0), 0)
     return warm.allocate_memory_cycles(arch, problem, first, again, footprint)
 
@@ -833,6 +835,17 @@ def invalid_reason_of(arch: Arch, problem: Problem, m: Mapping | ConvMapping) ->
     if isinstance(m, ConvMapping):
         return conv_invalid_reason(arch, problem, m)
     return gemm_invalid_reason(arch, problem, m)
+
+
+def allocate_cycles_of(arch: Arch, problem: Problem, m: Mapping | ConvMapping) -> float:
+    """The memory cycles the L2's write-allocate traffic of ``m`` adds (``l2.allocate_through_memory``;
+    :func:`allocate_memory_cycles`, :func:`gemmap.model.allocate_memory_cycles`), part of its DRAM floor."""
+    if not isinstance(m, ConvMapping):
+        return float(model.allocate_memory_cycles(arch, problem, np.array([m.local[2]]))[0])
+    shape = conv_shape(problem, arch)
+    n = np.array([[ceil_div(d, x) for d, x in zip(shape.dims, m.tile)]])
+    _, allocate = _store_terms(arch, problem, shape, np.array([m.tile]), n, np.array([ORDER_INDEX[m.order]]))
+    return float(allocate[0])
 
 
 def evaluate_of(arch: Arch, problem: Problem, m: Mapping | ConvMapping) -> Cost:

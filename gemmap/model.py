@@ -437,8 +437,10 @@ def dma_rates(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[np.ndarray, 
 
 def allocate_memory_cycles(arch: Arch, problem: Problem, Tn) -> np.ndarray:
     """Memory cycles of the L2's write-allocate fetches of the M·N output written in rows of ``Tn``
-    outputs (:func:`gemmap.dma.allocate_fetch_lines`, :func:`gemmap.warm.allocate_memory_cycles`; C
-    tiles are written once, after their last K tile, so no line is fetched twice). Broadcasts."""
+    outputs (:func:`gemmap.dma.allocate_fetch_lines`, :func:`gemmap.warm.allocate_memory_cycles`): each
+    line once. C tiles are written once, after their last K tile, but neighbouring N tiles of rows
+    narrower than a line share lines, which the L2 may lose between their writes; those re-fetches
+    are not modelled for GEMMs (convs: :func:`gemmap.convmodel.refetch_lines`). Broadcasts."""
     t = arch.datatypes
     M, _, N = problem.shape_key()
     first = dma.allocate_fetch_lines(arch, np.asarray(Tn) * t.output_bytes, M * N * t.output_bytes)

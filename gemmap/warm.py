@@ -41,10 +41,12 @@ before a partial write (gemmap/dma.py, Write-allocate) and the write-back of a l
 transactions of the memory behind it, which serves one at a time (FASED's LLC model: one state machine,
 firesim-dosa @eeb9fdb7 ``LastLevelCache.scala`` L188-411), so they share its time with the DMA's own
 misses; the memory bytes count each output byte written once. :func:`allocate_memory_cycles` adds the
-rest: each line fetched once at the first fills' rate (the previous run wrote it), and each line fetched
-again (a conv's output-line re-fetches, :func:`gemmap.convmodel.refetch_lines`) at the hit rate plus the
-misses of what the memory-side cache did not keep over the data between two writes to it, and written
-back once more at the hit rate.
+rest: each line's first fetch at the hit rate (whether that first transaction of the line misses the
+memory-side cache is already in :func:`cache_miss_cycles`, through the output's compulsory bytes: the
+write-back that follows the fetch then hits), and each line fetched again (a conv's output-line
+re-fetches, :func:`gemmap.convmodel.refetch_lines`) at the hit rate plus the misses of what the
+memory-side cache did not keep over the data between two writes to it, and written back once more at
+the hit rate.
 """
 
 from __future__ import annotations
@@ -162,7 +164,8 @@ def cache_miss_cycles(arch: Arch, problem: Problem) -> float:
 
 def allocate_memory_cycles(arch: Arch, problem: Problem, first_lines, refetched_lines=0.0, refetch_footprint=0.0):
     """Memory cycles of the L2's write-allocate traffic that the memory bytes do not count (module
-    docstring, "Write-allocate through the memory"): ``first_lines`` output lines fetched once, and
+    docstring, "Write-allocate through the memory"): ``first_lines`` output lines fetched once (at the
+    hit rate: their misses are the output's compulsory bytes' in :func:`cache_miss_cycles`), and
     ``refetched_lines`` fetched and written back again after ``refetch_footprint`` bytes passed
     through the memory-side cache. 0 unless ``l2.allocate_through_memory``. Broadcasts."""
     first = np.asarray(first_lines, dtype=np.float64)
@@ -174,7 +177,7 @@ def allocate_memory_cycles(arch: Arch, problem: Problem, first_lines, refetched_
     if d.cache_kib is not None:
         missed = 1.0 - kept_shares(d.cache_bytes, d.cache_ways, refetch_footprint)
     per_again = 2.0 / d.bytes_per_cycle + missed * miss_cycles_per_byte(arch, conv_shape(problem, arch))
-    return line * (first * memory_cycles_per_first_byte(arch, problem) + again * per_again)
+    return line * (first / d.bytes_per_cycle + again * per_again)
 
 
 def warm_bytes(arch: Arch, problem: Problem) -> int:

@@ -201,11 +201,11 @@ def test_dirty_victims_by_hand(firesim_arch):
     # dirty in the share of the layer's compulsory bytes it writes: C 1 MiB of A 64 KiB + B 64 KiB + C
     assert firesim_arch.dram.victim_bytes_per_cycle == 8.0
     p = Problem("t", 1024, 64, 1024)
-    share = (1 << 20) / ((1 << 20) + (128 << 10))
+    mm_share = (1 << 20) / ((1 << 20) + (128 << 10))
     shape = conv_shape(p, firesim_arch)
-    assert warm.victim_cycles_per_byte(firesim_arch, shape) == pytest.approx(share / 8)
-    assert warm.miss_cycles_per_byte(firesim_arch, shape) == pytest.approx(1 / MISS - 1 / HIT + share / 8)
-    assert warm.memory_cycles_per_first_byte(firesim_arch, p) == pytest.approx(1 / MISS + share / 8)  # cold
+    assert warm.victim_cycles_per_byte(firesim_arch, shape) == pytest.approx(mm_share / 8)
+    assert warm.miss_cycles_per_byte(firesim_arch, shape) == pytest.approx(1 / MISS - 1 / HIT + mm_share / 8)
+    assert warm.memory_cycles_per_first_byte(firesim_arch, p) == pytest.approx(1 / MISS + mm_share / 8)  # cold
     assert warm.victim_cycles_per_byte(clean(firesim_arch), shape) == 0.0
     # a conv: input 10 x 10 x 16, weights 9 x 16 x 32, output 8 x 8 x 32 (int8)
     cp = conv_problem(ConvShape(n=1, k=32, c=16, p=8, q=8, r=3, s=3, stride=1, padding=0))
@@ -217,6 +217,8 @@ def test_dirty_victims_by_hand(firesim_arch):
     dirty, plain = model.evaluate(firesim_arch, p, m), model.evaluate(clean(firesim_arch), p, m)
     assert dirty.dram_bytes == plain.dram_bytes
     extra = warm.cache_miss_cycles(firesim_arch, p) - warm.cache_miss_cycles(clean(firesim_arch), p)
-    assert extra > 0 and dirty.dram_cycles - plain.dram_cycles >= extra * (1 - 1e-12)
+    # the cold run misses every compulsory byte (1.125 MiB): each pays its share of victims
+    assert extra == pytest.approx((1 << 20) * 1.125 * mm_share / 8)
+    assert dirty.dram_cycles - plain.dram_cycles == pytest.approx(extra, rel=1e-12)
     with pytest.raises(GemmapError, match="victim_bytes_per_cycle"):
         with_dram(firesim_arch, cache_kib=None, cache_ways=None, miss_bytes_per_cycle=None).checked("a.yaml")

@@ -11,6 +11,7 @@ from rich.text import Text
 from gemmap import api, warm
 from gemmap.arch import DEFAULT_ARCH
 from gemmap.cli.common import arch_from_args, sram_kib
+from gemmap.convmodel import allocate_cycles_of
 from gemmap.errors import GemmapError
 from gemmap.interop.convert import LAYER_KINDS
 from gemmap.interop.gemmini_calls import MatmulCall
@@ -135,7 +136,9 @@ def render(ev: api.EvaluatedMapping) -> RenderableType:
     cycles.add_row("exposed transfer", eng(c.exposed_transfer_cycles), _share(c.exposed_transfer_cycles, c.cycles))
     cycles.add_row("  of local DMA (double-buffered: mostly hidden)", eng(c.local_transfer_cycles), "")
     cycles.add_row(
-        "DRAM bandwidth floor (bytes / bandwidth, + cache misses)", eng(c.dram_cycles), _share(c.dram_cycles, c.cycles)
+        "DRAM bandwidth floor (bytes / bandwidth, + cache misses, L2 line fetches)",
+        eng(c.dram_cycles),
+        _share(c.dram_cycles, c.cycles),
     )
     cycles.add_section()
     cycles.add_row("total", eng(c.cycles), f"util {c.utilization:.1%}")
@@ -168,6 +171,11 @@ def render(ev: api.EvaluatedMapping) -> RenderableType:
     if missed:  # dram.cache_kib: first fills that miss the memory-side cache
         dram.caption = (
             f"{dram.caption}; first fills missing the memory-side cache add {eng(missed)} cycles (dram.cache_kib)"
+        )
+    allocated = allocate_cycles_of(arch, p, ev.mapping)
+    if allocated:  # l2.allocate_through_memory: the L2's line fetches before partial output writes
+        dram.caption = (
+            f"{dram.caption}; the L2's output-line fetches add {eng(allocated)} cycles (l2.allocate_through_memory)"
         )
 
     nest = Text(ev.mapping.loop_nest(arch, p))
