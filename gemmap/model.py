@@ -339,8 +339,7 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     latency = n_tiles * tile_latency(arch)
     core = float(core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, issue, latency))
     core = core + prologue + epilogue + float(first_load_lift(arch, problem, first_bytes, first_load))
-    extra = warm.cache_miss_cycles(arch, problem) + float(allocate_memory_cycles(arch, problem, np.array([Tn]))[0])
-    dram_cycles = float(memory_cycles(arch, dram_bytes, extra))
+    dram_cycles = float(memory_cycles(arch, dram_bytes, memory_extra_cycles(arch, problem, np.array([Tn]))[0]))
     cycles = math.ceil(max(core, dram_cycles))
 
     # energy by component
@@ -447,6 +446,14 @@ def allocate_memory_cycles(arch: Arch, problem: Problem, Tn) -> np.ndarray:
     return warm.allocate_memory_cycles(arch, problem, first)
 
 
+def memory_extra_cycles(arch: Arch, problem: Problem, Tn) -> np.ndarray:
+    """The memory's cycles beyond its bytes at ``dram.bytes_per_cycle`` for local tiles ``Tn`` outputs
+    wide (``LocalTerms.memory_extra``): the first fills that miss a memory-side cache
+    (:func:`gemmap.warm.cache_miss_cycles`) and the L2's write-allocate fetches
+    (:func:`allocate_memory_cycles`). Broadcasts."""
+    return warm.cache_miss_cycles(arch, problem) + allocate_memory_cycles(arch, problem, Tn)
+
+
 @dataclasses.dataclass(frozen=True)
 class Moved:
     """Bytes moved across the local level's boundary, by kind: A in, B in, C's final outputs out, and
@@ -476,7 +483,7 @@ class LocalTerms:
     prologue: np.ndarray  # first A+B load when the scratchpad is double-buffered (cycles)
     epilogue: np.ndarray  # last C store when the accumulator is double-buffered (cycles)
     first_lift: np.ndarray  # the first load's cycles beyond its DMA time, from memory (first_load_lift)
-    memory_extra: np.ndarray | float  # memory cycles beyond bytes / dram.bytes_per_cycle (warm.cache_miss_cycles)
+    memory_extra: np.ndarray | float  # memory cycles beyond bytes / dram.bytes_per_cycle (memory_extra_cycles)
     stationary: np.ndarray  # bytes through the PEs' stationary registers
     spad_reads: np.ndarray  # scratchpad bytes read into the array
     accumulations: np.ndarray  # accumulator read-modify-writes (elements)
@@ -536,7 +543,7 @@ def local_terms(
         prologue=np.where(db_spad, first_load, 0.0),
         epilogue=np.where(db_acc, last[:, 0] * last[:, 2] * t.output_bytes * out_cpb, 0.0),
         first_lift=first_load_lift(arch, problem, first_bytes, first_load),
-        memory_extra=warm.cache_miss_cycles(arch, problem) + allocate_memory_cycles(arch, problem, Tn),
+        memory_extra=memory_extra_cycles(arch, problem, Tn),
         stationary=np.where(ws, n1[:, 0] * K * N * t.weight_bytes, n1[:, 1] * M * N * t.acc_bytes),
         spad_reads=nb[2] * M * K * t.input_bytes + np.where(ws, n1[:, 0], nb[0]) * K * N * t.weight_bytes,
         accumulations=np.where(ws, nb[1], n1[:, 1]) * M * N,
