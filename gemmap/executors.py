@@ -107,6 +107,11 @@ class ProcessExecutor:
         for proc in procs:
             with contextlib.suppress(Exception):
                 proc.terminate()
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.join(timeout=5)
+        with contextlib.suppress(Exception):  # the pool's manager sees the dead workers and closes its queues
+            self._pool.shutdown(wait=True)
 
 
 def check_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:

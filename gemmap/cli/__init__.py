@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from gemmap import __version__
@@ -114,9 +115,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _after_interrupt(args: argparse.Namespace, argv: list[str]) -> str:
     """What an interrupted run leaves: a sweep's finished points and the command that resumes it."""
+    again = [a for a in argv if a not in ("--resume", "--overwrite")]
+    if args.command == "calibrate":
+        from gemmap.validation.journal import journal_path
+
+        kept = journal_path(Path(args.out))
+        if not kept.exists():
+            return "nothing was written"
+        return (
+            f"the parameter points predicted so far are in {kept}; continue with: gemmap {shlex.join(again)} --resume"
+        )
     if args.command != "sweep":
         return "nothing was written"
-    again = [a for a in argv if a not in ("--resume", "--overwrite")]
     return f"the finished points are in {args.out}/sweep.csv; continue with: gemmap {shlex.join(again)} --resume"
 
 

@@ -30,8 +30,10 @@ import yaml
 
 from gemmap.arch import Arch
 from gemmap.errors import GemmapError, did_you_mean
+from gemmap.executors import Executor, open_executor
 from gemmap.specio import build
 from gemmap.validation.data import MeasuredRun, Prediction
+from gemmap.validation.journal import PointJournal
 from gemmap.validation.stats import ErrorStats, error_stats
 
 # field path in the arch -> (lowest, highest) physically meaningful value. Only quantities the sources
@@ -152,37 +154,78 @@ class Calibration:
 
 
 class _Evaluator:
-    """Predictions of all used rows per (rounded) parameter point, cached."""
+    """Predictions of all usable rows per (rounded) parameter point, cached (and journaled, when a
+    :class:`~gemmap.validation.journal.PointJournal` is given); losses and statistics are taken over
+    the rows in ``view`` (indices into the usable rows: those predictable with the defaults)."""
 
     def __init__(self, arch: Arch, names: Sequence[str], runs: Sequence[MeasuredRun], predictor: ArchPredictor,
-                 on_eval: Callable[[str], None] | None) -> None:  # fmt: skip
+                 on_eval: Callable[[str], None] | None, executor: Executor,
+                 journal: PointJournal | None = None) -> None:  # fmt: skip
         self.arch, self.names, self.runs, self.predictor, self.on_eval = arch, list(names), runs, predictor, on_eval
-        self.measured = np.array([r.measured for r in runs], dtype=np.float64)
-        self.cache: dict[tuple[float, ...], np.ndarray] = {}
+        self.executor, self.journal = executor, journal
+        self.view = np.arange(len(runs))
+        self._measured = self.measured
+        self.cache: dict[tuple[float, ...], np.ndarray] = dict(journal.points) if journal is not None else {}
         self.integer = [isinstance(get_param(arch, n), int) for n in names]
+
+    @property
+    def measured(self) -> np.ndarray:
+        return np.array([self.runs[i].measured for i in self.view], dtype=np.float64)
 
     def key(self, values: Sequence[float]) -> tuple[float, ...]:
         return tuple(float(round(v)) if i else float(f"{v:.6g}") for v, i in zip(values, self.integer))
 
-    def predictions(self, values: Sequence[float]) -> np.ndarray:
-        """Predicted cycles per used row at ``values`` (NaN where the predictor gives none)."""
+    def all_predictions(self, values: Sequence[float]) -> np.ndarray:
+        """Predicted cycles per usable row at ``values`` (NaN where the predictor gives none)."""
         key = self.key(values)
         if key not in self.cache:
             if self.on_eval:
                 self.on_eval(", ".join(f"{n}={v:g}" for n, v in zip(self.names, key)))
-            arch = with_params(self.arch, self.names, key)
-            out = np.full(len(self.runs), np.nan)
-            for i, run in enumerate(self.runs):
-                p = self.predictor(run, arch)
-                if p.status == "ok" and p.predicted is not None and p.predicted > 0:
-                    out[i] = float(p.predicted)
+            out = _predict_all(self.executor, self.predictor, with_params(self.arch, self.names, key), self.runs)
+            if self.journal is not None:
+                self.journal.add(key, out)
             self.cache[key] = out
         return self.cache[key]
 
+    def predictions(self, values: Sequence[float]) -> np.ndarray:
+        """:meth:`all_predictions` of the rows in ``view``."""
+        return self.all_predictions(values)[self.view]
+
     def loss(self, values: Sequence[float], rows: np.ndarray) -> float:
         pred = self.predictions(values)[rows]
-        err = np.abs(np.log(pred / self.measured[rows]))
+        err = np.abs(np.log(pred / self._measured[rows]))
         return float(np.where(np.isnan(err), FAIL_PENALTY, err).mean())
+
+    def select(self, view: np.ndarray) -> None:
+        """Take losses and statistics over the usable rows ``view`` from now on."""
+        self.view = view
+        self._measured = self.measured
+
+
+def _cycles(p: Prediction) -> float:
+    """A prediction's cycles, NaN when it has none (not ok, missing or not positive)."""
+    return float(p.predicted) if p.status == "ok" and p.predicted is not None and p.predicted > 0 else math.nan
+
+
+def _predict_chunk(task: tuple[ArchPredictor, Arch, int, Sequence[MeasuredRun]]) -> tuple[int, list[float]]:
+    """(start, cycles) of the runs of one chunk on one arch (a worker task: module level, picklable)."""
+    predictor, arch, start, runs = task
+    return start, [_cycles(predictor(run, arch)) for run in runs]
+
+
+def _predict_all(executor: Executor, predictor: ArchPredictor, arch: Arch, runs: Sequence[MeasuredRun]) -> np.ndarray:
+    """Predicted cycles of every run on ``arch``, in chunks over the executor's slots (NaN: none)."""
+    out = np.full(len(runs), np.nan)
+    if not runs:
+        return out
+    size = -(-len(runs) // max(executor.slots, 1))
+    starts = range(0, len(runs), size)
+    for start in starts:
+        executor.submit(_predict_chunk, (predictor, arch, start, runs[start : start + size]))
+    for _ in starts:
+        start, values = executor.next_done()
+        out[start : start + len(values)] = values
+    return out
 
 
 def _fit(ev: _Evaluator, rows: np.ndarray, bounds: Sequence[tuple[float, float]], starts: np.ndarray,
@@ -236,6 +279,11 @@ def _polish_integers(
     return x
 
 
+def usable_runs(runs: Sequence[MeasuredRun]) -> list[MeasuredRun]:
+    """The runs a calibration can use: read without a problem and measured."""
+    return [r for r in runs if r.status == "ok" and r.measured is not None]
+
+
 def calibrate(
     runs: Sequence[MeasuredRun],
     arch: Arch,
@@ -249,10 +297,16 @@ def calibrate(
     xtol: float = 1e-2,
     ftol: float = 1e-3,
     on_eval: Callable[[str], None] | None = None,
+    workers: int = 1,
+    journal: PointJournal | None = None,
 ) -> Calibration:
     """Fit ``params`` (dotted arch fields from CALIBRATABLE; default: all the arch has) to ``runs``.
 
-    ``predictor(run, arch)`` predicts the cycles of one run under its mapping on ``arch``.
+    ``predictor(run, arch)`` predicts the cycles of one run under its mapping on ``arch``; with
+    ``workers`` > 1 each parameter point's rows are predicted by that many local processes (the
+    predictor must then be picklable: a module-level function). ``journal`` keeps every predicted
+    point (and supplies those of an interrupted run: :mod:`gemmap.validation.journal`); the result
+    is the same with or without either.
     """
     names = resolve_params(arch, params)
     bounds = [CALIBRATABLE[n] for n in names]
@@ -262,20 +316,46 @@ def calibrate(
             raise GemmapError(f"arch field '{n}' = {d:g} is outside its calibration bounds [{lo:g}, {hi:g}]")
     if folds < 2:
         raise GemmapError(f"--folds: need at least 2 folds, got {folds}")
-    usable = [r for r in runs if r.status == "ok" and r.measured is not None]
-    ev = _Evaluator(arch, names, usable, predictor, on_eval)
-    at_default = ev.predictions(defaults)
+    usable = usable_runs(runs)
+    if journal is not None and journal.rows != len(usable):
+        raise GemmapError(f"the calibration journal has {journal.rows} rows, the data {len(usable)}")
+    plan = _Plan(tuple(names), tuple(bounds), tuple(defaults), folds, seed, starts, max_evals, xtol, ftol)
+    with open_executor(workers, preload=("gemmap.validation.predict",)) as executor:
+        return _calibrate(_Evaluator(arch, names, usable, predictor, on_eval, executor, journal), runs, plan)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What :func:`calibrate` fits and how: the fields, their bounds and defaults, the folds and the search."""
+
+    names: tuple[str, ...]
+    bounds: tuple[tuple[float, float], ...]
+    defaults: tuple[float, ...]
+    folds: int
+    seed: int
+    starts: int
+    max_evals: int
+    xtol: float
+    ftol: float
+
+
+def _calibrate(ev: _Evaluator, runs: Sequence[MeasuredRun], plan: _Plan) -> Calibration:
+    """The fit on all rows, each fold's fit and the error statistics (:func:`calibrate`)."""
+    names, bounds, defaults, folds = plan.names, plan.bounds, plan.defaults, plan.folds
+    max_evals, xtol, ftol = plan.max_evals, plan.xtol, plan.ftol
+    at_default = ev.all_predictions(defaults)
     keep = np.flatnonzero(~np.isnan(at_default))
-    used = [usable[i] for i in keep]
-    if len(used) < folds:
+    if len(keep) < folds:
         raise GemmapError(
-            f"only {len(used)} rows can be predicted with the defaults; {folds} folds need at least {folds}"
+            f"only {len(keep)} rows can be predicted with the defaults; {folds} folds need at least {folds}"
         )
-    first, ev = ev, _Evaluator(arch, names, used, predictor, on_eval)
-    ev.cache = {k: v[keep] for k, v in first.cache.items()}
-    rng = np.random.default_rng(seed)
+    ev.select(keep)
+    used = [ev.runs[i] for i in keep]
+    rng = np.random.default_rng(plan.seed)
     lo, hi = np.log([b[0] for b in bounds]), np.log([b[1] for b in bounds])
-    start_points = np.vstack([np.log(defaults)[None, :], rng.uniform(lo, hi, size=(max(starts - 1, 0), len(names)))])
+    start_points = np.vstack(
+        [np.log(defaults)[None, :], rng.uniform(lo, hi, size=(max(plan.starts - 1, 0), len(names)))]
+    )
     everything = np.arange(len(used))
     fitted = _fit(ev, everything, bounds, start_points, max_evals, xtol, ftol)
     order = rng.permutation(len(used))
@@ -297,7 +377,7 @@ def calibrate(
         rows=len(runs),
         used=len(used),
         folds=folds,
-        seed=seed,
+        seed=plan.seed,
         default_error=stats(ev.predictions(defaults)),
         fit_error=stats(ev.predictions(fitted)),
         heldout_error=stats(heldout),
