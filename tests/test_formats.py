@@ -16,7 +16,7 @@ from gemmap.cli import main
 from gemmap.families import DecoderSpec, VitSpec
 from gemmap.report import MAP_CSV_FIELDS
 from gemmap.sweep_layers import LAYER_FIELDS
-from gemmap.validation.report import PREDICTIONS_FIELDS
+from gemmap.validation.report import BREAKDOWN_FIELDS, PREDICTIONS_FIELDS
 from gemmap.workload import BertSpec, OpSpec
 
 from .conftest import ROOT
@@ -96,6 +96,7 @@ def test_csv_columns_are_documented():
     assert doc["sweep_layers.csv"] == set(sweep.KEY_FIELDS) | set(LAYER_FIELDS)
     assert doc["cdf.csv"] == set(cdf.CSV_FIELDS)
     assert doc["validate.csv"] == set(PREDICTIONS_FIELDS)
+    assert doc["validate.breakdown"] == set(BREAKDOWN_FIELDS)
 
 
 def test_json_records_are_documented(outputs):

@@ -219,10 +219,14 @@ def test_validate_cli_with_a_fake_predictor(tmp_path, capsys, fake_predictor_mod
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gemmap: error: row ")
-    for name in ("predictions.csv", "summary.json", "scatter.png", "scatter.svg"):
+    for name in ("predictions.csv", "breakdown.csv", "summary.json", "scatter.png", "scatter.svg"):
         assert (out / name).stat().st_size > 0
     got = list(csv.DictReader((out / "predictions.csv").open()))
     assert [g["row"] for g in got] == [str(i) for i in range(6)]
+    lines = list(csv.DictReader((out / "breakdown.csv").open()))  # the fake predictor gives no terms
+    assert [(x["row"], x["bound"], x["compute"]) for x in lines][:3] == [("0", "compute", ""), ("1", "compute", ""),
+                                                                       ("2", "", "")]  # fmt: skip
+    assert lines[0]["error_pct"] and not lines[2]["predicted"] and lines[2]["measured"] == "321284"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["options"]["tiler"] is False and summary["rows"] == 6
     assert summary["overall"]["predicted"] == 5 and set(summary["by_kind"]) == {"conv", "matmul"}
@@ -276,6 +280,17 @@ def test_validate_end_to_end_with_the_model(tmp_path):
     arch = load_arch(ROOT / "arch" / "gemmini-firesim.yaml")
     for run in runs:  # the bound a prediction reports is its cost's
         assert predict(run, arch).bound == predict_cost(run, arch).bound
+    # breakdown.csv: each row's terms are its cost's, and the prediction is the larger of the tile pipeline
+    # (compute + its exposed part) and the memory's floor, plus the host's cycles before the first tile
+    lines = list(csv.DictReader((out / "breakdown.csv").open()))
+    assert [x["row"] for x in lines] == [g["row"] for g in got]
+    for run, line in zip(runs, lines):
+        cost = predict_cost(run, arch)
+        assert (int(line["dram_bytes"]), line["bound"]) == (cost.dram_bytes, cost.bound)
+        assert float(line["compute"]) == pytest.approx(cost.compute_cycles, abs=0.5)
+        core, memory, host = float(line["compute"]) + float(line["exposed"]), float(line["memory"]), float(line["host"])
+        assert float(line["predicted"]) == pytest.approx(max(core, memory) + host, abs=1.5)
+        assert line["mapping"].startswith("ws ")
 
 
 # --- calibration ----------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ EXAMPLES = """examples:
   gemmap validate ../shared/validation/gemmini-firesim-128x128.csv --arch my-arch.yaml --out out/val128
 
 writes DIR/predictions.csv (row,kind,measured,predicted,status; one line per data row, input order),
+DIR/breakdown.csv (the same rows with where each prediction's cycles go: compute, DMA transfers, their
+exposed part, the memory's floor, host cycles, memory bytes, and the tiles and loop order gemmap ran),
 DIR/summary.json (MAPE, median/max error, Spearman, share within ±10%, bias: overall, per kind, per
 configuration, per array the run executed on, per what bounds its predicted time: compute, memory, DRAM) and DIR/scatter.png, DIR/scatter.svg; prints the 10 worst rows.
 """
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"data": str(args.data), "arch": str(args.arch), "tiler": bool(args.tiler), "out": str(args.out)}
 
     atomic_write(out / "predictions.csv", report.predictions_csv(runs, predictions, args.tiler))
+    atomic_write(out / "breakdown.csv", report.breakdown_csv(runs, predictions, args.tiler))
     write_json(out / "summary.json", report.summary_json(summary, runs, predictions, options, args.tiler))
     s = summary.overall
     head = f"{Path(args.data).name}{' (Gemmini tiler)' if args.tiler else ''}: {s.predicted} of {s.rows} rows predicted"
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                            f"{st.max_ape:.0f}%", f"{st.within_10pct:.0%}", f"{st.bias_pct:+.1f}%",
                            _fmt(st.spearman))  # fmt: skip
     print_table(errors)
-    for path in (out / "predictions.csv", out / "summary.json", *paths):
+    for path in (out / "predictions.csv", out / "breakdown.csv", out / "summary.json", *paths):
         print(f"wrote {path}")
     return _report_unpredicted(runs, predictions)
 

@@ -70,16 +70,32 @@ class MeasuredRun:
 
 
 @dataclasses.dataclass(frozen=True)
+class PredictionTerms:
+    """Where a predicted run's cycles go (:class:`gemmap.model.Cost`'s terms, the host's before the first
+    tile added), and the mapping as gemmap ran it: what ``gemmap validate`` writes to ``breakdown.csv``."""
+
+    compute: float  # array cycles of every tile (Cost.compute_cycles)
+    transfer: float  # DMA cycles of every tile's loads and stores (Cost.local_transfer_cycles)
+    exposed: float  # cycles the tile pipeline spends beyond compute (Cost.exposed_transfer_cycles)
+    memory: float  # the memory's floor (Cost.dram_cycles)
+    host: float  # host cycles in the timed window before the first tile (Gemmini's tiler's search)
+    dram_bytes: int  # bytes from and to memory (Cost.dram_bytes)
+    mapping: str  # the tiles and loop order as run (Mapping/ConvMapping.summary)
+
+
+@dataclasses.dataclass(frozen=True)
 class Prediction:
     """A predictor's answer for one run: cycles, or None with a one-line reason in ``status``; and,
-    when the predictor knows them, the array the run executed on (``array``, e.g. ``"16x16"``) and
+    when the predictor knows them, the array the run executed on (``array``, e.g. ``"16x16"``),
     what bounds the predicted time (``bound``: ``compute``, ``memory`` or ``DRAM``, as
-    :attr:`gemmap.model.Cost.bound`), by which ``gemmap validate`` groups its error statistics."""
+    :attr:`gemmap.model.Cost.bound`), by which ``gemmap validate`` groups its error statistics, and
+    the cycles' terms (``terms``)."""
 
     predicted: float | None
     status: str = "ok"
     array: str | None = None
     bound: str | None = None
+    terms: PredictionTerms | None = None
 
 
 Predictor = Callable[[MeasuredRun], Prediction]

@@ -27,7 +27,7 @@ from gemmap.interop.timeloop import LoopNest, check_covers, parse_compact
 from gemmap.mapping import Mapping
 from gemmap.model import Cost
 from gemmap.search.heuristic import heuristic_mapping
-from gemmap.validation.data import MeasuredRun, Prediction
+from gemmap.validation.data import MeasuredRun, Prediction, PredictionTerms
 from gemmap.workload import Problem
 
 
@@ -176,7 +176,11 @@ def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules =
         s = setup_run(run, arch, tiler, rules=rules)
         cost = setup_cost(s)
         array = f"{s.arch.dim_rows}x{s.arch.dim_cols}"
-        return Prediction(float(cost.cycles) + s.host_cycles, "ok", array=array, bound=cost.bound)
+        terms = PredictionTerms(
+            compute=cost.compute_cycles, transfer=cost.local_transfer_cycles, exposed=cost.exposed_transfer_cycles,
+            memory=cost.dram_cycles, host=s.host_cycles, dram_bytes=cost.dram_bytes, mapping=s.mapping.summary(s.arch),
+        )  # fmt: skip
+        return Prediction(float(cost.cycles) + s.host_cycles, "ok", array=array, bound=cost.bound, terms=terms)
     except GemmapError as exc:
         return Prediction(None, str(exc))
 

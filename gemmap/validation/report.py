@@ -1,4 +1,5 @@
-"""Outputs of ``gemmap validate``: predictions.csv, summary.json, the scatter plot and the worst-rows table."""
+"""Outputs of ``gemmap validate``: predictions.csv, breakdown.csv, summary.json, the scatter plot and the
+worst-rows table."""
 
 from __future__ import annotations
 
@@ -37,6 +38,30 @@ def predictions_csv(runs: Sequence[MeasuredRun], predictions: Sequence[Predictio
         for r, p in zip(runs, predictions, strict=True)
     ]
     return csv_text(rows, PREDICTIONS_FIELDS)
+
+
+BREAKDOWN_FIELDS = (
+    "row", "kind", "array", "bound", "measured", "predicted", "error_pct",
+    "compute", "transfer", "exposed", "memory", "host", "dram_bytes", "mapping",
+)  # fmt: skip
+
+
+def breakdown_csv(runs: Sequence[MeasuredRun], predictions: Sequence[Prediction], tiler: bool) -> str:
+    """Where each predicted row's cycles go (:class:`~gemmap.validation.data.PredictionTerms`), one line
+    per data row in input order; a row without a prediction has its row, kind and measured cycles only."""
+    rows = []
+    for r, p in zip(runs, predictions, strict=True):
+        measured = r.target(tiler)
+        e = error_pct(measured, p.predicted)
+        line: dict[str, object] = {"row": r.row, "kind": r.kind, "measured": number_text(measured),
+                                   "array": p.array or "", "bound": p.bound or "",
+                                   "predicted": number_text(p.predicted), "error_pct": "" if e is None else f"{e:.2f}"}  # fmt: skip
+        t = p.terms
+        if t is not None:
+            line.update(compute=f"{t.compute:.0f}", transfer=f"{t.transfer:.0f}", exposed=f"{t.exposed:.0f}",
+                        memory=f"{t.memory:.0f}", host=f"{t.host:.0f}", dram_bytes=t.dram_bytes, mapping=t.mapping)  # fmt: skip
+        rows.append(line)
+    return csv_text(rows, BREAKDOWN_FIELDS)
 
 
 def error_pct(measured: float | None, predicted: float | None) -> float | None:
