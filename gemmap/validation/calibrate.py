@@ -163,14 +163,9 @@ class _Evaluator:
                  journal: PointJournal | None = None) -> None:  # fmt: skip
         self.arch, self.names, self.runs, self.predictor, self.on_eval = arch, list(names), runs, predictor, on_eval
         self.executor, self.journal = executor, journal
-        self.view = np.arange(len(runs))
-        self._measured = self.measured
         self.cache: dict[tuple[float, ...], np.ndarray] = dict(journal.points) if journal is not None else {}
         self.integer = [isinstance(get_param(arch, n), int) for n in names]
-
-    @property
-    def measured(self) -> np.ndarray:
-        return np.array([self.runs[i].measured for i in self.view], dtype=np.float64)
+        self.select(np.arange(len(runs)))
 
     def key(self, values: Sequence[float]) -> tuple[float, ...]:
         return tuple(float(round(v)) if i else float(f"{v:.6g}") for v, i in zip(values, self.integer))
@@ -193,13 +188,13 @@ class _Evaluator:
 
     def loss(self, values: Sequence[float], rows: np.ndarray) -> float:
         pred = self.predictions(values)[rows]
-        err = np.abs(np.log(pred / self._measured[rows]))
+        err = np.abs(np.log(pred / self.measured[rows]))
         return float(np.where(np.isnan(err), FAIL_PENALTY, err).mean())
 
     def select(self, view: np.ndarray) -> None:
         """Take losses and statistics over the usable rows ``view`` from now on."""
         self.view = view
-        self._measured = self.measured
+        self.measured = np.array([self.runs[i].measured for i in view], dtype=np.float64)
 
 
 def _cycles(p: Prediction) -> float:
