@@ -299,7 +299,8 @@ def calibrate(
 
     ``predictor(run, arch)`` predicts the cycles of one run under its mapping on ``arch``; with
     ``workers`` > 1 each parameter point's rows are predicted by that many local processes (the
-    predictor must then be picklable: a module-level function). ``journal`` keeps every predicted
+    predictor must then be picklable, a module-level function, and a script must call this under
+    ``if __name__ == "__main__":``, as for any process pool). ``journal`` keeps every predicted
     point (and supplies those of an interrupted run: :mod:`gemmap.validation.journal`); the result
     is the same with or without either.
     """
