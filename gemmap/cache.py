@@ -57,18 +57,30 @@ _SEARCH_CODE = (
 )  # fmt: skip
 
 
-@functools.cache
-def code_fingerprint() -> str:
-    """A hash of the source that decides a search's choice, so editing a search or the model
-    (even without a version bump) never serves a result the new code would not pick."""
+def _sources_hash(names: tuple[str, ...]) -> str:
+    """A hash of the named modules and packages of gemmap (``"."``: all of it), each file with its path."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for name in _SEARCH_CODE:
+    for name in names:
         p = root / name
         for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
             if f.exists():
                 h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A hash of the source that decides a search's choice, so editing a search or the model
+    (even without a version bump) never serves a result the new code would not pick."""
+    return _sources_hash(_SEARCH_CODE)
+
+
+@functools.cache
+def source_fingerprint() -> str:
+    """A hash of all of gemmap's source: what a prediction of a measured run depends on (the model,
+    the conversion of mappings and the predictor alike), for ``gemmap calibrate``'s points journal."""
+    return _sources_hash((".",))
 
 
 def cache_key(arch: Arch, options: SearchOptions) -> str:

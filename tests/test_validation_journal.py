@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -16,7 +14,13 @@ from gemmap.cli import main
 from gemmap.errors import GemmapError
 from gemmap.validation.calibrate import calibrate, usable_runs, with_params
 from gemmap.validation.journal import PointJournal, journal_key, journal_path
-from tests.test_validation_cli import ROWS_16, data_csv, fake_predict, synthetic_runs
+from tests.test_validation_cli import (  # noqa: F401 (fake_predictor_module: a fixture)
+    ROWS_16,
+    data_csv,
+    fake_predict,
+    fake_predictor_module,
+    synthetic_runs,
+)
 
 PREDICT = functools.partial(fake_predict, tiler=False)  # module level: picklable for the workers
 PARAM = ["dram.bytes_per_cycle"]
@@ -102,10 +106,8 @@ def test_journal_key_separates_its_parts():
     assert journal_key([b"x"]) == journal_key(["x"])
 
 
-def test_calibrate_cli_keeps_points_only_until_the_fit_is_written(tmp_path, capsys, monkeypatch):
-    module = types.ModuleType("gemmap.validation.predict")
-    module.predict = fake_predict  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "gemmap.validation.predict", module)
+@pytest.mark.usefixtures("fake_predictor_module")
+def test_calibrate_cli_keeps_points_only_until_the_fit_is_written(tmp_path, capsys):
     runs = synthetic_runs(with_params(load_arch(), PARAM, [5.5]))
     rows = [r.split(",") for r in ROWS_16]
     for fields, run in zip(rows, runs):

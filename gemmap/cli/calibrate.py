@@ -58,9 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemmap.cache import source_fingerprint
     from gemmap.validation.calibrate import CALIBRATABLE, calibrate, fitted_yaml, resolve_params, usable_runs
     from gemmap.validation.data import read_runs
-    from gemmap.validation.journal import PointJournal, journal_key, journal_path, source_fingerprint
+    from gemmap.validation.journal import PointJournal, journal_key, journal_path
 
     out = check_output_file(args.out, "--out")
     workers = flag_number(specio.parse_int, args.workers, specio.WORKERS, "--workers")

@@ -30,7 +30,7 @@ import yaml
 
 from gemmap.arch import Arch
 from gemmap.errors import GemmapError, did_you_mean
-from gemmap.executors import Executor, open_executor
+from gemmap.executors import Executor, open_executor, run_unordered
 from gemmap.specio import build
 from gemmap.validation.data import MeasuredRun, Prediction
 from gemmap.validation.journal import PointJournal
@@ -211,14 +211,9 @@ def _predict_chunk(task: tuple[ArchPredictor, Arch, int, Sequence[MeasuredRun]])
 def _predict_all(executor: Executor, predictor: ArchPredictor, arch: Arch, runs: Sequence[MeasuredRun]) -> np.ndarray:
     """Predicted cycles of every run on ``arch``, in chunks over the executor's slots (NaN: none)."""
     out = np.full(len(runs), np.nan)
-    if not runs:
-        return out
-    size = -(-len(runs) // max(executor.slots, 1))
-    starts = range(0, len(runs), size)
-    for start in starts:
-        executor.submit(_predict_chunk, (predictor, arch, start, runs[start : start + size]))
-    for _ in starts:
-        start, values = executor.next_done()
+    size = max(-(-len(runs) // max(executor.slots, 1)), 1)
+    tasks = ((predictor, arch, start, runs[start : start + size]) for start in range(0, len(runs), size))
+    for start, values in run_unordered(executor, _predict_chunk, tasks):
         out[start : start + len(values)] = values
     return out
 

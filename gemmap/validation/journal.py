@@ -132,13 +132,4 @@ def _read(path: Path, key: str, rows: int) -> dict[tuple[float, ...], np.ndarray
     return points
 
 
-def source_fingerprint() -> str:
-    """A hash of gemmap's source (every module): a prediction depends on the model, the conversion of
-    mappings and the predictor alike, so any change makes a journal stale."""
-    root = Path(__file__).resolve().parent.parent
-    return journal_key(
-        f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() for f in sorted(root.rglob("*.py"))
-    )
-
-
-__all__ = ["PointJournal", "journal_key", "journal_path", "source_fingerprint"]
+__all__ = ["PointJournal", "journal_key", "journal_path"]
