@@ -230,6 +230,13 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _arch(lambda a: _sub(a, "dram", victim_bytes_per_cycle=None)),
     ),
     (
+        "tile sequence (convs)",
+        "LoopConv's two loops over the real tiles in order: remainder tiles, first visits of an operand at the "
+        "memory's rate; a floor under the summed core (software.tile_sequence; LoopConv.scala L713-720, "
+        "L1249-1261, L1496; gemmap/convseq.py)",
+        _arch(lambda a: _sub(a, "software", tile_sequence=False)),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict Rules.per_pe_dim; "
         "gemmini_data_collection.py L155-212)",

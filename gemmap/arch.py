@@ -295,6 +295,11 @@ class Software:
     #: null address, LoopConv.scala @67ca2f9 L108, L179) and zero-fills the tile's accumulator rows
     #: through the load path, one DIM-wide row per cycle (L119-122, L162-200; ZeroWriter.scala)
     conv_bias_zero_fill: StrictBool = True
+    #: LoopConv runs ``tiled_conv``'s tiles in the loop order, two loops in flight: the layer takes at
+    #: least the two-loop time of its real tile sequence, remainders and first visits from memory
+    #: included (gemmap/convseq.py; LoopConv.scala @67ca2f9 L713-720, L1249-1261, L1496); mappings
+    #: tiled in more than five dims are left to the summed core (3^m tile contexts a mapping)
+    tile_sequence: StrictBool = True
     #: host-CPU cycles the software tile loop spends per tile (the tile's arguments, its RoCC
     #: commands and the innermost loop step) and per step of each loop around it. Counted, not
     #: fitted (docs/model.md, "Host issue"): gemmini-rocc-tests @959b23f7's data-collection

@@ -511,6 +511,12 @@ class ConvMappingBatch:
             db_acc=np.array([m.db_acc for m in mappings], dtype=bool),
         )
 
+    def take(self, idx: np.ndarray) -> ConvMappingBatch:
+        """The mappings at indices ``idx``, as a batch."""
+        return ConvMappingBatch(
+            self.tile[idx], self.order[idx], self.dataflow[idx], self.db_spad[idx], self.db_acc[idx]
+        )
+
     def __getitem__(self, i: int) -> ConvMapping:
         return ConvMapping(
             tile=tuple(int(x) for x in self.tile[i]),  # type: ignore[arg-type]

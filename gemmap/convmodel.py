@@ -88,7 +88,7 @@ import math
 
 import numpy as np
 
-from gemmap import conv_ring, dma, model, warm
+from gemmap import conv_ring, convseq, dma, model, warm
 from gemmap.arch import Arch, ceil_div
 from gemmap.conv import (
     DIMS,
@@ -191,6 +191,7 @@ def _local_terms(
     latency: np.ndarray,
     extra_load: np.ndarray | float = 0.0,
     store_floor: np.ndarray | float = 0.0,
+    sequence_floor: np.ndarray | float = 0.0,
 ) -> LocalTerms:
     """The one place a conv builds :class:`gemmap.model.LocalTerms` (by keyword)."""
     a_cpb, b_cpb, out_cpb, psum_cpb, psum_out_cpb = rates
@@ -214,6 +215,7 @@ def _local_terms(
         latency=latency,
         extra_load=extra_load,
         store_floor=store_floor,
+        sequence_floor=sequence_floor,
     )
 
 
@@ -506,11 +508,12 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
 
     sw = arch.software
 
+    floor = convseq.sequence_floor(arch, problem, ConvMappingBatch.from_mappings([m]))
     lt = _local_terms(
         arr(compute), arr(prologue), arr(epilogue), arr(first_lift), memory_extra,
         arr(stationary), arr(spad_reads), arr(accumulations),
         arr(m.db_spad), arr(m.db_acc), rates, arr(model.host_issue_cycles(sw.conv_tile_issue_cycles, sw.conv_loop_issue_cycles, n)),
-        arr(n_tiles * model.tile_latency(arch)), arr(extra_load), store_floor,
+        arr(n_tiles * model.tile_latency(arch)), arr(extra_load), store_floor, floor,
     )  # fmt: skip
     moved_1 = Moved(arr(moved.a), arr(moved.b), arr(moved.out), arr(moved.psum))
     bc = model.combine(arch, problem, lt, moved_1, arr(dram_bytes), arr(l2_total))
@@ -523,7 +526,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
     core = float(
         model.core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, float(lt.issue[0]), latency)
     )
-    core = core + prologue + epilogue + float(first_lift)
+    core = max(core + prologue + epilogue + float(first_lift), float(floor[0]))
     macs = shape.macs
     breakdown = model.energy_breakdown(
         arch, macs, stationary, spad_reads + spad_bytes, accumulations, acc_bytes, l2_total, dram_bytes, cycles
@@ -813,6 +816,8 @@ def evaluate_conv_batch(arch: Arch, problem: Problem, batch: ConvMappingBatch) -
     if dma.write_allocates(arch):  # order-dependent, so not in the tile terms (nor in the search's bounds: >= 0)
         floor, allocate = _store_terms(arch, problem, shape, batch.tile, terms.n, batch.order)
         lt = dataclasses.replace(lt, store_floor=floor, memory_extra=lt.memory_extra + allocate)
+    if arch.software.tile_sequence:  # order-dependent, and a floor under the core (the bounds stay bounds)
+        lt = dataclasses.replace(lt, sequence_floor=convseq.sequence_floor(arch, problem, batch))
     mult = order_multipliers(arch, terms.n, batch.order)
     if warm.miss_cycles_per_byte(arch, shape):  # order-dependent too, and >= 0
         t = arch.datatypes

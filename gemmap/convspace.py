@@ -296,8 +296,8 @@ class ConvMapSpace:
             held += len(pending[-1])
             while held >= batch_size:
                 allb = _concat(pending)
-                yield _take(allb, np.arange(batch_size))
-                rest = _take(allb, np.arange(batch_size, len(allb)))
+                yield allb.take(np.arange(batch_size))
+                rest = allb.take(np.arange(batch_size, len(allb)))
                 pending, held = [rest], len(rest)
         if held:
             yield _concat(pending)
@@ -333,10 +333,6 @@ class ConvMapSpace:
         return ConvMappingBatch(
             tile[out], ordr[out], np.zeros(n, dtype=np.int8), DB_FLAGS[dbi[out], 0], DB_FLAGS[dbi[out], 1]
         )
-
-
-def _take(b: ConvMappingBatch, idx: np.ndarray) -> ConvMappingBatch:
-    return ConvMappingBatch(b.tile[idx], b.order[idx], b.dataflow[idx], b.db_spad[idx], b.db_acc[idx])
 
 
 def _concat(parts: list[ConvMappingBatch]) -> ConvMappingBatch:

@@ -500,6 +500,8 @@ class LocalTerms:
     extra_load: np.ndarray | float = 0.0
     #: the fewest store-phase cycles (a cache L2's output-line re-fetches: convmodel.refetch_store_floor)
     store_floor: np.ndarray | float = 0.0
+    #: the fewest core cycles: the two-loop time of the real tile sequence (convseq.sequence_floor)
+    sequence_floor: np.ndarray | float = 0.0
 
 
 def local_terms(
@@ -587,6 +589,8 @@ def combine_cycles(arch: Arch, lt: LocalTerms, moved: Moved, dram_bytes) -> np.n
     )
     core = core_cycles(lt.compute, t_load, t_store, t_spad, t_acc, lt.db_spad, lt.db_acc, lt.issue, lt.latency)
     core = core + lt.prologue + lt.epilogue + lt.first_lift
+    if np.ndim(lt.sequence_floor) or lt.sequence_floor:  # only convs set it (no array work otherwise)
+        core = np.maximum(core, lt.sequence_floor)
     return np.ceil(np.maximum(core, memory_cycles(arch, dram_bytes, lt.memory_extra))).astype(np.int64)
 
 

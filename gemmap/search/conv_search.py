@@ -12,7 +12,8 @@ draws ``options.samples`` uniform valid mappings; ``exhaustive`` costs the whole
   :func:`gemmap.convmodel.bound_multipliers` bounds every order from below. Under Gemmini's
   per-call reloads without an L2 (and no memory-side cache, whose reload misses the bound leaves out)
   only the outputs depend on the order and the bound is exact
-  (it is the cost of the class keeping every reduction loop inside, e.g. ``bpqkrsc``).
+  (it is the cost of the class keeping every reduction loop inside, e.g. ``bpqkrsc``) unless the
+  order's own tile sequence (:mod:`gemmap.convseq`, a floor under the core) lifts it.
 * **Exact sub-problem per (tile, buffering):** every order class of the tile's mask, costed by
   :func:`gemmap.convmodel.evaluate_conv_batch`.
 * **Order of work.** The candidate grid is swept in chunks (memory bounded): each chunk's bounds
@@ -32,6 +33,7 @@ The answer is re-scored by :func:`gemmap.convmodel.evaluate_conv` and must equal
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -80,10 +82,32 @@ def conv_heuristic_search(
     return SearchResult(m, cost, "heuristic", options.objective, 1, time.perf_counter() - start, False)
 
 
+def _values(arch: Arch, problem: Problem, batch: ConvMappingBatch, objective: str) -> np.ndarray:
+    return np.asarray(evaluate_conv_batch(arch, problem, batch).metric(objective), dtype=np.float64)
+
+
 def _best(arch: Arch, problem: Problem, batch: ConvMappingBatch, objective: str) -> tuple[int, float]:
-    values = np.asarray(evaluate_conv_batch(arch, problem, batch).metric(objective), dtype=np.float64)
-    i = int(np.argmin(values))
-    return i, float(values[i])
+    """The best mapping of ``batch`` and its value. The tile-sequence floor (gemmap/convseq.py) only
+    raises a mapping's cycles, and every objective grows with them, so the model without it bounds
+    each value from below: the floor is costed cheapest bound first, only while a bound is below the
+    best exact value found (the same answer as costing every mapping)."""
+    if not arch.software.tile_sequence:
+        values = _values(arch, problem, batch, objective)
+        i = int(np.argmin(values))
+        return i, float(values[i])
+    flat = dataclasses.replace(arch, software=dataclasses.replace(arch.software, tile_sequence=False))
+    bound = _values(flat, problem, batch, objective)
+    order = np.argsort(bound, kind="stable")
+    best_i, best_v, pos, step = -1, np.inf, 0, _FIRST
+    while pos < len(order) and bound[order[pos]] < best_v:
+        take = order[pos : pos + step]
+        take = take[bound[take] < best_v]
+        values = _values(arch, problem, batch.take(take), objective)
+        j = int(np.argmin(values))
+        if values[j] < best_v:  # the first of equal values in bound order, as the flat scan's argmin is not
+            best_i, best_v = int(take[j]), float(values[j])
+        pos, step = pos + step, step * 2
+    return best_i, best_v
 
 
 def conv_random_search(arch: Arch, problem: Problem, options: SearchOptions, full_rows: bool = False) -> SearchResult:
