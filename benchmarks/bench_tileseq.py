@@ -64,7 +64,7 @@ def main() -> None:
         f"`python benchmarks/bench_tileseq.py --samples {args.samples} --rounds {args.rounds}`,"
         f" {date.today().isoformat()}; {machine()}.",
         f"`evaluate_conv_batch` on {args.samples:,} uniform mappings of each ResNet-50 conv (`arch/gemmini-firesim.yaml`),"
-        " `software.tile_sequence` off and on, alternating; best of the rounds. \"Walked\": the share of mappings"
+        ' `software.tile_sequence` off and on, alternating; best of the rounds. "Walked": the share of mappings'
         " tiled in at most five dims, whose tile sequence is costed.",
         "",
         "| layer | floor off (s) | floor on (s) | ratio | walked |",

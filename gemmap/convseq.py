@@ -61,7 +61,7 @@ def _lines(shape: ConvShape, rows: bool, o0, o_e, k0, k_e, whole) -> np.ndarray:
 
 def _tile_fn(arch: Arch, problem: Problem, T: np.ndarray, n: np.ndarray) -> tileseq.TileFn:
     """Per-tile (load, execute, store) of conv tiles ``T`` with counts ``n`` (module docstring)."""
-    from gemmap.convmodel import _ppr, dma_rates  # the cost model imports this module
+    from gemmap.convmodel import _ppr, dma_rates  # here: gemmap.convmodel imports this module
 
     shape = conv_shape(problem, arch)
     t = arch.datatypes
@@ -76,6 +76,7 @@ def _tile_fn(arch: Arch, problem: Problem, T: np.ndarray, n: np.ndarray) -> tile
     q1 = model.ticks_per_cycle(arch)
     skew = model.edge_cycles(arch, "ws")
     once = model.pipelined(arch)
+    zero_fill = arch.software.conv_bias_zero_fill  # convmodel.zero_fill_cycles, per tile
 
     def fn(first: np.ndarray, last: np.ndarray, which: np.ndarray):
         e = np.where(last, rem[which], T[which])
@@ -94,11 +95,8 @@ def _tile_fn(arch: Arch, problem: Problem, T: np.ndarray, n: np.ndarray) -> tile
         weight_bytes = k * c * r * s * t.weight_bytes
         fresh = np.where(first[:, _K], input_bytes, 0) + np.where(first[:, [_B, _P, _Q]].all(axis=1), weight_bytes, 0)
         load = np.maximum(input_bytes * a_cpb[which] + weight_bytes * b_cpb[which], fresh * first_cost)
-        first_reduction = first[:, [_R, _S, _C]].all(axis=1)
-        if (
-            arch.software.conv_bias_zero_fill
-        ):  # LoopConvLdBias: a DIM-wide zero row a cycle (convmodel.zero_fill_cycles)
-            load = load + np.where(first_reduction, b * p * q * -(-k // Ca), 0)
+        if zero_fill:  # LoopConvLdBias: a DIM-wide zero row a cycle on the first reduction tile
+            load = load + np.where(first[:, [_R, _S, _C]].all(axis=1), b * p * q * -(-k // Ca), 0)
         last_reduction = last[:, [_R, _S, _C]].all(axis=1)
         store = np.where(last_reduction, b * p * q * k * t.output_bytes * out_cpb[which], 0.0)
         return load, execute, store
@@ -121,7 +119,8 @@ def _loops(n: np.ndarray, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def sequence_floor(arch: Arch, problem: Problem, batch: ConvMappingBatch) -> np.ndarray:
     """The two-loop time of each mapping's tile sequence (module docstring); 0 where a buffer is
-    single (one loop at a time: the summed core is exact there) or ``software.tile_sequence`` is off."""
+    single (one loop at a time, whose serial phases the summed core charges), where the mapping is
+    tiled in more than :data:`MAX_TILED_DIMS` dims, or with ``software.tile_sequence`` off."""
     out = np.zeros(len(batch.tile))
     if not arch.software.tile_sequence:
         return out

@@ -71,16 +71,21 @@ def _identity(g: int) -> np.ndarray:
 
 
 def mp_pow(x: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """``x^e`` per matrix (``e`` (g,) non-negative integers; ``x^0`` is the identity)."""
+    """``x^e`` per matrix (``e`` (g,) non-negative integers; ``x^0`` is the identity), by squaring,
+    each step on the matrices whose exponent still has bits left."""
     e = np.asarray(e, dtype=np.int64).copy()
     out = _identity(len(x))
-    base = x
-    while (e > 0).any():
-        odd = (e & 1).astype(bool)
-        if odd.any():
-            out = np.where(odd[:, None, None], mp_mul(base, out), out)
-        e >>= 1
-        if (e > 0).any():
+    live = np.flatnonzero(e > 0)
+    base = x[live]
+    while len(live):
+        bits = e[live]
+        odd = np.flatnonzero(bits & 1)
+        if len(odd):
+            out[live[odd]] = mp_mul(base[odd], out[live[odd]])
+        e[live] >>= 1
+        keep = np.flatnonzero(e[live] > 0)
+        live, base = live[keep], base[keep]
+        if len(live):
             base = mp_mul(base, base)
     return out
 
