@@ -31,7 +31,7 @@ in flight) have the floor. A nest of m tiled dims has 3^m tile contexts, so mapp
 than :data:`MAX_TILED_DIMS` dims (tens of thousands of tiny tiles, where the per-tile host issue and
 latency terms of the summed core dominate) have none: on the measured runs that leaves the 128x128
 file at 14.57 % against 14.56 % with every mapping walked, and keeps ``gemmap cdf`` of a conv at
-1.8× its time without the floor instead of 6× (docs/benchmarks.md).
+1.6× its time without the floor instead of 6× (docs/benchmarks.md, "Tile sequence").
 """
 
 from __future__ import annotations
