@@ -185,6 +185,7 @@ class EvaluatedMapping:
                     "compute": c.compute_cycles,
                     "exposed_transfer": c.exposed_transfer_cycles,
                     "local_transfer": c.local_transfer_cycles,
+                    "tile_sequence_floor": c.sequence_cycles,
                     "dram_floor": c.dram_cycles,
                     "ideal": c.ideal_cycles,
                 },

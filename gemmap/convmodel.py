@@ -546,6 +546,7 @@ def evaluate_conv(arch: Arch, problem: Problem, m: ConvMapping) -> Cost:
         dram_bytes_lower_bound=dram_lower_bound(arch, problem),
         traffic=tuple(traffic),
         ideal_cycles=macs / (Ra * Ca),
+        sequence_cycles=float(floor[0]),
     )
 
 

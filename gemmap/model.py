@@ -87,6 +87,8 @@ class Cost:
     dram_bytes_lower_bound: int
     traffic: tuple[Traffic, ...]
     ideal_cycles: float
+    #: the two-loop time of the real tile sequence, a floor under compute + exposed (convs; 0 without one)
+    sequence_cycles: float = 0.0
 
     @property
     def edp(self) -> float:

@@ -107,6 +107,12 @@ def test_loops_moving_together_walk_as_one():
     del n
 
 
+def _matmul_mapping():
+    from gemmap.mapping import Mapping
+
+    return Mapping("ws", (32, 32, 32), (1, 1, 1), "MNK", "MNK", db_spad=True, db_acc=True)
+
+
 def _conv(c=48, k=40, p=9, r=3, stride=1):
     shape = ConvShape(
         n=1, k=k, c=c, p=p, q=p, r=r, s=r, stride=stride, padding=r // 2, dilation=1, h=p * stride, w=p * stride
@@ -190,7 +196,12 @@ def test_floor_only_with_two_loops_and_batch_equals_scalar():
     floor = convseq.sequence_floor(FIRESIM, problem, batch)
     assert floor[1] == 0 and floor[0] > 0 and floor[2] > 0
     costs = evaluate_conv_batch(FIRESIM, problem, batch)
-    assert [int(c) for c in costs.cycles] == [evaluate_conv(FIRESIM, problem, m).cycles for m in ms]
+    scalar = [evaluate_conv(FIRESIM, problem, m) for m in ms]
+    assert [int(c) for c in costs.cycles] == [c.cycles for c in scalar]
+    # the breakdown reports the floor, and the core (compute + exposed) is never below it
+    assert [c.sequence_cycles for c in scalar] == list(floor)
+    assert all(c.compute_cycles + c.exposed_transfer_cycles >= c.sequence_cycles for c in scalar)
+    assert model.evaluate(FIRESIM, Problem("mm", 64, 64, 64), _matmul_mapping()).sequence_cycles == 0.0
 
 
 @pytest.mark.parametrize("objective", ["latency", "energy", "edp"])

@@ -135,6 +135,8 @@ def render(ev: api.EvaluatedMapping) -> RenderableType:
     cycles.add_row("compute (systolic array)", eng(c.compute_cycles), _share(c.compute_cycles, c.cycles))
     cycles.add_row("exposed transfer", eng(c.exposed_transfer_cycles), _share(c.exposed_transfer_cycles, c.cycles))
     cycles.add_row("  of local DMA (double-buffered: mostly hidden)", eng(c.local_transfer_cycles), "")
+    if c.sequence_cycles:
+        cycles.add_row("  two loops over the real tile sequence (a floor)", eng(c.sequence_cycles), "")
     cycles.add_row(
         "DRAM bandwidth floor (bytes / bandwidth, + cache misses, L2 line fetches)",
         eng(c.dram_cycles),

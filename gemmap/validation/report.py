@@ -42,7 +42,7 @@ def predictions_csv(runs: Sequence[MeasuredRun], predictions: Sequence[Predictio
 
 BREAKDOWN_FIELDS = (
     "row", "kind", "array", "bound", "measured", "predicted", "error_pct",
-    "compute", "transfer", "exposed", "memory", "host", "dram_bytes", "mapping",
+    "compute", "transfer", "exposed", "sequence", "memory", "host", "dram_bytes", "mapping",
 )  # fmt: skip
 
 
@@ -59,7 +59,7 @@ def breakdown_csv(runs: Sequence[MeasuredRun], predictions: Sequence[Prediction]
         t = p.terms
         if t is not None:
             line.update(compute=f"{t.compute:.0f}", transfer=f"{t.transfer:.0f}", exposed=f"{t.exposed:.0f}",
-                        memory=f"{t.memory:.0f}", host=f"{t.host:.0f}", dram_bytes=t.dram_bytes, mapping=t.mapping)  # fmt: skip
+                        sequence=f"{t.sequence:.0f}", memory=f"{t.memory:.0f}", host=f"{t.host:.0f}", dram_bytes=t.dram_bytes, mapping=t.mapping)  # fmt: skip
         rows.append(line)
     return csv_text(rows, BREAKDOWN_FIELDS)
 
