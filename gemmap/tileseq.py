@@ -21,7 +21,7 @@ sequence. Each loop of the nest is therefore three bodies, ``first``, ``middle``
 ``n − 2`` times: a matrix power by squaring) and ``last``; a body is the product of the loop inside
 under that context, down to the tiles, whose times depend only on the ``first`` / ``last`` flags of
 every dim (:data:`TileFn`). A nest with ``m`` non-trivial loops costs ``3^m`` tile evaluations and
-``O(3^m · log n)`` products, vectorised over mappings that share their non-trivial dims; the brute
+``O(3^m · log n)`` products, vectorised over mappings with as many loops; the brute
 force walk (:func:`walk_cycles`) is the reference it must equal.
 """
 
