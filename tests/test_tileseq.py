@@ -57,9 +57,8 @@ def test_fold_equals_walk(counts, seed, latency):
     rng = np.random.default_rng(seed)
     d = len(counts)
     g = 3
-    n = np.array([rng.permutation(counts) for _ in range(g)], dtype=np.int64)
+    n = np.tile(np.array(counts, dtype=np.int64), (g, 1))  # a group shares its loops; its tiles differ
     live = n[0] > 1
-    n[:, :] = n[0]  # a group shares its non-trivial dims
     order = rng.permutation(d)
     perm = np.tile(order[live[order]], (g, 1))
     table = rng.integers(0, 60, size=(g, d, 2, 2, 3)).astype(np.float64)
@@ -90,7 +89,6 @@ def test_loops_need_two_iterations():
 
 def test_loops_moving_together_walk_as_one():
     """Two dims in one loop: its first iteration has both first, its last both last, the others neither."""
-    n = np.array([[3, 2, 4]])
     loops = np.array([[[True, True, False], [False, False, True]]])
     counts = np.array([[6, 4]])
     table = np.random.default_rng(1).integers(0, 50, size=(1, 3, 2, 2, 3)).astype(np.float64)
@@ -104,7 +102,6 @@ def test_loops_moving_together_walk_as_one():
             seq.append(fn(first, last, np.array([0])))
     want = tileseq.walk_cycles(*([float(t[k][0]) for t in seq] for k in range(3)), 9.0)
     assert tileseq.nest_cycles(loops, counts, fn, 9.0)[0] == pytest.approx(want, rel=1e-12)
-    del n
 
 
 def _matmul_mapping():
