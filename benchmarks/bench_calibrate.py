@@ -18,7 +18,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from docsection import machine, write_section
+from docsection import machine, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "validation" / "gemmini-firesim-16x16.csv"
@@ -65,11 +65,7 @@ def main() -> None:
         ),  # fmt: skip
     ]
     section = "\n".join(lines)
-    if args.out:
-        Path(args.out).write_text(section + "\n")
-        print(f"wrote {args.out}")
-    else:
-        write_section("bench_calibrate", section)
+    publish("bench_calibrate", section, args.out)
 
 
 if __name__ == "__main__":

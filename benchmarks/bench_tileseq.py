@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from docsection import machine, write_section
+from docsection import machine, publish
 
 from gemmap.arch import load_arch
 from gemmap.convmodel import evaluate_conv_batch
@@ -72,11 +72,7 @@ def main() -> None:
         *(f"| {n} | {a:.2f} | {b:.2f} | ×{b / a:.1f} | {w:.0%} |" for n, a, b, w in rows),
     ]
     section = "\n".join(lines)
-    if args.out:
-        Path(args.out).write_text(section + "\n")
-        print(f"wrote {args.out}")
-    else:
-        write_section("bench_tileseq", section)
+    publish("bench_tileseq", section, args.out)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.release()}{load}"
 
 
+def publish(name: str, section: str, out: str | None) -> None:
+    """Write ``section`` to the file ``out`` if given, else as section ``name`` of docs/benchmarks.md."""
+    if out:
+        Path(out).write_text(section + "\n")
+        print(f"wrote {out}")
+    else:
+        write_section(name, section)
+
+
 def write_section(name: str, section: str) -> None:
     """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in
     docs/benchmarks.md with ``section`` (markers added), or append it; other sections are kept."""

@@ -251,26 +251,28 @@ def conv_shape(problem: Problem, arch: Arch | None = None) -> ConvShape:
 # --- per-dim footprints ------------------------------------------------------------------
 
 
-def _loaded(start: int, length: int, size: int) -> int:
-    """Elements of ``[start, start + length)`` inside ``[0, size)`` (rows that are not padding)."""
-    return max(0, min(start + length, size) - max(start, 0))
-
-
 def _axis(shape: ConvShape, rows: bool) -> tuple[int, int, int]:
     """(output extent, kernel extent, input extent) along the rows (p, r, H) or the columns (q, s, W)."""
     return (shape.p, shape.r, shape.input_rows) if rows else (shape.q, shape.s, shape.input_cols)
 
 
-def _lines_loaded(shape: ConvShape, rows: bool, o0: int, o_e: int, k0: int, k_e: int) -> int:
-    """Input lines (rows or columns) one tile's mvin brings from DRAM (module docstring, Input window).
+def window_lines(shape: ConvShape, rows: bool, o0, o_e, k0, k_e) -> np.ndarray:
+    """Input lines (rows or columns) the windows of tiles starting at output line ``o0`` and kernel line
+    ``k0``, ``o_e`` and ``k_e`` long, bring from DRAM (module docstring, Input window). Broadcasts.
 
     Gemmini's window starts at ``o0·σ + k0·δ − pad`` and spans ``o_e·σ + (k_e − 1)·δ`` lines;
     lines outside the image are zero padding (not fetched). Downsample: ``o_e`` lines.
     """
     if shape.downsample:
-        return o_e
-    start = o0 * shape.stride + k0 * shape.dilation - shape.padding
-    return _loaded(start, o_e * shape.stride + (k_e - 1) * shape.dilation, _axis(shape, rows)[2])
+        return np.asarray(o_e)
+    start = np.asarray(o0) * shape.stride + np.asarray(k0) * shape.dilation - shape.padding
+    end = start + np.asarray(o_e) * shape.stride + (np.asarray(k_e) - 1) * shape.dilation
+    return np.maximum(np.minimum(end, _axis(shape, rows)[2]) - np.maximum(start, 0), 0)
+
+
+def _lines_loaded(shape: ConvShape, rows: bool, o0: int, o_e: int, k0: int, k_e: int) -> int:
+    """:func:`window_lines` of one tile."""
+    return int(window_lines(shape, rows, o0, o_e, k0, k_e))
 
 
 def _window_sum(shape: ConvShape, rows: bool, o_t: int, k_t: int) -> int:

@@ -104,6 +104,7 @@ from gemmap.conv import (
     pixels_per_row,
     rows_loaded,
     weight_blocks,
+    window_lines,
     window_sum_cols,
     window_sum_rows,
 )
@@ -572,11 +573,11 @@ def _multipliers(
     return np.prod(np.where(above & ~rel, bounds, 1), axis=1)
 
 
-def _window_sums(size: int, out: int, kern: int, tiles: np.ndarray, ktiles: np.ndarray, shape: ConvShape, axis: int):
+def _window_sums(out: int, kern: int, tiles: np.ndarray, ktiles: np.ndarray, shape: ConvShape, axis: int):
     """Σ over (output tile, kernel tile) pairs of the DRAM-fetched window extent, per mapping.
 
-    Computed once per distinct (tile, kernel tile) pair with numpy over all tile starts:
-    window start ``o0·σ + k0·δ − pad``, length ``o_e·σ + (k_e − 1)·δ``, clipped to ``[0, size)``.
+    Computed once per distinct (tile, kernel tile) pair with numpy over all tile starts
+    (:func:`gemmap.conv.window_lines`).
     """
     code = np.asarray(tiles, dtype=np.int64) * (kern + 1) + np.asarray(ktiles, dtype=np.int64)
     pairs, inverse = np.unique(code, return_inverse=True)
@@ -586,12 +587,8 @@ def _window_sums(size: int, out: int, kern: int, tiles: np.ndarray, ktiles: np.n
         o0 = np.arange(0, out, ot)[:, None]
         k0 = np.arange(0, kern, kt)[None, :]
         oe, ke = np.minimum(ot, out - o0), np.minimum(kt, kern - k0)
-        if shape.downsample:
-            sums[i] = int(oe.sum()) * k0.shape[1]
-            continue
-        start = o0 * shape.stride + k0 * shape.dilation - shape.padding
-        end = start + oe * shape.stride + (ke - 1) * shape.dilation
-        sums[i] = int(np.maximum(np.minimum(end, size) - np.maximum(start, 0), 0).sum())
+        lines = window_lines(shape, axis == 0, o0, oe, k0, ke)
+        sums[i] = int(np.broadcast_to(lines, (len(o0), k0.shape[1])).sum())
     return sums[inverse.reshape(-1)]
 
 
@@ -660,8 +657,8 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
     D = np.array(shape.dims, dtype=np.int64)
     n = -(-D // T)
     last = D - (n - 1) * T
-    rows = _window_sums(shape.input_rows, shape.p, shape.r, T[:, _P], T[:, _R], shape, 0)
-    cols = _window_sums(shape.input_cols, shape.q, shape.s, T[:, _Q], T[:, _S], shape, 1)
+    rows = _window_sums(shape.p, shape.r, T[:, _P], T[:, _R], shape, 0)
+    cols = _window_sums(shape.q, shape.s, T[:, _Q], T[:, _S], shape, 1)
 
     # compute, separable: Σ_tiles F·max(em, R) = S_bpq · Σ_k ceil(k_e/C) · R_kernel · Σ_{c,s} ceil(s_e/ppr)·ceil(c_e/R)
     def ext(j: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -692,15 +689,8 @@ def tile_terms(arch: Arch, problem: Problem, T: np.ndarray) -> TileTerms:
     stationary = n_bpq * shape.weight_elems * t.weight_bytes
     rates = dma_rates(arch, shape, T[:, _K], T[:, _C], T[:, _Q], T[:, _S])
     a_cpb, b_cpb, out_cpb = rates[:3]
-    if shape.downsample:
-        first_rows, first_cols = T[:, _P], T[:, _Q]
-    else:
-        first_rows = np.clip(
-            T[:, _P] * shape.stride + (T[:, _R] - 1) * shape.dilation - shape.padding, 0, shape.input_rows
-        )
-        first_cols = np.clip(
-            T[:, _Q] * shape.stride + (T[:, _S] - 1) * shape.dilation - shape.padding, 0, shape.input_cols
-        )
+    first_rows = window_lines(shape, True, 0, T[:, _P], 0, T[:, _R])
+    first_cols = window_lines(shape, False, 0, T[:, _Q], 0, T[:, _S])
     first_in = T[:, _B] * T[:, _C] * first_rows * first_cols * t.input_bytes
     first_w = T[:, _K] * T[:, _C] * T[:, _R] * T[:, _S] * t.weight_bytes
     first = first_in * a_cpb + first_w * b_cpb

@@ -40,7 +40,7 @@ import numpy as np
 
 from gemmap import model, tileseq, warm
 from gemmap.arch import Arch
-from gemmap.conv import ORDER_DIMS, ConvMappingBatch, ConvShape, conv_shape
+from gemmap.conv import ORDER_DIMS, ConvMappingBatch, ConvShape, conv_shape, window_lines
 from gemmap.convspace import ConvMapSpace, tile_masks
 from gemmap.workload import Problem
 
@@ -48,15 +48,13 @@ _B, _P, _Q, _K, _R, _S, _C = range(7)
 
 
 def _lines(shape: ConvShape, rows: bool, o0, o_e, k0, k_e, whole) -> np.ndarray:
-    """Input lines of a tile's window along one axis (conv._lines_loaded, vectorised); ``whole``
+    """Input lines of a tile's window along one axis (:func:`gemmap.conv.window_lines`); ``whole``
     where the tile is neither first nor last along the output or kernel axis (window not clipped)."""
-    size = shape.input_rows if rows else shape.input_cols
     if shape.downsample:
         return np.asarray(o_e, dtype=np.int64)
+    size = shape.input_rows if rows else shape.input_cols
     span = o_e * shape.stride + (k_e - 1) * shape.dilation
-    start = o0 * shape.stride + k0 * shape.dilation - shape.padding
-    clipped = np.maximum(np.minimum(start + span, size) - np.maximum(start, 0), 0)
-    return np.where(whole, np.minimum(span, size), clipped)
+    return np.where(whole, np.minimum(span, size), window_lines(shape, rows, o0, o_e, k0, k_e))
 
 
 def _tile_fn(arch: Arch, problem: Problem, T: np.ndarray, n: np.ndarray) -> tileseq.TileFn:
@@ -108,15 +106,6 @@ def _tile_fn(arch: Arch, problem: Problem, T: np.ndarray, n: np.ndarray) -> tile
 MAX_TILED_DIMS = 5
 
 
-def _loops(n: np.ndarray, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The loops of :func:`gemmap.tileseq.nest_cycles` for non-trivial dims ``perm`` (g, m), outermost first."""
-    g, m = perm.shape
-    rows = np.arange(g)[:, None]
-    onehot = np.zeros((g, m, 7), dtype=bool)
-    onehot[rows, np.arange(m)[None, :], perm] = True
-    return onehot, n[rows, perm]
-
-
 def sequence_floor(arch: Arch, problem: Problem, batch: ConvMappingBatch) -> np.ndarray:
     """The two-loop time of each mapping's tile sequence (module docstring); 0 where a buffer is
     single (one loop at a time, whose serial phases the summed core charges), where the mapping is
@@ -141,7 +130,6 @@ def sequence_floor(arch: Arch, problem: Problem, batch: ConvMappingBatch) -> np.
         sel = np.flatnonzero(mask == mk)
         live = n[sel[:, None], dims[sel]] > 1  # (g, 7), the same count per row
         perm = dims[sel][live].reshape(len(sel), -1)
-        loops, counts = _loops(n[sel], perm)
         fn = _tile_fn(arch, problem, T[sel], n[sel])
-        out[both[sel]] = tileseq.nest_cycles(loops, counts, fn, latency) + skew
+        out[both[sel]] = tileseq.nest_cycles(*tileseq.loops_of(n[sel], perm), fn, latency) + skew
     return out

@@ -94,6 +94,16 @@ def mp_pow(x: np.ndarray, e: np.ndarray) -> np.ndarray:
 _CHUNK_ROWS = 1 << 15
 
 
+def loops_of(n: np.ndarray, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The :func:`nest_cycles` loops and counts of nests with tile counts ``n`` (g, d) that walk the
+    dims ``perm`` (g, m), outermost first, one dim a loop."""
+    g, m = perm.shape
+    rows = np.arange(g)[:, None]
+    loops = np.zeros((g, m, n.shape[1]), dtype=bool)
+    loops[rows, np.arange(m)[None, :], perm] = True
+    return loops, n[rows, perm]
+
+
 def nest_cycles(loops: np.ndarray, counts: np.ndarray, tile: TileFn, latency: float) -> np.ndarray:
     """Time (g,) of loop nests of ``m`` loops, outermost first: loop ``j`` of mapping ``i`` walks the dims
     ``loops[i, j]`` (bool (g, m, d); one dim, or several moving together: their first iteration is

@@ -63,7 +63,7 @@ def test_fold_equals_walk(counts, seed, latency):
     perm = np.tile(order[live[order]], (g, 1))
     table = rng.integers(0, 60, size=(g, d, 2, 2, 3)).astype(np.float64)
     fn = _table_fn(table)
-    got = tileseq.nest_cycles(*_onehot(n, perm), fn, latency)
+    got = tileseq.nest_cycles(*tileseq.loops_of(n, perm), fn, latency)
     for i in range(g):
         seq = []
         for idx in itertools.product(*(range(n[i, x]) for x in order)):
@@ -75,16 +75,11 @@ def test_fold_equals_walk(counts, seed, latency):
         assert got[i] == pytest.approx(want, rel=1e-12)
 
 
-def _onehot(n: np.ndarray, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    g, m = perm.shape
-    loops = np.zeros((g, m, n.shape[1]), dtype=bool)
-    loops[np.arange(g)[:, None], np.arange(m)[None, :], perm] = True
-    return loops, n[np.arange(g)[:, None], perm]
-
-
 def test_loops_need_two_iterations():
     with pytest.raises(ValueError):
-        tileseq.nest_cycles(*_onehot(np.array([[1, 3]]), np.array([[0, 1]])), _table_fn(np.zeros((1, 2, 2, 2, 3))), 0.0)
+        tileseq.nest_cycles(
+            *tileseq.loops_of(np.array([[1, 3]]), np.array([[0, 1]])), _table_fn(np.zeros((1, 2, 2, 2, 3))), 0.0
+        )
 
 
 def test_loops_moving_together_walk_as_one():

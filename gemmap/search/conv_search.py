@@ -104,7 +104,7 @@ def _best(arch: Arch, problem: Problem, batch: ConvMappingBatch, objective: str)
         take = take[bound[take] < best_v]
         values = _values(arch, problem, batch.take(take), objective)
         j = int(np.argmin(values))
-        if values[j] < best_v:  # the first of equal values in bound order, as the flat scan's argmin is not
+        if values[j] < best_v:
             best_i, best_v = int(take[j]), float(values[j])
         pos, step = pos + step, step * 2
     return best_i, best_v

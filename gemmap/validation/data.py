@@ -77,9 +77,7 @@ class PredictionTerms:
     compute: float  # array cycles of every tile (Cost.compute_cycles)
     transfer: float  # DMA cycles of every tile's loads and stores (Cost.local_transfer_cycles)
     exposed: float  # cycles the tile pipeline spends beyond compute (Cost.exposed_transfer_cycles)
-    sequence: (
-        float  # the two-loop time of the real tile sequence, a floor under compute + exposed (Cost.sequence_cycles)
-    )
+    sequence: float  # a conv's two loops over its real tiles, a floor under compute + exposed (Cost.sequence_cycles)
     memory: float  # the memory's floor (Cost.dram_cycles)
     host: float  # host cycles in the timed window before the first tile (Gemmini's tiler's search)
     dram_bytes: int  # bytes from and to memory (Cost.dram_bytes)

@@ -178,7 +178,8 @@ def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules =
         array = f"{s.arch.dim_rows}x{s.arch.dim_cols}"
         terms = PredictionTerms(
             compute=cost.compute_cycles, transfer=cost.local_transfer_cycles, exposed=cost.exposed_transfer_cycles,
-            sequence=cost.sequence_cycles, memory=cost.dram_cycles, host=s.host_cycles, dram_bytes=cost.dram_bytes, mapping=s.mapping.summary(s.arch),
+            sequence=cost.sequence_cycles, memory=cost.dram_cycles, host=s.host_cycles, dram_bytes=cost.dram_bytes,
+            mapping=s.mapping.summary(s.arch),
         )  # fmt: skip
         return Prediction(float(cost.cycles) + s.host_cycles, "ok", array=array, bound=cost.bound, terms=terms)
     except GemmapError as exc:

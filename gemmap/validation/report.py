@@ -40,10 +40,20 @@ def predictions_csv(runs: Sequence[MeasuredRun], predictions: Sequence[Predictio
     return csv_text(rows, PREDICTIONS_FIELDS)
 
 
+#: breakdown.csv's cycle columns, the fields of PredictionTerms they print
+CYCLE_TERMS = ("compute", "transfer", "exposed", "sequence", "memory", "host")
 BREAKDOWN_FIELDS = (
-    "row", "kind", "array", "bound", "measured", "predicted", "error_pct",
-    "compute", "transfer", "exposed", "sequence", "memory", "host", "dram_bytes", "mapping",
-)  # fmt: skip
+    "row",
+    "kind",
+    "array",
+    "bound",
+    "measured",
+    "predicted",
+    "error_pct",
+    *CYCLE_TERMS,
+    "dram_bytes",
+    "mapping",
+)
 
 
 def breakdown_csv(runs: Sequence[MeasuredRun], predictions: Sequence[Prediction], tiler: bool) -> str:
@@ -58,8 +68,9 @@ def breakdown_csv(runs: Sequence[MeasuredRun], predictions: Sequence[Prediction]
                                    "predicted": number_text(p.predicted), "error_pct": "" if e is None else f"{e:.2f}"}  # fmt: skip
         t = p.terms
         if t is not None:
-            line.update(compute=f"{t.compute:.0f}", transfer=f"{t.transfer:.0f}", exposed=f"{t.exposed:.0f}",
-                        sequence=f"{t.sequence:.0f}", memory=f"{t.memory:.0f}", host=f"{t.host:.0f}", dram_bytes=t.dram_bytes, mapping=t.mapping)  # fmt: skip
+            line.update(
+                {name: f"{getattr(t, name):.0f}" for name in CYCLE_TERMS}, dram_bytes=t.dram_bytes, mapping=t.mapping
+            )
         rows.append(line)
     return csv_text(rows, BREAKDOWN_FIELDS)
 
