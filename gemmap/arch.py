@@ -194,6 +194,10 @@ class Dram:
     #: the two rates; null: none, every memory byte at ``bytes_per_cycle``
     cache_kib: SramKiB | None = None
     cache_ways: Count | None = None
+    #: that cache's block: its set index is the address bits above it (FASED's LLC model: 128-byte
+    #: blocks at its runtime defaults, firesim-dosa @eeb9fdb7 LastLevelCache.scala L79-80, L92-116);
+    #: what a strided operand's rows reach of it (gemmap/strips.py)
+    cache_block_bytes: TransferBytes = 128
     miss_bytes_per_cycle: Bandwidth | None = None
     #: the rate at which that cache writes a dirty victim back before a miss refills its way (FASED's
     #: LLC model sends the block's beats one a cycle on the memory's 8-byte channel); a miss then also
@@ -300,6 +304,13 @@ class Software:
     #: included (gemmap/convseq.py; LoopConv.scala @67ca2f9 L713-720, L1249-1261, L1496); mappings
     #: tiled in more than five dims are left to the summed core (3^m tile contexts a mapping)
     tile_sequence: StrictBool = True
+    #: partial sums never leave the accumulator, whatever the loop order: DOSA's ``tiled_matmul_outer``
+    #: runs its tiles in the mapping's order, loads no bias on a tile with k0 ≠ 0 and accumulates
+    #: into the rows the tile before left, and writes C only on the last K tile (gemmini-rocc-tests
+    #: @959b23f7 include/gemmini.h L843-870, L709-713: ``pre = NULL``, ``out`` only at k0 = K0 − 1,
+    #: ``ex_accumulate``), so a K loop outside the others moves no partial sums (its results are only
+    #: right with K innermost); false: the model spills them as a software that keeps results right must
+    keep_partial_sums: StrictBool = False
     #: host-CPU cycles the software tile loop spends per tile (the tile's arguments, its RoCC
     #: commands and the innermost loop step) and per step of each loop around it. Counted, not
     #: fitted (docs/model.md, "Host issue"): gemmini-rocc-tests @959b23f7's data-collection

@@ -46,7 +46,7 @@ import math
 
 import numpy as np
 
-from gemmap import dma, tagqueue, warm
+from gemmap import dma, strips, tagqueue, warm
 from gemmap.arch import Arch, ceil_div
 from gemmap.mapping import DIMS, ORDER_DIMS, RELEVANT, Mapping, MappingBatch
 from gemmap.workload import Problem
@@ -260,7 +260,7 @@ def _boundary(arch: Arch, problem: Problem, level: str, loops, counts) -> list[T
     for name, elem in (("A", t.input_bytes), ("B", t.weight_bytes)):
         v = visits(loops, counts, RELEVANT[name], D, reload)
         out.append(Traffic(name, level, v, v * elem, 0))
-    v = visits(loops, counts, RELEVANT["C"], D)
+    v = MN if arch.software.keep_partial_sums else visits(loops, counts, RELEVANT["C"], D)
     spill = v - MN
     out.append(Traffic("C", level, v, spill * t.acc_bytes, MN * t.output_bytes + spill * t.acc_bytes))
     return out
@@ -308,6 +308,15 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     dram_by_tensor = {tr.tensor: tr.bytes_in + tr.bytes_out for tr in dram_side}
     kept = dict(zip(TENSORS, warm.warm_by_tensor(arch, problem)))  # first fills the L2 serves (l2.warm_start)
     dram_by_tensor = {x: v - kept[x] for x, v in dram_by_tensor.items()}
+    # operand rows narrower than a line whose strips overflow a cache L2's sets (gemmap/strips.py)
+    f_l2 = [min(fi, n) for fi, n in zip(m.l2_factors, n1)] if arch.l2 is not None else [1, 1, 1]
+    codes = [np.array([strips.strip_code(loops, x)]) for x in range(2)]
+    strip_bytes, strip_cycles = strip_extra(
+        arch, problem, np.array([m.local]), np.array([f_l2]), codes,
+        [np.array([tr.visits]) for tr in local[:2]], [np.array([tr.visits]) for tr in dram_side[:2]],
+    )  # fmt: skip
+    for x, extra in zip("AB", strip_bytes):
+        dram_by_tensor[x] += int(extra[0])
     dram_bytes = sum(dram_by_tensor.values())
 
     # compute: sum over the (at most 2 per dim) distinct local-tile extents
@@ -341,7 +350,8 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
     latency = n_tiles * tile_latency(arch)
     core = float(core_cycles(compute, t_load, t_store, t_spad, t_acc, m.db_spad, m.db_acc, issue, latency))
     core = core + prologue + epilogue + float(first_load_lift(arch, problem, first_bytes, first_load))
-    dram_cycles = float(memory_cycles(arch, dram_bytes, memory_extra_cycles(arch, problem, np.array([Tn]))[0]))
+    extra = memory_extra_cycles(arch, problem, np.array([Tn])) + strip_cycles
+    dram_cycles = float(memory_cycles(arch, dram_bytes, extra[0]))
     cycles = math.ceil(max(core, dram_cycles))
 
     # energy by component
@@ -354,7 +364,9 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
         stationary = n1[1] * M * N * t.acc_bytes
         spad_reads = nb[2] * M * K * t.input_bytes + nb[0] * K * N * t.weight_bytes
         accumulations = n1[1] * M * N
-    l2_bytes = sum(tr.bytes_in + tr.bytes_out for tr in traffic) - sum(kept.values())
+    l2_bytes = (
+        sum(tr.bytes_in + tr.bytes_out for tr in traffic) - sum(kept.values()) + sum(int(x[0]) for x in strip_bytes)
+    )
     breakdown = energy_breakdown(
         arch, macs, stationary, spad_reads + spad_bytes, accumulations, acc_bytes, l2_bytes, dram_bytes, cycles
     )
@@ -404,13 +416,49 @@ FILL_LEVEL_RELOAD = FILL_LEVEL.copy()
 FILL_LEVEL_RELOAD[:2] = 2
 FILL_LEVEL.setflags(write=False)
 FILL_LEVEL_RELOAD.setflags(write=False)
+
+
+def _without_spills(table: np.ndarray) -> np.ndarray:
+    """``table`` with C's fills at M·N whatever the order (``software.keep_partial_sums``)."""
+    out = table.copy()
+    out[2] = 0
+    out.setflags(write=False)
+    return out
+
+
+#: FILL_TABLES[(reload_operands, keep_partial_sums)]: the local level's fill codes
+FILL_TABLES = {
+    (reload, keep): _without_spills(t) if keep else t
+    for reload, t in ((False, FILL_LEVEL), (True, FILL_LEVEL_RELOAD))
+    for keep in (False, True)
+}
 #: the dim each tensor does not index (A: N, B: M, C: K)
 UNINDEXED = tuple(RELEVANT[x].index(False) for x in TENSORS)
 
 
 def local_fill_level(arch: Arch) -> np.ndarray:
-    """The fill-code table of the local level for this arch's software (see FILL_LEVEL_RELOAD)."""
-    return FILL_LEVEL_RELOAD if arch.software.reload_operands else FILL_LEVEL
+    """The fill-code table of the local level for this arch's software (FILL_LEVEL_RELOAD; C's row
+    0 with ``software.keep_partial_sums``)."""
+    return FILL_TABLES[arch.software.reload_operands, arch.software.keep_partial_sums]
+
+
+def dram_fill_level(arch: Arch) -> np.ndarray:
+    """The fill-code table of the L2 level's fills from DRAM (FILL_LEVEL of one level, ``ml = 0``;
+    C's row 0 with ``software.keep_partial_sums``)."""
+    return FILL_TABLES[False, arch.software.keep_partial_sums]
+
+
+def strip_extra(arch: Arch, problem: Problem, T, f, codes, local_fills, dram_fills):
+    """((A's, B's memory bytes), memory cycles) the operands' strips add (:func:`gemmap.strips.strip_terms`) from
+    the A and B fills into the local level and the L2 (in elements; the L2's only with an L2, which
+    the mechanism needs), each operand's memory bytes net of a warm L2's share."""
+    if arch.l2 is None or arch.l2.sets is None:
+        zero = np.zeros(len(np.atleast_2d(T)))
+        return (zero, zero), zero
+    t = arch.datatypes
+    kept = warm.warm_by_tensor(arch, problem)
+    mem = [np.asarray(dram_fills[x]) * e - kept[x] for x, e in enumerate((t.input_bytes, t.weight_bytes))]
+    return strips.strip_terms(arch, problem, T, f, codes, local_fills[:2], mem)
 
 
 def level_masks(counts: np.ndarray) -> np.ndarray:
@@ -730,7 +778,14 @@ def evaluate_batch(arch: Arch, problem: Problem, b: MappingBatch) -> BatchCost:
             out.append(sizes[x] * np.where(code == 2, n1[:, g], np.where(code == 1, n_dram[:, g], 1)))
         return out
 
-    dram_fills = fills(FILL_LEVEL, zero, zero) if arch.l2 is not None else None
-    moved, dram_bytes, l2_total = boundary_bytes(arch, problem, fills(local_fill_level(arch), ol, ml), dram_fills)
+    dram_fills = fills(dram_fill_level(arch), zero, zero) if arch.l2 is not None else None
+    local_fills = fills(local_fill_level(arch), ol, ml)
+    moved, dram_bytes, l2_total = boundary_bytes(arch, problem, local_fills, dram_fills)
     lt = local_terms(arch, problem, b.dataflow == 0, T, b.db_spad, b.db_acc)
+    if arch.l2 is not None and arch.l2.sets is not None:  # strips (gemmap/strips.py)
+        codes = [strips.STRIP_LEVEL[x][b.dram_order, ol, md, ml] for x in range(2)]
+        (xa, xb), xc = strip_extra(arch, problem, T, f, codes, local_fills, dram_fills)
+        extra = (xa + xb).astype(np.int64)
+        dram_bytes, l2_total = dram_bytes + extra, l2_total + extra
+        lt = dataclasses.replace(lt, memory_extra=lt.memory_extra + xc)
     return combine(arch, problem, lt, moved, dram_bytes, l2_total)

@@ -70,8 +70,7 @@ from gemmap.arch import Arch, Sram
 from gemmap.mapping import ORDERS, Mapping
 from gemmap.mapspace import DB_CHOICES, PAIR_COUNT, PAIRS, MapSpace
 from gemmap.model import (
-    FILL_LEVEL,
-    FILL_LEVEL_RELOAD,
+    FILL_TABLES,
     UNINDEXED,
     BatchCost,
     LocalTerms,
@@ -83,23 +82,31 @@ from gemmap.model import (
     evaluate,
     local_terms,
     memory_cycles,
+    strip_extra,
     transfer_cycles,
 )
 from gemmap.search import SearchOptions, SearchResult, objective_value
+from gemmap.strips import STRIP_LEVEL
 from gemmap.workload import Problem
 
+#: codes a class is keyed by: fills of A, B, C into the local level and into the L2, strips of A and B
+NCODES = 8
 
-def _class_table(local_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CLASSES[fr, md, ml, i] = (6 fill codes: local A, B, C then DRAM A, B, C; dram order; l2
-    order) of the Pareto-minimal fill patterns among the pruned order pairs; NCLASS their count.
-    ``local_table`` codes the local level's fills (model.local_fill_level), FILL_LEVEL the DRAM's."""
-    classes = np.zeros((2, 8, 8, 36, 8), dtype=np.int64)
+
+def _class_table(local_table: np.ndarray, dram_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CLASSES[fr, md, ml, i] = (8 codes: local fills of A, B, C, DRAM fills of A, B, C, strips of A
+    and B; dram order; l2 order) of the Pareto-minimal code patterns among the pruned order pairs
+    (every cost term grows with each code); NCLASS their count. ``local_table`` codes the local
+    level's fills (model.local_fill_level), ``dram_table`` the DRAM's (model.dram_fill_level),
+    strips.STRIP_LEVEL the operands' strips."""
+    classes = np.zeros((2, 8, 8, 36, NCODES + 2), dtype=np.int64)
     count = np.zeros((2, 8, 8), dtype=np.int64)
     for fr, md, ml in np.ndindex(2, 8, 8):
         seen: dict[tuple[int, ...], tuple[int, int]] = {}
         for od, ol in PAIRS[fr, md, ml, : PAIR_COUNT[fr, md, ml]]:
             code = tuple(int(local_table[x, od, ol, md, ml]) for x in range(3))
-            code += tuple(int(FILL_LEVEL[x, od, 0, md, 0]) for x in range(3))
+            code += tuple(int(dram_table[x, od, 0, md, 0]) for x in range(3))
+            code += tuple(int(STRIP_LEVEL[x, od, ol, md, ml]) for x in range(2))
             seen.setdefault(code, (int(od), int(ol)))
         keep = [c for c in seen if not any(o != c and all(a <= b for a, b in zip(o, c)) for o in seen)]
         count[fr, md, ml] = len(keep)
@@ -108,8 +115,9 @@ def _class_table(local_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return classes, count
 
 
-#: CLASS_TABLES[reload] = (CLASSES, NCLASS) for Timeloop residency (False) or per-call reloads (True)
-CLASS_TABLES = {False: _class_table(FILL_LEVEL), True: _class_table(FILL_LEVEL_RELOAD)}
+#: CLASS_TABLES[(reload_operands, keep_partial_sums)] = (CLASSES, NCLASS): Timeloop residency or
+#: per-call reloads, partial sums spilled or kept (model.FILL_TABLES)
+CLASS_TABLES = {key: _class_table(table, FILL_TABLES[False, key[1]]) for key, table in FILL_TABLES.items()}
 
 
 def _take(obj, idx: np.ndarray, n: int):
@@ -217,12 +225,13 @@ def _local_grid(arch: Arch, problem: Problem, T: np.ndarray) -> tuple[LocalTerms
     )
     n1 = -(-D // T)
     sizes = (D[0] * D[1], D[1] * D[2], D[0] * D[2])
-    reload = arch.software.reload_operands
+    reload, keep = arch.software.reload_operands, arch.software.keep_partial_sums
     moved = []
     for e in range(3):
-        # A and B reloaded per call: exactly n1 of their unindexed dim, whatever the order
+        # A and B reloaded per call: exactly n1 of their unindexed dim, whatever the order; C kept
+        # in the accumulator: exactly M·N
         fills = [
-            sizes[x] * (1 if g == e and not (reload and x < 2) else n1[:, g, None, None])
+            sizes[x] * (1 if (g == e and not (reload and x < 2)) or (x == 2 and keep) else n1[:, g, None, None])
             for x, g in enumerate(UNINDEXED)
         ]
         moved.append(boundary_bytes(arch, problem, fills, list(sizes)))
@@ -434,7 +443,7 @@ def _solve_triple(space: MapSpace, t: int, rows: np.ndarray, objective: str) -> 
             mls.append(mlc[r])
         f, md, ml = np.concatenate(fs), np.concatenate(mds), np.concatenate(mls)
     n2 = -(-n1[None, :] // f)
-    CLASSES, NCLASS = CLASS_TABLES[arch.software.reload_operands]
+    CLASSES, NCLASS = CLASS_TABLES[arch.software.reload_operands, arch.software.keep_partial_sums]
     k = NCLASS[fr, md, ml]
     p = np.repeat(np.arange(len(f)), k)
     cls = CLASSES[fr, md[p], ml[p], np.arange(len(p)) - np.repeat(np.cumsum(k) - k, k)]
@@ -448,11 +457,19 @@ def _solve_triple(space: MapSpace, t: int, rows: np.ndarray, objective: str) -> 
         code = cls[pp, x]
         local.append(sizes[x] * np.where(code == 2, n1[g], np.where(code == 1, n2p[:, g], 1)))
         dram.append(sizes[x] * np.where(cls[pp, 3 + x] == 1, n2p[:, g], 1))
-    values = _value(
-        combine(arch, problem, _take(terms, rr, len(rows)), *boundary_bytes(arch, problem, local, dram)), objective
-    )
+    moved, dram_bytes, l2_total = boundary_bytes(arch, problem, local, dram)
+    lt = _take(terms, rr, len(rows))
+    if arch.l2 is not None and arch.l2.sets is not None:  # strips (gemmap/strips.py), as model.evaluate_batch
+        fp = np.minimum(f[p][pp], n1)
+        (xa, xb), xc = strip_extra(
+            arch, problem, np.broadcast_to(T, (len(pp), 3)), fp, (cls[pp, 6], cls[pp, 7]), local, dram
+        )
+        extra = (xa + xb).astype(np.int64)
+        dram_bytes, l2_total = dram_bytes + extra, l2_total + extra
+        lt = dataclasses.replace(lt, memory_extra=lt.memory_extra + xc)
+    values = _value(combine(arch, problem, lt, moved, dram_bytes, l2_total), objective)
     i = int(np.argmin(values))
-    choice = np.concatenate([f[p[pp[i]]], cls[pp[i], 6:8]])
+    choice = np.concatenate([f[p[pp[i]]], cls[pp[i], NCODES : NCODES + 2]])
     return float(values[i]), int(rows[rr[i]]), choice, len(values)
 
 

@@ -53,9 +53,13 @@ def hardware_for(arch: Arch, pe_dim: int) -> Arch:
 def _matmul_mapping(arch: Arch, call: MatmulCall, problem: Problem, block: int) -> Mapping:
     """tiled_matmul's tiles (in ``block``-element blocks) and loop order as a gemmap mapping, double
     buffered as LoopMatmul always is (two concurrent loops on halves of the SRAMs); an L2 is a cache
-    over the same flat loop order (:func:`cache_factors`)."""
+    over the same flat loop order (:func:`cache_factors`). DOSA's ``tiled_matmul_outer`` runs the
+    call's own order and never moves partial sums (``software.keep_partial_sums``); on an arch whose
+    software would spill them, the reduction is put innermost instead, where nothing spills."""
     local = tuple(min(t * block, d) for t, d in zip((call.tile_I, call.tile_K, call.tile_J), problem.shape_key()))
-    order = call.outer_order().replace("K", "") + "K"
+    order = call.outer_order()
+    if not arch.software.keep_partial_sums:
+        order = order.replace("K", "") + "K"
     return software_matmul(arch, problem, local, order)  # type: ignore[arg-type]
 
 

@@ -1,0 +1,173 @@
+"""GEMM operand rows narrower than a line in a set-associative L2 (docs/model.md, "L2 sets (GEMMs)").
+
+A GEMM operand is row-major: A (M×K) has rows of K elements, B (K×N) rows of N. A local tile of it
+is ``T_r`` rows of ``T_c`` elements (row dim r, column dim c: A's M and K, B's K and N), and the DMA
+moves it in one request chain per row (gemmap/dma.py). When a tile row is narrower than a line and
+a whole number of them fit in one (``T_c · elem`` divides ``line``), and the rows lie a multiple of a
+line apart (``D_c · elem``), every row of the tile is in its own line, and the rest of that line
+belongs to the neighbouring column tiles. Whether those find it in the L2 depends on what the
+software walks in between:
+
+* **The strip.** Between two consecutive column tiles, the loops inside the innermost non-trivial
+  column-dim loop run: the rows walked are ``T_r`` times the bounds of the row-dim loops among them
+  (code 0: none, ``T_r``; 1: the L2-level loop, ``T_r · f_r``; 2: the DRAM-level loop too, all
+  ``D_r`` rows). With ``B``'s column loop outside the reduction loop (``N`` before ``K``, as in
+  DOSA's ``MNK`` GEMVs) the strip is all of K; with it inside (``MKN``) only the tile's own rows.
+* **The sets it reaches.** The inclusive cache's set index is the address bits above the line
+  offset (rocket-chip-inclusive-cache @850e121 ``Parameters.scala``), so rows ``stride`` bytes
+  apart fall into ``sets / gcd(stride / line, sets)`` sets: 16-byte rows at a 4 KiB stride reach 16
+  of the 1,024 sets of a 512 KiB 8-way L2, 128 lines.
+* **What a random victim keeps.** The cache picks its victim at random among the ``W`` ways of a
+  set, valid or not (``Directory.scala`` L112-121), so a cyclic stream of ``n`` lines a set keeps a
+  line from one use to the next with the steady-state probability ``h = (1 − 1/W)^{(n − 1)(1 − h)}``:
+  between two uses each of the other ``n − 1`` lines misses with probability ``1 − h`` and each miss
+  evicts it with probability ``1/W`` (:func:`cyclic_hit_share`; the smallest root, in closed form
+  with Lambert's W; 1 while ``(n − 1)·ln(W / (W − 1)) ≤ 1``, about ``n ≤ W``).
+
+Every row the DMA loads (``D_r · n1_c`` per pass over the operand, times its reloads) then misses
+the L2 with probability ``1 − h`` and costs a line from the memory behind it. Behind a memory-side
+cache (``dram.cache_kib``, FASED's LLC model: blocks of ``dram.cache_block_bytes``, a random victim
+when a set is full) the strip's blocks overflow that cache's reachable sets the same way (share
+``h₃`` kept); a line it keeps costs ``line / dram.bytes_per_cycle`` (a hit), one it does not costs
+the refill of its whole block as well, whose other lines the next row does not use: ``block ·``
+:func:`gemmap.warm.miss_cycles_per_byte` more (the metadata access and the block's 16-beat refill,
+≈ 18 cycles against a hit's 9: firesim-dosa @eeb9fdb7 ``LastLevelCache.scala`` L188-411).
+
+The operand's memory bytes are then at least its missed lines (``lines · line``), and the memory's
+time grows by the LLC misses' cycles (:func:`strip_terms`, on the model's memory floor). Both are
+≥ 0 and grow with the strip code, so the searches' lower bounds (which leave them out) stay bounds
+and the optimal search keys the codes in its order classes (``search/optimal.py``). Simplifications:
+a tile row wider than a line, or a stride that is not a multiple of a line, is left to the byte
+count; the steady state is the mean-field one (a brute-force simulation of the sets agrees within a
+few per cent on the shapes of ``tests/test_strips.py``); the run's first pass is charged like the
+others (the warm start is not subtracted from the missed lines); convs are
+:func:`gemmap.convmodel.weight_tiles_spill`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import lambertw
+
+from gemmap import warm
+from gemmap.arch import Arch
+from gemmap.conv import conv_shape
+from gemmap.mapping import ORDER_DIMS
+from gemmap.workload import Problem
+
+#: (row dim, column dim) of A (M×K) and B (K×N) in (M, K, N) indices: a tile row runs along the column dim
+OPERAND_DIMS = ((0, 1), (1, 2))
+
+
+def cyclic_hit_share(lines_per_set, ways: int | None) -> np.ndarray:
+    """The steady-state share of uses that hit when ``lines_per_set`` lines (any shape, ≥ 0) cycle
+    through each set of a random-victim cache of ``ways`` ways (module docstring): the smallest root
+    of ``h = q^{(n − 1)(1 − h)}``, ``q = 1 − 1/W``, i.e. ``h = −W₀(−b·e^{−b}) / b`` with
+    ``b = (n − 1)·ln(1/q)`` (principal branch), 1 for ``b ≤ 1``. ``ways`` None: one set of
+    ``lines_per_set`` ways' worth (fully associative, read as n lines over a cache of ``n`` ≥ lines):
+    every line stays."""
+    n = np.asarray(lines_per_set, dtype=np.float64)
+    if ways is None or ways <= 1:
+        return np.where(n <= 1.0, 1.0, 0.0) if ways == 1 else np.ones(n.shape)
+    b = np.maximum(n - 1.0, 0.0) * math.log(ways / (ways - 1.0))
+    big = b > 1.0
+    bb = np.where(big, b, 2.0)  # the root below 1 exists only for b > 1
+    root = -lambertw(-bb * np.exp(-bb), 0).real / bb
+    return np.where(big, np.clip(root, 0.0, 1.0), 1.0)
+
+
+def strip_code(loops: list[tuple[int, int, int]], x: int) -> int:
+    """The strip code (module docstring) of operand ``x`` (0: A, 1: B) under ``loops`` ((dim, level,
+    bound) outermost first, level 0 DRAM and 1 L2, as :func:`gemmap.model.visits` takes them)."""
+    r, c = OPERAND_DIMS[x]
+    inner = [p for p, (d, _, bound) in enumerate(loops) if d == c and bound > 1]
+    if not inner:
+        return 0
+    levels = {level for d, level, bound in loops[inner[-1] + 1 :] if d == r and bound > 1}
+    return 2 if 0 in levels else 1 if 1 in levels else 0
+
+
+def _strip_level_table() -> np.ndarray:
+    """STRIP_LEVEL[x, od, ol, md, ml]: :func:`strip_code` of operand x for DRAM order ``od``, L2 order
+    ``ol`` and the masks of non-trivial loops ``md`` / ``ml`` (as ``model.FILL_LEVEL``)."""
+    table = np.zeros((2, 6, 6, 8, 8), dtype=np.int8)
+    for od, ol, md, ml in np.ndindex(6, 6, 8, 8):
+        loops = [(int(d), 0, 2 if md >> int(d) & 1 else 1) for d in ORDER_DIMS[od]]
+        loops += [(int(d), 1, 2 if ml >> int(d) & 1 else 1) for d in ORDER_DIMS[ol]]
+        for x in range(2):
+            table[x, od, ol, md, ml] = strip_code(loops, x)
+    return table
+
+
+#: see :func:`_strip_level_table`
+STRIP_LEVEL = _strip_level_table()
+STRIP_LEVEL.setflags(write=False)
+
+
+def _reach(sets: int, ways: int | None, unit: int, stride: int) -> tuple[int, int | None]:
+    """(sets, ways) a strided walk reaches in a cache of ``sets`` sets of ``unit``-byte entries: rows a
+    multiple of an entry apart reach ``sets / gcd(stride / unit, sets)``; others spread over all."""
+    if stride % unit:
+        return sets, ways
+    return sets // math.gcd(stride // unit, sets), ways
+
+
+def applies(arch: Arch, problem: Problem, x: int) -> bool:
+    """Whether operand ``x``'s rows can be narrower than a line at a line-multiple stride: a cache L2
+    (``l2.ways``) and ``D_c · elem`` a multiple of its line."""
+    l2 = arch.l2
+    if l2 is None or l2.sets is None:
+        return False
+    c = OPERAND_DIMS[x][1]
+    return problem.shape_key()[c] * _elem(arch, x) % l2.line_bytes == 0
+
+
+def _elem(arch: Arch, x: int) -> int:
+    return (arch.datatypes.input_bytes, arch.datatypes.weight_bytes)[x]
+
+
+def strip_terms(
+    arch: Arch, problem: Problem, T: np.ndarray, f: np.ndarray, codes, local_fills, dram_bytes
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """((A's, B's extra memory bytes), extra memory cycles) of the operands' strips (module docstring) for local
+    tiles ``T`` (n, 3), L2 factors ``f`` (n, 3; ones without an L2 level), strip ``codes`` (A's, B's:
+    arrays of n), the operands' local fills ``local_fills`` (A's, B's, in elements) and their memory
+    bytes ``dram_bytes`` (A's, B's, after a warm L2's share). Both 0 where the mechanism does not
+    apply; the bytes are what the missed lines exceed the operand's memory bytes by."""
+    T = np.atleast_2d(np.asarray(T, dtype=np.int64))
+    extra_bytes = [np.zeros(len(T)), np.zeros(len(T))]
+    extra_cycles = np.zeros(len(T))
+    D = problem.shape_key()
+    for x in range(2):
+        if not applies(arch, problem, x):
+            continue
+        l2, d = arch.l2, arch.dram
+        r, c = OPERAND_DIMS[x]
+        line, elem = l2.line_bytes, _elem(arch, x)  # type: ignore[union-attr]
+        width = T[:, c] * elem
+        narrow = (width < line) & (line % np.maximum(width, 1) == 0)
+        if not narrow.any():
+            continue
+        code = np.asarray(codes[x])
+        f_r = np.asarray(f, dtype=np.int64).reshape(-1, 3)[:, r]
+        strip = np.where(code == 2, D[r], np.minimum(np.where(code == 1, T[:, r] * f_r, T[:, r]), D[r]))
+        stride = D[c] * elem
+        sets, ways = _reach(l2.sets, l2.ways, line, stride)  # type: ignore[union-attr, arg-type]
+        missed = 1.0 - cyclic_hit_share(strip / sets, ways)
+        n1c = -(-D[c] // T[:, c])
+        rows = np.asarray(local_fills[x], dtype=np.float64) / (D[r] * D[c]) * D[r] * n1c
+        lines = rows * missed
+        cycles = np.zeros(len(T))
+        if d.cache_kib is not None and d.miss_bytes_per_cycle is not None:
+            block = d.cache_block_bytes
+            csets = max(d.cache_bytes // ((d.cache_ways or 1) * block), 1)
+            csets, cways = _reach(csets, d.cache_ways, block, stride)
+            blocks = strip * min(1.0, stride / block)
+            kept = cyclic_hit_share(blocks / csets, cways)
+            cycles = lines * (1.0 - kept) * block * warm.miss_cycles_per_byte(arch, conv_shape(problem, arch))
+        over = np.ceil(np.maximum(lines * line - np.asarray(dram_bytes[x], dtype=np.float64), 0.0))
+        extra_bytes[x] = np.where(narrow, over, 0.0)
+        extra_cycles = extra_cycles + np.where(narrow, cycles, 0.0)
+    return (extra_bytes[0], extra_bytes[1]), extra_cycles
