@@ -237,6 +237,20 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _arch(lambda a: _sub(a, "software", tile_sequence=False)),
     ),
     (
+        "GEMM strips in the L2's sets",
+        "a GEMM operand's tile rows narrower than a line at a line-multiple stride: the rows walked between two "
+        "column tiles reach sets / gcd(stride / line, sets) of the L2's sets; what a random victim keeps of that "
+        "cyclic strip, the rest a line from memory each, an LLC miss when its blocks overflow the LLC's reach "
+        "(l2.gemm_strips; inclusive cache set index, Directory.scala L112-121; gemmap/strips.py)",
+        _arch(lambda a: a if a.l2 is None else _sub(a, "l2", gemm_strips=False)),
+    ),
+    (
+        "matmul rows in their own loop order",
+        "DOSA's tiled_matmul_outer runs the mapping's order and never moves partial sums "
+        "(software.keep_partial_sums; gemmini.h @959b23f7 L843-870); off: the reduction costed innermost",
+        _arch(lambda a: _sub(a, "software", keep_partial_sums=False)),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict Rules.per_pe_dim; "
         "gemmini_data_collection.py L155-212)",

@@ -136,6 +136,10 @@ class L2:
     #: ``gemmap validate``'s mapped runs follow Gemmini's tiler run): the first fills hit what the L2
     #: kept of them (gemmap/warm.py); false: every operand starts in memory
     warm_start: StrictBool = False
+    #: a GEMM operand whose tile rows are narrower than a line, at a stride the sets index, misses the
+    #: cache when the rows walked between two column tiles overflow the sets that stride reaches
+    #: (gemmap/strips.py; only with ``ways``); false: GEMM operands are costed by their bytes alone
+    gemm_strips: StrictBool = True
 
     @property
     def bytes(self) -> int:

@@ -116,9 +116,9 @@ def _reach(sets: int, ways: int | None, unit: int, stride: int) -> tuple[int, in
 
 def applies(arch: Arch, problem: Problem, x: int) -> bool:
     """Whether operand ``x``'s rows can be narrower than a line at a line-multiple stride: a cache L2
-    (``l2.ways``) and ``D_c · elem`` a multiple of its line."""
+    (``l2.ways``) with ``l2.gemm_strips``, and ``D_c · elem`` a multiple of its line."""
     l2 = arch.l2
-    if l2 is None or l2.sets is None:
+    if l2 is None or l2.sets is None or not l2.gemm_strips:
         return False
     c = OPERAND_DIMS[x][1]
     return problem.shape_key()[c] * _elem(arch, x) % l2.line_bytes == 0

@@ -102,6 +102,8 @@ def test_gemv_strip_by_hand(firesim_arch):
     assert c.dram_bytes_by_tensor["B"] == math.ceil(lines * 64)
     calm = model.evaluate(firesim_arch, p, dataclasses.replace(m, dram_order="MKN", l2_order="MKN"))
     assert calm.dram_bytes_by_tensor["B"] == 1024 * 1024
+    off = dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, gemm_strips=False))
+    assert model.evaluate(off, p, m).dram_bytes_by_tensor["B"] == 1024 * 1024
     # the LLC holds the strip (no miss cycles): the memory time moves by the bytes alone (B's lines, and
     # A's reloads under the column loop)
     assert c.dram_cycles - calm.dram_cycles == pytest.approx((c.dram_bytes - calm.dram_bytes) / 7.111, rel=1e-9)
