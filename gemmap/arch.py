@@ -408,6 +408,13 @@ class Arch:
         kib = self.scratchpad.kib + self.accumulator.kib + (self.l2.kib if self.l2 else 0)
         return kib * self.area.sram_mm2_per_kib + self.dim_rows * self.dim_cols * self.area.pe_mm2
 
+    def tiler_view(self) -> Arch:
+        """The arch as Gemmini's own tilers (``tiled_matmul_auto``, ``tiled_conv_auto``) see it: the
+        memory sizes the software's ``gemmini_params.h`` states (``software.tiler_spad_kib`` /
+        ``tiler_acc_kib``; the hardware's when unset)."""
+        sw = self.software
+        return self.with_overrides(spad_kib=sw.tiler_spad_kib, acc_kib=sw.tiler_acc_kib)
+
     def with_overrides(
         self,
         *,

@@ -200,3 +200,28 @@ def test_cli_absurd_seq_len_one_line_exit_2(tmp_path, command, limit):
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().count("\n") == 0 and limit in r.stderr
     assert not (tmp_path / "sw").exists()
+
+
+def test_heuristic_runs_gemminis_tiler_as_the_soc_sizes_it(firesim_arch):
+    """On an SoC whose software header states smaller memories than the RTL has (DOSA's: 256 / 64 KiB
+    against 4 MiB), Gemmini's tilers size their tiles for the header; on a cache L2 the L2 keeps what
+    fits of the loop nest. The hardware's sizes give BERT's q_proj tiles of 2.5 MB, which a 512 KiB L2
+    tile cannot hold (the search refused them before)."""
+    from gemmap.conv import ConvShape
+    from gemmap.conv_tiler import tiled_conv_auto
+    from gemmap.interop.convert import cache_factors
+    from gemmap.search.heuristic import heuristic_mapping
+    from tests.test_conv import conv_problem
+
+    p = Problem("q_proj", 512, 768, 768)
+    got = find_mapping(firesim_arch, p, SearchOptions(method="heuristic"))
+    view = firesim_arch.tiler_view()
+    assert (view.scratchpad.kib, view.accumulator.kib) == (256, 64)
+    want = heuristic_mapping(view, p)
+    assert got.mapping.local == want.local
+    assert got.mapping.l2_factors == cache_factors(firesim_arch, p, want.local, want.dram_order)
+    assert heuristic_mapping(firesim_arch, p).local != want.local
+    shape = ConvShape(n=1, k=256, c=256, p=14, q=14, r=3, s=3, stride=1, padding=1, dilation=1, h=14, w=14)
+    conv = conv_problem(shape, "c")
+    got = find_mapping(firesim_arch, conv, SearchOptions(method="heuristic"))
+    assert got.mapping == tiled_conv_auto(view, conv)

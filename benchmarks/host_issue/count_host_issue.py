@@ -266,9 +266,8 @@ def measure_search(n: int, seed: int, work: Path) -> tuple[np.ndarray, np.ndarra
     from gemmap.arch import load_arch
     from gemmap.conv import ConvShape
     from gemmap.conv_tiler import tiled_conv_auto_search
-    from gemmap.validation.predict import software_view
 
-    arch = software_view(load_arch(HERE.parents[1] / "gemmap" / "data" / "arch" / "gemmini-firesim.yaml"))
+    arch = load_arch(HERE.parents[1] / "gemmap" / "data" / "arch" / "gemmini-firesim.yaml").tiler_view()
     rng = random.Random(seed)
     layers = []
     for _ in range(n):

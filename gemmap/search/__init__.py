@@ -137,10 +137,10 @@ def find_mapping(
         }[options.method]
         return search(arch, problem, options, full_rows)
     if options.method == "heuristic":
-        from gemmap.search.heuristic import heuristic_mapping
+        from gemmap.search.heuristic import gemmini_matmul_auto
 
         start = time.perf_counter()
-        mapping = heuristic_mapping(arch, problem, options.dataflow, full_rows=full_rows)
+        mapping = gemmini_matmul_auto(arch, problem, options.dataflow, full_rows=full_rows)
         reason = invalid_reason(arch, problem, mapping)
         if reason is None and acc_overlap and not mapping.db_acc:
             reason = "its accumulator is not double-buffered"

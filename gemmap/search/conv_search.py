@@ -74,7 +74,7 @@ def conv_heuristic_search(
     """Gemmini's ``tiled_conv_auto`` tiling, costed."""
     _no_fusion(problem, full_rows)
     start = time.perf_counter()
-    m = tiled_conv_auto(arch, problem)
+    m = tiled_conv_auto(arch.tiler_view(), problem)
     reason = invalid_reason(arch, problem, m)
     if reason is not None:
         raise GemmapError(f"{problem.name}: tiled_conv_auto picks {m.summary(arch)}, which does not fit: {reason}")

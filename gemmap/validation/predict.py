@@ -5,7 +5,7 @@ A run is predicted the way it was executed (docs/validation.md): the row's mappi
 array size is the one DOSA ran it on (the arch's, or for files whose spatial factors exceed it,
 DOSA's ``per_pe_dim`` rule), and that call is costed by gemmap's model. With ``tiler`` the row's
 layer is instead mapped by Gemmini's own tiler (``tiled_matmul_auto`` / ``tiled_conv_auto``) as it
-sees the memory sizes in the software's ``gemmini_params.h`` (``software_view``), and the timed
+sees the memory sizes in the software's ``gemmini_params.h`` (``Arch.tiler_view``), and the timed
 window also holds that tiler's search on the host (``tiled_conv_auto_inner`` picks its tiles after
 the clock starts: conv_tilings.c @959b23f7 L151-172, gemmini.h L2745-2838), which runs before the
 first tile and overlaps nothing (``RunSetup.host_cycles``). The matmul tiler's fill loop is a
@@ -21,12 +21,12 @@ from gemmap.conv import ConvMapping, ConvShape, conv_shape
 from gemmap.conv_tiler import tiled_conv_auto_search
 from gemmap.convmodel import evaluate_of, invalid_reason_of
 from gemmap.errors import GemmapError
-from gemmap.interop.convert import CONV_LETTERS, cache_factors, software_matmul
+from gemmap.interop.convert import CONV_LETTERS, software_matmul
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall, conv_call, matmul_call, pe_dim_for
 from gemmap.interop.timeloop import LoopNest, check_covers, parse_compact
 from gemmap.mapping import Mapping
 from gemmap.model import Cost
-from gemmap.search.heuristic import heuristic_mapping
+from gemmap.search.heuristic import gemmini_matmul_auto
 from gemmap.validation.data import MeasuredRun, Prediction, PredictionTerms
 from gemmap.workload import Problem
 
@@ -120,9 +120,7 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules
     call = matmul_call(nest, run.layer)
     problem = Problem(f"row{run.row}", call.I, call.K, call.J)
     if tiler:
-        auto = heuristic_mapping(software_view(hw), problem, "ws")
-        f = cache_factors(hw, problem, auto.local, auto.dram_order)
-        return RunSetup(hw, problem, dataclasses.replace(auto, l2_factors=f, l2_order=auto.dram_order))
+        return RunSetup(hw, problem, gemmini_matmul_auto(hw, problem, "ws"))
     return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, dim if rules.per_pe_dim else 16))
 
 
@@ -141,7 +139,7 @@ def _conv_setup(run: MeasuredRun, hw: Arch, call: ConvCall, tiler: bool) -> RunS
     M, K, N = shape.gemm()
     problem = Problem(f"row{run.row}", M, K, N, op="conv", conv=shape)
     if tiler:
-        view = software_view(hw)
+        view = hw.tiler_view()
         found = tiled_conv_auto_search(view, conv_shape(problem, view))
         return RunSetup(hw, problem, ConvMapping(tile=found.args), found.host_cycles(hw.software))
     order = "".join(CONV_LETTERS[d] for d in reversed(call.perm))
@@ -149,13 +147,6 @@ def _conv_setup(run: MeasuredRun, hw: Arch, call: ConvCall, tiler: bool) -> RunS
     tile = (call.batches, call.porows, call.pocols, call.pochs, call.krows, call.kcols, call.kchs)
     tile = tuple(min(t, d) for t, d in zip(tile, shape.dims))
     return RunSetup(hw, problem, ConvMapping(tile=tile, order=order))  # type: ignore[arg-type]
-
-
-def software_view(arch: Arch) -> Arch:
-    """The arch as Gemmini's tilers see it: the memory sizes ``gemmini_params.h`` states
-    (``software.tiler_spad_kib`` / ``tiler_acc_kib``; the hardware's when unset)."""
-    sw = arch.software
-    return arch.with_overrides(spad_kib=sw.tiler_spad_kib, acc_kib=sw.tiler_acc_kib)
 
 
 def setup_cost(s: RunSetup) -> Cost:
@@ -198,6 +189,5 @@ __all__ = [
     "predict",
     "predict_cost",
     "setup_run",
-    "software_view",
     "warm_for",
 ]
