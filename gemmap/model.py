@@ -452,7 +452,7 @@ def strip_extra(arch: Arch, problem: Problem, T, f, codes, local_fills, dram_fil
     """((A's, B's memory bytes), memory cycles) the operands' strips add (:func:`gemmap.strips.strip_terms`) from
     the A and B fills into the local level and the L2 (in elements; the L2's only with an L2, which
     the mechanism needs), each operand's memory bytes net of a warm L2's share."""
-    if arch.l2 is None or arch.l2.sets is None:
+    if not strips.active(arch):
         zero = np.zeros(len(np.atleast_2d(T)))
         return (zero, zero), zero
     t = arch.datatypes
@@ -782,7 +782,7 @@ def evaluate_batch(arch: Arch, problem: Problem, b: MappingBatch) -> BatchCost:
     local_fills = fills(local_fill_level(arch), ol, ml)
     moved, dram_bytes, l2_total = boundary_bytes(arch, problem, local_fills, dram_fills)
     lt = local_terms(arch, problem, b.dataflow == 0, T, b.db_spad, b.db_acc)
-    if arch.l2 is not None and arch.l2.sets is not None:  # strips (gemmap/strips.py)
+    if strips.active(arch):  # strips (gemmap/strips.py)
         codes = [strips.STRIP_LEVEL[x][b.dram_order, ol, md, ml] for x in range(2)]
         (xa, xb), xc = strip_extra(arch, problem, T, f, codes, local_fills, dram_fills)
         extra = (xa + xb).astype(np.int64)

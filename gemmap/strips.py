@@ -59,6 +59,8 @@ from gemmap.workload import Problem
 
 #: (row dim, column dim) of A (M×K) and B (K×N) in (M, K, N) indices: a tile row runs along the column dim
 OPERAND_DIMS = ((0, 1), (1, 2))
+#: the dim each operand does not index (A: N, B: M): its loop reloads the same tile
+OTHER_DIM = (2, 0)
 
 
 def cyclic_hit_share(lines_per_set, ways: int | None) -> np.ndarray:
@@ -78,15 +80,37 @@ def cyclic_hit_share(lines_per_set, ways: int | None) -> np.ndarray:
     return np.where(big, np.clip(root, 0.0, 1.0), 1.0)
 
 
+def _rows_inside(loops: list[tuple[int, int, int]], p: int, r: int) -> int:
+    """0, 1 or 2: no non-trivial loop of dim ``r`` after position ``p``, the L2-level one only, or the
+    DRAM-level one (and so every L2-level one too)."""
+    levels = {level for d, level, bound in loops[p + 1 :] if d == r and bound > 1}
+    return 2 if 0 in levels else 1 if 1 in levels else 0
+
+
 def strip_code(loops: list[tuple[int, int, int]], x: int) -> int:
     """The strip code (module docstring) of operand ``x`` (0: A, 1: B) under ``loops`` ((dim, level,
-    bound) outermost first, level 0 DRAM and 1 L2, as :func:`gemmap.model.visits` takes them)."""
+    bound) outermost first, level 0 DRAM and 1 L2, as :func:`gemmap.model.visits` takes them), packed
+    as ``column + 3 · (reload_level + 3 · reload)``: ``column`` the rows walked between two column tiles
+    (:func:`_rows_inside` the innermost non-trivial column-dim loop), ``reload_level`` where the
+    innermost non-trivial loop of the dim the operand does not index sits when it is inside that
+    column loop (0: not inside, 1: at the L2 level, 2: at the DRAM level), ``reload`` the rows walked
+    between two of its iterations (:func:`decode`)."""
     r, c = OPERAND_DIMS[x]
-    inner = [p for p, (d, _, bound) in enumerate(loops) if d == c and bound > 1]
-    if not inner:
+    cols = [p for p, (d, _, bound) in enumerate(loops) if d == c and bound > 1]
+    if not cols:
         return 0
-    levels = {level for d, level, bound in loops[inner[-1] + 1 :] if d == r and bound > 1}
-    return 2 if 0 in levels else 1 if 1 in levels else 0
+    code = _rows_inside(loops, cols[-1], r)
+    others = [p for p, (d, _, bound) in enumerate(loops) if d == OTHER_DIM[x] and bound > 1]
+    if others and others[-1] > cols[-1]:
+        level = 2 - loops[others[-1]][1]
+        code += 3 * (level + 3 * _rows_inside(loops, others[-1], r))
+    return code
+
+
+def decode(code) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(column, reload_level, reload) of packed strip codes (:func:`strip_code`). Broadcasts."""
+    code = np.asarray(code, dtype=np.int64)
+    return code % 3, code // 3 % 3, code // 9
 
 
 def _strip_level_table() -> np.ndarray:
@@ -114,60 +138,82 @@ def _reach(sets: int, ways: int | None, unit: int, stride: int) -> tuple[int, in
     return sets // math.gcd(stride // unit, sets), ways
 
 
+def active(arch: Arch) -> bool:
+    """Whether strips can cost anything on ``arch``: a cache L2 (``l2.ways``) with ``l2.gemm_strips``."""
+    return arch.l2 is not None and arch.l2.sets is not None and arch.l2.gemm_strips
+
+
 def applies(arch: Arch, problem: Problem, x: int) -> bool:
-    """Whether operand ``x``'s rows can be narrower than a line at a line-multiple stride: a cache L2
-    (``l2.ways``) with ``l2.gemm_strips``, and ``D_c · elem`` a multiple of its line."""
-    l2 = arch.l2
-    if l2 is None or l2.sets is None or not l2.gemm_strips:
+    """Whether operand ``x``'s rows can be narrower than a line at a line-multiple stride: :func:`active`,
+    and ``D_c · elem`` a multiple of the L2's line."""
+    if not active(arch):
         return False
     c = OPERAND_DIMS[x][1]
-    return problem.shape_key()[c] * _elem(arch, x) % l2.line_bytes == 0
+    return problem.shape_key()[c] * _elem(arch, x) % arch.l2.line_bytes == 0  # type: ignore[union-attr]
 
 
 def _elem(arch: Arch, x: int) -> int:
     return (arch.datatypes.input_bytes, arch.datatypes.weight_bytes)[x]
 
 
+def _rows_walked(code: np.ndarray, T_r: np.ndarray, f_r: np.ndarray, D_r: int) -> np.ndarray:
+    """Rows of a strip code (module docstring): 0 the tile's ``T_r``, 1 ``T_r · f_r``, 2 all ``D_r``."""
+    rows = np.where(code == 1, T_r * f_r, T_r)
+    return np.where(code == 2, D_r, np.minimum(rows, D_r))
+
+
+def _operand_terms(
+    arch: Arch, problem: Problem, x: int, T: np.ndarray, f: np.ndarray, code, fills, memory_bytes
+) -> tuple[np.ndarray, np.ndarray]:
+    """(extra memory bytes, extra memory cycles) of operand ``x`` (:func:`strip_terms`)."""
+    l2, d = arch.l2, arch.dram
+    assert l2 is not None and l2.sets is not None
+    D = problem.shape_key()
+    r, c = OPERAND_DIMS[x]
+    o = OTHER_DIM[x]
+    line, elem = l2.line_bytes, _elem(arch, x)
+    width = T[:, c] * elem
+    narrow = (width < line) & (line % np.maximum(width, 1) == 0)
+    column, level, reload = decode(code)
+    # the share of loads that reload the tile of the iteration before (the inner other-dim loop)
+    f_o = f[:, o]
+    n1_o = -(-D[o] // T[:, o])
+    bound = np.where(level == 1, f_o, -(-n1_o // f_o))
+    share = np.where(level > 0, (bound - 1) / np.maximum(bound, 1), 0.0)
+    stride = D[c] * elem
+    sets, ways = _reach(l2.sets, l2.ways, line, stride)
+    cached = d.cache_kib is not None and d.miss_bytes_per_cycle is not None
+    block = d.cache_block_bytes
+    csets, cways = _reach(max(d.cache_bytes // ((d.cache_ways or 1) * block), 1), d.cache_ways, block, stride)
+    rows = np.asarray(fills, dtype=np.float64) / (D[r] * D[c]) * D[r] * -(-D[c] // T[:, c])
+    lines = np.zeros(len(T))
+    refills = np.zeros(len(T))
+    for part, strip in ((1.0 - share, column), (share, reload)):
+        walked = _rows_walked(strip, T[:, r], f[:, r], D[r])
+        missed = rows * part * (1.0 - cyclic_hit_share(walked / sets, ways))
+        lines = lines + missed
+        if cached:
+            refills = refills + missed * (1.0 - cyclic_hit_share(walked * min(1.0, stride / block) / csets, cways))
+    cycles = refills * block * warm.miss_cycles_per_byte(arch, conv_shape(problem, arch)) if cached else refills
+    over = np.ceil(np.maximum(lines * line - np.asarray(memory_bytes, dtype=np.float64), 0.0))
+    return np.where(narrow, over, 0.0), np.where(narrow, cycles, 0.0)
+
+
 def strip_terms(
     arch: Arch, problem: Problem, T: np.ndarray, f: np.ndarray, codes, local_fills, dram_bytes
 ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """((A's, B's extra memory bytes), extra memory cycles) of the operands' strips (module docstring) for local
-    tiles ``T`` (n, 3), L2 factors ``f`` (n, 3; ones without an L2 level), strip ``codes`` (A's, B's:
-    arrays of n), the operands' local fills ``local_fills`` (A's, B's, in elements) and their memory
-    bytes ``dram_bytes`` (A's, B's, after a warm L2's share). Both 0 where the mechanism does not
-    apply; the bytes are what the missed lines exceed the operand's memory bytes by."""
+    """((A's, B's extra memory bytes), extra memory cycles) of the operands' strips (module docstring)
+    for local tiles ``T`` (n, 3), L2 factors ``f`` (n, 3; ones without an L2 level), packed strip
+    ``codes`` (A's, B's: arrays of n, :func:`strip_code`), the operands' local fills ``local_fills``
+    (A's, B's, in elements) and their memory bytes ``dram_bytes`` (A's, B's, after a warm L2's share).
+    Both 0 where the mechanism does not apply; the bytes are what the missed lines exceed the
+    operand's memory bytes by."""
     T = np.atleast_2d(np.asarray(T, dtype=np.int64))
-    extra_bytes = [np.zeros(len(T)), np.zeros(len(T))]
-    extra_cycles = np.zeros(len(T))
-    D = problem.shape_key()
+    f = np.minimum(np.asarray(f, dtype=np.int64).reshape(-1, 3), -(-np.array(problem.shape_key()) // T))
+    zero = np.zeros(len(T))
+    extra_bytes, extra_cycles = [zero, zero], zero
     for x in range(2):
-        if not applies(arch, problem, x):
-            continue
-        l2, d = arch.l2, arch.dram
-        r, c = OPERAND_DIMS[x]
-        line, elem = l2.line_bytes, _elem(arch, x)  # type: ignore[union-attr]
-        width = T[:, c] * elem
-        narrow = (width < line) & (line % np.maximum(width, 1) == 0)
-        if not narrow.any():
-            continue
-        code = np.asarray(codes[x])
-        f_r = np.asarray(f, dtype=np.int64).reshape(-1, 3)[:, r]
-        strip = np.where(code == 2, D[r], np.minimum(np.where(code == 1, T[:, r] * f_r, T[:, r]), D[r]))
-        stride = D[c] * elem
-        sets, ways = _reach(l2.sets, l2.ways, line, stride)  # type: ignore[union-attr, arg-type]
-        missed = 1.0 - cyclic_hit_share(strip / sets, ways)
-        n1c = -(-D[c] // T[:, c])
-        rows = np.asarray(local_fills[x], dtype=np.float64) / (D[r] * D[c]) * D[r] * n1c
-        lines = rows * missed
-        cycles = np.zeros(len(T))
-        if d.cache_kib is not None and d.miss_bytes_per_cycle is not None:
-            block = d.cache_block_bytes
-            csets = max(d.cache_bytes // ((d.cache_ways or 1) * block), 1)
-            csets, cways = _reach(csets, d.cache_ways, block, stride)
-            blocks = strip * min(1.0, stride / block)
-            kept = cyclic_hit_share(blocks / csets, cways)
-            cycles = lines * (1.0 - kept) * block * warm.miss_cycles_per_byte(arch, conv_shape(problem, arch))
-        over = np.ceil(np.maximum(lines * line - np.asarray(dram_bytes[x], dtype=np.float64), 0.0))
-        extra_bytes[x] = np.where(narrow, over, 0.0)
-        extra_cycles = extra_cycles + np.where(narrow, cycles, 0.0)
+        if applies(arch, problem, x):
+            extra_bytes[x], cycles = _operand_terms(arch, problem, x, T, f, codes[x], local_fills[x], dram_bytes[x])
+            extra_cycles = extra_cycles + cycles
     return (extra_bytes[0], extra_bytes[1]), extra_cycles

@@ -86,6 +86,8 @@ def test_strip_codes_by_hand():
     # the table is the function on every loop shape (bound 2 where the mask says non-trivial)
     od, ol = ORDER_INDEX["NKM"], ORDER_INDEX["MNK"]
     assert strips.STRIP_LEVEL[1, od, ol, 0b110, 0] == 2
+    # B's reload loop (M) inside its column loop: packed after the column code
+    assert strips.strip_code(_flat("NMK", {"N": 4, "K": 3, "M": 2}), 1) == 2 + 3 * (2 + 3 * 2)
 
 
 def test_gemv_strip_by_hand(firesim_arch):
@@ -107,6 +109,23 @@ def test_gemv_strip_by_hand(firesim_arch):
     # the LLC holds the strip (no miss cycles): the memory time moves by the bytes alone (B's lines, and
     # A's reloads under the column loop)
     assert c.dram_cycles - calm.dram_cycles == pytest.approx((c.dram_bytes - calm.dram_bytes) / 7.111, rel=1e-9)
+
+
+def test_reloads_inside_the_column_loop_by_hand(firesim_arch):
+    """M64 K1024 N1024, tiles 16×256×16, order NKM: B's tile is reloaded by the 4 M tiles right after
+    each other (the M loop inside the column loop), 256 rows between two of its loads: 4 a set, all
+    kept; only the first of the 4 loads (¼ of them) comes after all 1024 rows of the column tile before,
+    16 a set, and misses with 1 − h(16, 8)."""
+    p = Problem("t", 64, 1024, 1024)
+    m = Mapping("ws", (16, 256, 16), (1, 1, 1), "NKM", "NKM", db_spad=True, db_acc=True)
+    c = model.evaluate(firesim_arch, p, m)
+    rows = 1024 * 64 * 4  # B's rows loaded: every column tile's 1024 rows, once per M tile
+    assert c.dram_bytes_by_tensor["B"] == math.ceil(rows * 0.25 * (1 - _fixed_point(16, 8)) * 64)
+    # packed code: the column strip walks the DRAM-level K loop (2), the M loop is inside it at the DRAM
+    # level (2), and nothing of K inside the M loop (0)
+    loops = _flat("NKM", {"N": 64, "K": 4, "M": 4})
+    assert strips.strip_code(loops, 1) == 2 + 3 * (2 + 3 * 0)
+    assert [int(v) for v in strips.decode(strips.strip_code(loops, 1))] == [2, 2, 0]
 
 
 def test_llc_misses_of_a_strip_by_hand(firesim_arch):

@@ -87,16 +87,17 @@ from gemmap.model import (
 )
 from gemmap.search import SearchOptions, SearchResult, objective_value
 from gemmap.strips import STRIP_LEVEL
+from gemmap.strips import active as strips_active
 from gemmap.workload import Problem
 
 #: codes a class is keyed by: fills of A, B, C into the local level and into the L2, strips of A and B
 NCODES = 8
 
 
-def _class_table(local_table: np.ndarray, dram_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _class_table(local_table: np.ndarray, dram_table: np.ndarray, strips: bool) -> tuple[np.ndarray, np.ndarray]:
     """CLASSES[fr, md, ml, i] = (8 codes: local fills of A, B, C, DRAM fills of A, B, C, strips of A
     and B; dram order; l2 order) of the Pareto-minimal code patterns among the pruned order pairs
-    (every cost term grows with each code); NCLASS their count. ``local_table`` codes the local
+    (every cost term grows with each fill code; equal strip codes cost the same); NCLASS their count. ``local_table`` codes the local
     level's fills (model.local_fill_level), ``dram_table`` the DRAM's (model.dram_fill_level),
     strips.STRIP_LEVEL the operands' strips."""
     classes = np.zeros((2, 8, 8, 36, NCODES + 2), dtype=np.int64)
@@ -106,18 +107,30 @@ def _class_table(local_table: np.ndarray, dram_table: np.ndarray) -> tuple[np.nd
         for od, ol in PAIRS[fr, md, ml, : PAIR_COUNT[fr, md, ml]]:
             code = tuple(int(local_table[x, od, ol, md, ml]) for x in range(3))
             code += tuple(int(dram_table[x, od, 0, md, 0]) for x in range(3))
-            code += tuple(int(STRIP_LEVEL[x, od, ol, md, ml]) for x in range(2))
+            code += tuple(int(STRIP_LEVEL[x, od, ol, md, ml]) if strips else 0 for x in range(2))
             seen.setdefault(code, (int(od), int(ol)))
-        keep = [c for c in seen if not any(o != c and all(a <= b for a, b in zip(o, c)) for o in seen)]
+        # the fill codes grow every cost term; the strip codes are categories (a reload inside the
+        # column loop lowers the misses), so a pattern dominates only one with the same strip codes
+        keep = [
+            c
+            for c in seen
+            if not any(o != c and o[6:] == c[6:] and all(a <= b for a, b in zip(o[:6], c[:6])) for o in seen)
+        ]
         count[fr, md, ml] = len(keep)
         for i, c in enumerate(keep):
             classes[fr, md, ml, i] = (*c, *seen[c])
     return classes, count
 
 
-#: CLASS_TABLES[(reload_operands, keep_partial_sums)] = (CLASSES, NCLASS): Timeloop residency or
-#: per-call reloads, partial sums spilled or kept (model.FILL_TABLES)
-CLASS_TABLES = {key: _class_table(table, FILL_TABLES[False, key[1]]) for key, table in FILL_TABLES.items()}
+#: CLASS_TABLES[(reload_operands, keep_partial_sums, strips)] = (CLASSES, NCLASS): Timeloop residency
+#: or per-call reloads, partial sums spilled or kept (model.FILL_TABLES), and whether the operands'
+#: strips can cost anything (``strips.active``); without them the
+#: strip codes are 0 and order pairs that differ only there are one class
+CLASS_TABLES = {
+    (*key, on): _class_table(table, FILL_TABLES[False, key[1]], on)
+    for key, table in FILL_TABLES.items()
+    for on in (False, True)
+}
 
 
 def _take(obj, idx: np.ndarray, n: int):
@@ -443,7 +456,7 @@ def _solve_triple(space: MapSpace, t: int, rows: np.ndarray, objective: str) -> 
             mls.append(mlc[r])
         f, md, ml = np.concatenate(fs), np.concatenate(mds), np.concatenate(mls)
     n2 = -(-n1[None, :] // f)
-    CLASSES, NCLASS = CLASS_TABLES[arch.software.reload_operands, arch.software.keep_partial_sums]
+    CLASSES, NCLASS = CLASS_TABLES[arch.software.reload_operands, arch.software.keep_partial_sums, strips_active(arch)]
     k = NCLASS[fr, md, ml]
     p = np.repeat(np.arange(len(f)), k)
     cls = CLASSES[fr, md[p], ml[p], np.arange(len(p)) - np.repeat(np.cumsum(k) - k, k)]
@@ -459,7 +472,7 @@ def _solve_triple(space: MapSpace, t: int, rows: np.ndarray, objective: str) -> 
         dram.append(sizes[x] * np.where(cls[pp, 3 + x] == 1, n2p[:, g], 1))
     moved, dram_bytes, l2_total = boundary_bytes(arch, problem, local, dram)
     lt = _take(terms, rr, len(rows))
-    if arch.l2 is not None and arch.l2.sets is not None:  # strips (gemmap/strips.py), as model.evaluate_batch
+    if strips_active(arch):  # strips (gemmap/strips.py), as model.evaluate_batch
         fp = np.minimum(f[p][pp], n1)
         (xa, xb), xc = strip_extra(
             arch, problem, np.broadcast_to(T, (len(pp), 3)), fp, (cls[pp, 6], cls[pp, 7]), local, dram
