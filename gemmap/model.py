@@ -461,6 +461,15 @@ def strip_extra(arch: Arch, problem: Problem, T, f, codes, local_fills, dram_fil
     return strips.strip_terms(arch, problem, T, f, codes, local_fills[:2], mem)
 
 
+def with_strips(arch: Arch, problem: Problem, tiling, lt: LocalTerms, dram_bytes, l2_total):
+    """(local terms, memory bytes, L2 bytes) of a batch with the operands' strips added
+    (:func:`strip_extra` of ``tiling`` = (T, f, codes, local fills, DRAM fills)): their lines on the
+    memory and L2 bytes, their LLC misses on the memory's extra cycles."""
+    (xa, xb), xc = strip_extra(arch, problem, *tiling)
+    extra = (xa + xb).astype(np.int64)
+    return dataclasses.replace(lt, memory_extra=lt.memory_extra + xc), dram_bytes + extra, l2_total + extra
+
+
 def level_masks(counts: np.ndarray) -> np.ndarray:
     """Bit j set where ``counts[:, j] > 1`` (the loop of dim j is not trivial)."""
     return (counts[:, 0] > 1) + 2 * (counts[:, 1] > 1) + 4 * (counts[:, 2] > 1)
@@ -784,8 +793,7 @@ def evaluate_batch(arch: Arch, problem: Problem, b: MappingBatch) -> BatchCost:
     lt = local_terms(arch, problem, b.dataflow == 0, T, b.db_spad, b.db_acc)
     if strips.active(arch):  # strips (gemmap/strips.py)
         codes = [strips.STRIP_LEVEL[x][b.dram_order, ol, md, ml] for x in range(2)]
-        (xa, xb), xc = strip_extra(arch, problem, T, f, codes, local_fills, dram_fills)
-        extra = (xa + xb).astype(np.int64)
-        dram_bytes, l2_total = dram_bytes + extra, l2_total + extra
-        lt = dataclasses.replace(lt, memory_extra=lt.memory_extra + xc)
+        lt, dram_bytes, l2_total = with_strips(
+            arch, problem, (T, f, codes, local_fills, dram_fills), lt, dram_bytes, l2_total
+        )
     return combine(arch, problem, lt, moved, dram_bytes, l2_total)

@@ -82,8 +82,8 @@ from gemmap.model import (
     evaluate,
     local_terms,
     memory_cycles,
-    strip_extra,
     transfer_cycles,
+    with_strips,
 )
 from gemmap.search import SearchOptions, SearchResult, objective_value
 from gemmap.strips import STRIP_LEVEL
@@ -473,13 +473,8 @@ def _solve_triple(space: MapSpace, t: int, rows: np.ndarray, objective: str) -> 
     moved, dram_bytes, l2_total = boundary_bytes(arch, problem, local, dram)
     lt = _take(terms, rr, len(rows))
     if strips_active(arch):  # strips (gemmap/strips.py), as model.evaluate_batch
-        fp = np.minimum(f[p][pp], n1)
-        (xa, xb), xc = strip_extra(
-            arch, problem, np.broadcast_to(T, (len(pp), 3)), fp, (cls[pp, 6], cls[pp, 7]), local, dram
-        )
-        extra = (xa + xb).astype(np.int64)
-        dram_bytes, l2_total = dram_bytes + extra, l2_total + extra
-        lt = dataclasses.replace(lt, memory_extra=lt.memory_extra + xc)
+        tiling = (np.broadcast_to(T, (len(pp), 3)), np.minimum(f[p][pp], n1), (cls[pp, 6], cls[pp, 7]), local, dram)
+        lt, dram_bytes, l2_total = with_strips(arch, problem, tiling, lt, dram_bytes, l2_total)
     values = _value(combine(arch, problem, lt, moved, dram_bytes, l2_total), objective)
     i = int(np.argmin(values))
     choice = np.concatenate([f[p[pp[i]]], cls[pp[i], NCODES : NCODES + 2]])
