@@ -187,9 +187,11 @@ class EvaluatedMapping:
                     "local_transfer": c.local_transfer_cycles,
                     "tile_sequence_floor": c.sequence_cycles,
                     "dram_floor": c.dram_cycles,
+                    "strip_memory_cycles": c.strip_cycles,
                     "ideal": c.ideal_cycles,
                 },
                 "dram_compulsory_by_tensor": self.dram_compulsory_by_tensor,
+                "strip_bytes": c.strip_bytes,
             },
         }
 

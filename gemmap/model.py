@@ -89,6 +89,10 @@ class Cost:
     ideal_cycles: float
     #: the two-loop time of the real tile sequence, a floor under compute + exposed (convs; 0 without one)
     sequence_cycles: float = 0.0
+    #: memory bytes and cycles the GEMM operands' strips add (gemmap/strips.py; in ``dram_bytes`` and
+    #: ``dram_cycles``; 0 without a cache L2)
+    strip_bytes: int = 0
+    strip_cycles: float = 0.0
 
     @property
     def edp(self) -> float:
@@ -385,6 +389,8 @@ def evaluate(arch: Arch, problem: Problem, m: Mapping) -> Cost:
         dram_bytes_lower_bound=dram_lower_bound(arch, problem),
         traffic=tuple(traffic),
         ideal_cycles=macs / (R * C),
+        strip_bytes=sum(int(x[0]) for x in strip_bytes),
+        strip_cycles=float(strip_cycles[0]),
     )
 
 

@@ -6,6 +6,7 @@ order classes keyed by the strip codes, optimal = exhaustive."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ from gemmap.mapping import DIMS, ORDER_INDEX, Mapping
 from gemmap.mapspace import MapSpace
 from gemmap.workload import Problem
 from tests.agree import matmul_agrees, optimal_matches_exhaustive
+from tests.test_cli import gemmap
 
 
 def _fixed_point(n: float, ways: int) -> float:
@@ -104,6 +106,7 @@ def test_gemv_strip_by_hand(firesim_arch):
     assert c.dram_bytes_by_tensor["B"] == math.ceil(lines * 64)
     calm = model.evaluate(firesim_arch, p, dataclasses.replace(m, dram_order="MKN", l2_order="MKN"))
     assert calm.dram_bytes_by_tensor["B"] == 1024 * 1024
+    assert (c.strip_bytes, c.strip_cycles) == (math.ceil(lines * 64) - 1024 * 1024, 0.0)
     off = dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, gemm_strips=False))
     assert model.evaluate(off, p, m).dram_bytes_by_tensor["B"] == 1024 * 1024
     # the LLC holds the strip (no miss cycles): the memory time moves by the bytes alone (B's lines, and
@@ -216,3 +219,17 @@ def test_optimal_equals_exhaustive_with_strips(firesim_arch, keep, objective):
 
 def test_optimal_equals_exhaustive_with_strips_two_rows(firesim_arch):
     optimal_matches_exhaustive(strip_arch(firesim_arch), Problem("t", 3, 40, 64), "latency")
+
+
+def test_evaluate_reports_the_strips(tmp_path):
+    """``gemmap evaluate`` names the lines the strips add (DOSA's row 1027 on the FireSim arch)."""
+    out = tmp_path / "e.json"
+    r = gemmap(
+        "evaluate", "--layer", "matmul M=1 K=9216 N=4096", "--arch", "arch/gemmini-firesim.yaml", "--json", str(out),
+        "--mapping", "L3[WIO] K128 C48 - L2[WI] N1 K4X - L1[O] K8 C48 C4X - L0[W] N1",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "strips overflow the L2's sets add" in " ".join(r.stdout.split())
+    cost = json.loads(out.read_text())["cost"]
+    assert cost["strip_bytes"] == cost["dram_bytes_by_tensor"]["B"] - 9216 * 4096
+    assert cost["strip_bytes"] > 9216 * 4096 // 2 and cost["cycles_breakdown"]["strip_memory_cycles"] > 0

@@ -174,6 +174,11 @@ def render(ev: api.EvaluatedMapping) -> RenderableType:
         dram.caption = (
             f"{dram.caption}; first fills missing the memory-side cache add {eng(missed)} cycles (dram.cache_kib)"
         )
+    if c.strip_bytes:  # l2.gemm_strips: narrow operand rows whose strips overflow the L2's sets
+        dram.caption = (
+            f"{dram.caption}; rows narrower than a line whose strips overflow the L2's sets add {eng(c.strip_bytes, 'B')}"
+            f" and {eng(c.strip_cycles)} LLC-miss cycles (l2.gemm_strips)"
+        )
     allocated = allocate_cycles_of(arch, p, ev.mapping)
     if allocated:  # l2.allocate_through_memory: the L2's line fetches before partial output writes
         dram.caption = (
