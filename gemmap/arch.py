@@ -452,7 +452,8 @@ class Arch:
         return arch.checked(arch.name)
 
     def checked(self, where: str) -> Arch:
-        """``self`` if its DMA sizes are powers of two (beat ≤ request), its tag queue has at least 2
+        """``self`` if its DMA sizes, L2 line and memory-side cache block are powers of two (beat ≤
+        request), its tag queue has at least 2
         entries and, when it can hold requests back, at most :data:`MAX_TAG_WINDOW` + 1, and its
         scratchpad holds one block of ``rows`` rows and its accumulator one row (what every dataflow
         needs to run at all), else one line naming ``where``. The one check
@@ -481,6 +482,12 @@ class Arch:
             )
         if d.cache_ways is not None and d.cache_kib is None:
             raise GemmapError(f"{where}: dram.cache_ways needs dram.cache_kib (the ways of which cache?)")
+        line = self.l2.line_bytes if self.l2 is not None else 64
+        if line & (line - 1) or d.cache_block_bytes & (d.cache_block_bytes - 1):
+            raise GemmapError(
+                f"{where}: l2.line_bytes ({line}) and dram.cache_block_bytes ({d.cache_block_bytes}) must be "
+                "powers of two (a cache's set index is the address bits above them)"
+            )
         if self.spad_rows < self.dim_rows or self.acc_rows < 1:
             raise GemmapError(
                 f"{where}: the scratchpad ({self.scratchpad.kib} KiB, {self.spad_rows} rows) or the accumulator "

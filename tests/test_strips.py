@@ -233,3 +233,14 @@ def test_evaluate_reports_the_strips(tmp_path):
     cost = json.loads(out.read_text())["cost"]
     assert cost["strip_bytes"] == cost["dram_bytes_by_tensor"]["B"] - 9216 * 4096
     assert cost["strip_bytes"] > 9216 * 4096 // 2 and cost["cycles_breakdown"]["strip_memory_cycles"] > 0
+
+
+def test_cache_geometry_must_be_powers_of_two(firesim_arch):
+    from gemmap.errors import GemmapError
+
+    bad = dataclasses.replace(firesim_arch, dram=dataclasses.replace(firesim_arch.dram, cache_block_bytes=96))
+    with pytest.raises(GemmapError, match="dram.cache_block_bytes"):
+        bad.checked("arch.yaml")
+    bad = dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, line_bytes=48))
+    with pytest.raises(GemmapError, match="l2.line_bytes"):
+        bad.checked("arch.yaml")
