@@ -247,8 +247,9 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
     (
         "matmul rows in their own loop order",
         "DOSA's tiled_matmul_outer runs the mapping's order and never moves partial sums "
-        "(software.keep_partial_sums; gemmini.h @959b23f7 L843-870); off: the reduction costed innermost",
-        _arch(lambda a: _sub(a, "software", keep_partial_sums=False)),
+        "(software.keep_partial_sums, predict Rules.own_order; gemmini.h @959b23f7 L843-870); off: the reduction "
+        "costed innermost",
+        lambda c: dataclasses.replace(c, rules=dataclasses.replace(c.rules, own_order=False)),
     ),
     (
         "per-PE-dim arrays",

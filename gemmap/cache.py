@@ -53,7 +53,8 @@ Shape = tuple[int, ...]
 #: the modules whose code decides which mapping a search picks
 _SEARCH_CODE = (
     "arch.py", "workload.py", "mapping.py", "mapspace.py", "model.py", "dma.py", "tagqueue.py", "warm.py",
-    "conv.py", "convmodel.py", "convspace.py", "conv_ring.py", "conv_tiler.py", "search",
+    "conv.py", "convmodel.py", "convspace.py", "conv_ring.py", "conv_tiler.py", "convseq.py", "tileseq.py",
+    "strips.py", "interop/convert.py", "search",
 )  # fmt: skip
 
 

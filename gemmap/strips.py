@@ -35,8 +35,12 @@ the refill of its whole block as well, whose other lines the next row does not u
 
 The operand's memory bytes are then at least its missed lines (``lines · line``), and the memory's
 time grows by the LLC misses' cycles (:func:`strip_terms`, on the model's memory floor). Both are
-≥ 0 and grow with the strip code, so the searches' lower bounds (which leave them out) stay bounds
-and the optimal search keys the codes in its order classes (``search/optimal.py``). Simplifications:
+≥ 0, so the searches' lower bounds (which leave them out) stay bounds, and the optimal search keys the
+codes in its order classes as categories (``search/optimal.py``: a longer column strip costs more, a
+reload inside the column loop less). Simplifications: only the innermost column loop's strip is charged
+(when its bound is below the column tiles a line holds, the line's next tile comes after a step of an
+outer column loop, whose longer strip is not charged); the other operands' lines in the same sets are
+not counted;
 a tile row wider than a line, or a stride that is not a multiple of a line, is left to the byte
 count; the steady state is the mean-field one (a brute-force simulation of the sets agrees within a
 few per cent on the shapes of ``tests/test_strips.py``); the run's first pass is charged like the
@@ -152,6 +156,19 @@ def applies(arch: Arch, problem: Problem, x: int) -> bool:
     return problem.shape_key()[c] * _elem(arch, x) % arch.l2.line_bytes == 0  # type: ignore[union-attr]
 
 
+def _narrow(arch: Arch, x: int, width) -> np.ndarray:
+    """Whether operand ``x``'s tile rows of ``width`` elements are narrower than a line and a whole
+    number of them fit one. Broadcasts."""
+    line, w = arch.l2.line_bytes, np.asarray(width) * _elem(arch, x)  # type: ignore[union-attr]
+    return (w < line) & (line % np.maximum(w, 1) == 0)
+
+
+def narrow(arch: Arch, problem: Problem, T) -> bool:
+    """Whether a local tile ``T`` (3 ints) can have a strip cost on ``arch``: some operand
+    :func:`applies` and its tile rows are narrow."""
+    return any(applies(arch, problem, x) and bool(_narrow(arch, x, T[OPERAND_DIMS[x][1]])) for x in range(2))
+
+
 def _elem(arch: Arch, x: int) -> int:
     return (arch.datatypes.input_bytes, arch.datatypes.weight_bytes)[x]
 
@@ -172,19 +189,24 @@ def _operand_terms(
     r, c = OPERAND_DIMS[x]
     o = OTHER_DIM[x]
     line, elem = l2.line_bytes, _elem(arch, x)
-    width = T[:, c] * elem
-    narrow = (width < line) & (line % np.maximum(width, 1) == 0)
+    rows_narrow = _narrow(arch, x, T[:, c])
     column, level, reload = decode(code)
     # the share of loads that reload the tile of the iteration before (the inner other-dim loop)
     f_o = f[:, o]
     n1_o = -(-D[o] // T[:, o])
     bound = np.where(level == 1, f_o, -(-n1_o // f_o))
-    share = np.where(level > 0, (bound - 1) / np.maximum(bound, 1), 0.0)
+    # the loop reloads the tile only if the software reloads per call, or some row loop of the operand
+    # is inside it (Timeloop residency keeps the tile across a loop below all of its own loops)
+    reloads = (level > 0) & (arch.software.reload_operands | (reload > 0))
+    share = np.where(reloads, (bound - 1) / np.maximum(bound, 1), 0.0)
     stride = D[c] * elem
     sets, ways = _reach(l2.sets, l2.ways, line, stride)
     cached = d.cache_kib is not None and d.miss_bytes_per_cycle is not None
     block = d.cache_block_bytes
-    csets, cways = _reach(max(d.cache_bytes // ((d.cache_ways or 1) * block), 1), d.cache_ways, block, stride)
+    if d.cache_ways is None:  # any block anywhere: one set of all of them
+        csets, cways = 1, max(d.cache_bytes // block, 2)
+    else:
+        csets, cways = _reach(max(d.cache_bytes // (d.cache_ways * block), 1), d.cache_ways, block, stride)
     rows = np.asarray(fills, dtype=np.float64) / (D[r] * D[c]) * D[r] * -(-D[c] // T[:, c])
     lines = np.zeros(len(T))
     refills = np.zeros(len(T))
@@ -196,7 +218,7 @@ def _operand_terms(
             refills = refills + missed * (1.0 - cyclic_hit_share(walked * min(1.0, stride / block) / csets, cways))
     cycles = refills * block * warm.miss_cycles_per_byte(arch, conv_shape(problem, arch)) if cached else refills
     over = np.ceil(np.maximum(lines * line - np.asarray(memory_bytes, dtype=np.float64), 0.0))
-    return np.where(narrow, over, 0.0), np.where(narrow, cycles, 0.0)
+    return np.where(rows_narrow, over, 0.0), np.where(rows_narrow, cycles, 0.0)
 
 
 def strip_terms(

@@ -131,6 +131,17 @@ def test_reloads_inside_the_column_loop_by_hand(firesim_arch):
     assert [int(v) for v in strips.decode(strips.strip_code(loops, 1))] == [2, 2, 0]
 
 
+def test_resident_tiles_are_not_reloads(firesim_arch):
+    """The same NKM nest with Timeloop residency (``software.reload_operands`` off): B's tile stays in
+    the scratchpad across the M loop below all of B's own loops, so there are no reloads, and every
+    load of it (1024 · 64 rows) follows a whole column strip."""
+    arch = dataclasses.replace(firesim_arch, software=dataclasses.replace(firesim_arch.software, reload_operands=False))
+    p = Problem("t", 64, 1024, 1024)
+    m = Mapping("ws", (16, 256, 16), (1, 1, 1), "NKM", "NKM", db_spad=True, db_acc=True)
+    c = model.evaluate(arch, p, m)
+    assert c.dram_bytes_by_tensor["B"] == math.ceil(1024 * 64 * (1 - _fixed_point(16, 8)) * 64)
+
+
 def test_llc_misses_of_a_strip_by_hand(firesim_arch):
     """M1 K9216 N4096, 8-byte B rows at a 4 KiB stride: 16 L2 sets (576 lines each: every row misses)
     and 4096 / gcd(32, 4096) = 128 LLC sets (72 blocks each against 8 ways); each missed line also

@@ -70,6 +70,7 @@ from gemmap.arch import Arch, Sram
 from gemmap.mapping import ORDERS, Mapping
 from gemmap.mapspace import DB_CHOICES, PAIR_COUNT, PAIRS, MapSpace
 from gemmap.model import (
+    FILL_LEVEL,
     FILL_TABLES,
     UNINDEXED,
     BatchCost,
@@ -87,7 +88,7 @@ from gemmap.model import (
 )
 from gemmap.search import SearchOptions, SearchResult, objective_value
 from gemmap.strips import STRIP_LEVEL
-from gemmap.strips import active as strips_active
+from gemmap.strips import narrow as strips_narrow
 from gemmap.workload import Problem
 
 #: codes a class is keyed by: fills of A, B, C into the local level and into the L2, strips of A and B
@@ -104,7 +105,11 @@ def _class_table(local_table: np.ndarray, dram_table: np.ndarray, strips: bool) 
     count = np.zeros((2, 8, 8), dtype=np.int64)
     for fr, md, ml in np.ndindex(2, 8, 8):
         seen: dict[tuple[int, ...], tuple[int, int]] = {}
-        for od, ol in PAIRS[fr, md, ml, : PAIR_COUNT[fr, md, ml]]:
+        # a class is represented by its first pair: those that keep the reduction in the accumulator
+        # first, so that on ties (partial sums kept, ``software.keep_partial_sums``) the search returns
+        # an order whose results a software that keeps them would get right
+        pairs = PAIRS[fr, md, ml, : PAIR_COUNT[fr, md, ml]]
+        for od, ol in sorted(pairs.tolist(), key=lambda q: FILL_LEVEL[2, q[0], q[1], md, ml] != 0):
             code = tuple(int(local_table[x, od, ol, md, ml]) for x in range(3))
             code += tuple(int(dram_table[x, od, 0, md, 0]) for x in range(3))
             code += tuple(int(STRIP_LEVEL[x, od, ol, md, ml]) if strips else 0 for x in range(2))
@@ -124,7 +129,7 @@ def _class_table(local_table: np.ndarray, dram_table: np.ndarray, strips: bool) 
 
 #: CLASS_TABLES[(reload_operands, keep_partial_sums, strips)] = (CLASSES, NCLASS): Timeloop residency
 #: or per-call reloads, partial sums spilled or kept (model.FILL_TABLES), and whether the operands'
-#: strips can cost anything (``strips.active``); without them the
+#: strips can cost anything (``strips.narrow`` of the tile); without them the
 #: strip codes are 0 and order pairs that differ only there are one class
 CLASS_TABLES = {
     (*key, on): _class_table(table, FILL_TABLES[False, key[1]], on)
@@ -456,7 +461,9 @@ def _solve_triple(space: MapSpace, t: int, rows: np.ndarray, objective: str) -> 
             mls.append(mlc[r])
         f, md, ml = np.concatenate(fs), np.concatenate(mds), np.concatenate(mls)
     n2 = -(-n1[None, :] // f)
-    CLASSES, NCLASS = CLASS_TABLES[arch.software.reload_operands, arch.software.keep_partial_sums, strips_active(arch)]
+    # a tile whose operand rows are not narrow has no strip cost: its classes need no strip codes
+    narrow = strips_narrow(arch, problem, T)
+    CLASSES, NCLASS = CLASS_TABLES[arch.software.reload_operands, arch.software.keep_partial_sums, narrow]
     k = NCLASS[fr, md, ml]
     p = np.repeat(np.arange(len(f)), k)
     cls = CLASSES[fr, md[p], ml[p], np.arange(len(p)) - np.repeat(np.cumsum(k) - k, k)]
@@ -472,7 +479,7 @@ def _solve_triple(space: MapSpace, t: int, rows: np.ndarray, objective: str) -> 
         dram.append(sizes[x] * np.where(cls[pp, 3 + x] == 1, n2p[:, g], 1))
     moved, dram_bytes, l2_total = boundary_bytes(arch, problem, local, dram)
     lt = _take(terms, rr, len(rows))
-    if strips_active(arch):  # strips (gemmap/strips.py), as model.evaluate_batch
+    if narrow:  # strips (gemmap/strips.py), as model.evaluate_batch
         tiling = (np.broadcast_to(T, (len(pp), 3)), np.minimum(f[p][pp], n1), (cls[pp, 6], cls[pp, 7]), local, dram)
         lt, dram_bytes, l2_total = with_strips(arch, problem, tiling, lt, dram_bytes, l2_total)
     values = _value(combine(arch, problem, lt, moved, dram_bytes, l2_total), objective)

@@ -21,12 +21,12 @@ from gemmap.conv import ConvMapping, ConvShape, conv_shape
 from gemmap.conv_tiler import tiled_conv_auto_search
 from gemmap.convmodel import evaluate_of, invalid_reason_of
 from gemmap.errors import GemmapError
-from gemmap.interop.convert import CONV_LETTERS, software_matmul
+from gemmap.interop.convert import CONV_LETTERS, cache_factors, software_matmul
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall, conv_call, matmul_call, pe_dim_for
 from gemmap.interop.timeloop import LoopNest, check_covers, parse_compact
 from gemmap.mapping import Mapping
 from gemmap.model import Cost
-from gemmap.search.heuristic import gemmini_matmul_auto
+from gemmap.search.heuristic import heuristic_mapping
 from gemmap.validation.data import MeasuredRun, Prediction, PredictionTerms
 from gemmap.workload import Problem
 
@@ -71,10 +71,24 @@ class Rules:
     ``per_pe_dim``: the 128x128 file's rows ran on DOSA's per-PE-dim arrays (:func:`run_pe_dim`;
     False: the arch's array unless a spatial factor exceeds it, matmul tiles in 16-element blocks).
     ``warm_mapped``: a mapped run finds the L2 warm from the tiler run before it (:func:`warm_for`;
-    False: every run starts cold)."""
+    False: every run starts cold). ``own_order``: a matmul row runs in its own loop order and moves no
+    partial sums, as DOSA's ``tiled_matmul_outer`` does (:func:`dosa_software`; False: the arch's
+    software, the reduction costed innermost)."""
 
     per_pe_dim: bool = True
     warm_mapped: bool = True
+    own_order: bool = True
+
+
+def dosa_software(arch: Arch) -> Arch:
+    """``arch`` with DOSA's ``tiled_matmul_outer``: it runs the mapping's loop order, loads no bias on a
+    tile with k0 ≠ 0 and accumulates into the rows the tile before left, and writes C only on the last
+    K tile, so partial sums never move (``software.keep_partial_sums``; gemmini-rocc-tests @959b23f7
+    ``include/gemmini.h`` L843-870). Its results are only right with K innermost, so the shipped arch
+    does not say it: a mapper on it would pick orders whose results are wrong."""
+    if arch.software.keep_partial_sums:
+        return arch
+    return dataclasses.replace(arch, software=dataclasses.replace(arch.software, keep_partial_sums=True))
 
 
 RULES = Rules()
@@ -120,7 +134,10 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules
     call = matmul_call(nest, run.layer)
     problem = Problem(f"row{run.row}", call.I, call.K, call.J)
     if tiler:
-        return RunSetup(hw, problem, gemmini_matmul_auto(hw, problem, "ws"))
+        auto = heuristic_mapping(hw.tiler_view(), problem, "ws")  # an L2 as a cache over its nest, as below
+        f = cache_factors(hw, problem, auto.local, auto.dram_order)
+        return RunSetup(hw, problem, dataclasses.replace(auto, l2_factors=f, l2_order=auto.dram_order))
+    hw = dosa_software(hw) if rules.own_order else hw
     return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, dim if rules.per_pe_dim else 16))
 
 
@@ -184,6 +201,7 @@ def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules =
 __all__ = [
     "RULES",
     "Rules",
+    "dosa_software",
     "RunSetup",
     "hardware_for",
     "predict",
