@@ -37,10 +37,10 @@ The operand's memory bytes are then at least its missed lines (``lines · line``
 time grows by the LLC misses' cycles (:func:`strip_terms`, on the model's memory floor). Both are
 ≥ 0, so the searches' lower bounds (which leave them out) stay bounds, and the optimal search keys the
 codes in its order classes as categories (``search/optimal.py``: a longer column strip costs more, a
-reload inside the column loop less). Simplifications: only the innermost column loop's strip is charged
-(when its bound is below the column tiles a line holds, the line's next tile comes after a step of an
-outer column loop, whose longer strip is not charged); the other operands' lines in the same sets are
-not counted;
+reload inside the column loop less). When a column loop is outside the innermost one (the DRAM-level
+one outside the L2-level one), one of the inner loop's ``f_c`` iterations reaches its line neighbour
+across a step of the outer loop, after the outer loop's strip: a ``1 / f_c`` share of the column loads
+sees that strip. Simplifications: the other operands' lines in the same sets are not counted;
 a tile row wider than a line, or a stride that is not a multiple of a line, is left to the byte
 count; the steady state is the mean-field one (a brute-force simulation of the sets agrees within a
 few per cent on the shapes of ``tests/test_strips.py``); the run's first pass is charged like the
@@ -94,11 +94,12 @@ def _rows_inside(loops: list[tuple[int, int, int]], p: int, r: int) -> int:
 def strip_code(loops: list[tuple[int, int, int]], x: int) -> int:
     """The strip code (module docstring) of operand ``x`` (0: A, 1: B) under ``loops`` ((dim, level,
     bound) outermost first, level 0 DRAM and 1 L2, as :func:`gemmap.model.visits` takes them), packed
-    as ``column + 3 · (reload_level + 3 · reload)``: ``column`` the rows walked between two column tiles
-    (:func:`_rows_inside` the innermost non-trivial column-dim loop), ``reload_level`` where the
-    innermost non-trivial loop of the dim the operand does not index sits when it is inside that
+    as ``column + 3 · (reload_level + 3 · (reload + 3 · outer))``: ``column`` the rows walked between two
+    column tiles (:func:`_rows_inside` the innermost non-trivial column-dim loop), ``reload_level`` where
+    the innermost non-trivial loop of the dim the operand does not index sits when it is inside that
     column loop (0: not inside, 1: at the L2 level, 2: at the DRAM level), ``reload`` the rows walked
-    between two of its iterations (:func:`decode`)."""
+    between two of its iterations, ``outer`` 0 when no column loop is outside the innermost one, else 1 +
+    the rows walked between two iterations of that outer one (:func:`decode`)."""
     r, c = OPERAND_DIMS[x]
     cols = [p for p, (d, _, bound) in enumerate(loops) if d == c and bound > 1]
     if not cols:
@@ -108,13 +109,15 @@ def strip_code(loops: list[tuple[int, int, int]], x: int) -> int:
     if others and others[-1] > cols[-1]:
         level = 2 - loops[others[-1]][1]
         code += 3 * (level + 3 * _rows_inside(loops, others[-1], r))
+    if len(cols) > 1:
+        code += 27 * (1 + _rows_inside(loops, cols[-2], r))
     return code
 
 
-def decode(code) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(column, reload_level, reload) of packed strip codes (:func:`strip_code`). Broadcasts."""
+def decode(code) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(column, reload_level, reload, outer) of packed strip codes (:func:`strip_code`). Broadcasts."""
     code = np.asarray(code, dtype=np.int64)
-    return code % 3, code // 3 % 3, code // 9
+    return code % 3, code // 3 % 3, code // 9 % 3, code // 27
 
 
 def _strip_level_table() -> np.ndarray:
@@ -190,7 +193,7 @@ def _operand_terms(
     o = OTHER_DIM[x]
     line, elem = l2.line_bytes, _elem(arch, x)
     rows_narrow = _narrow(arch, x, T[:, c])
-    column, level, reload = decode(code)
+    column, level, reload, outer = decode(code)
     # the share of loads that reload the tile of the iteration before (the inner other-dim loop)
     f_o = f[:, o]
     n1_o = -(-D[o] // T[:, o])
@@ -210,7 +213,11 @@ def _operand_terms(
     rows = np.asarray(fills, dtype=np.float64) / (D[r] * D[c]) * D[r] * -(-D[c] // T[:, c])
     lines = np.zeros(len(T))
     refills = np.zeros(len(T))
-    for part, strip in ((1.0 - share, column), (share, reload)):
+    # a column tile whose line neighbour is reached by a step of the outer column loop (1 of the inner
+    # loop's f_c iterations: the inner column loop is the L2-level one when an outer one exists) follows
+    # the outer loop's strip
+    wrap = np.where(outer > 0, 1.0 / np.maximum(f[:, c], 1), 0.0)
+    for part, strip in ((1.0 - share) * (1.0 - wrap), column), ((1.0 - share) * wrap, outer - 1), (share, reload):
         walked = _rows_walked(strip, T[:, r], f[:, r], D[r])
         missed = rows * part * (1.0 - cyclic_hit_share(walked / sets, ways))
         lines = lines + missed

@@ -78,8 +78,9 @@ def test_strip_codes_by_hand():
     assert strips.strip_code(_flat("MKN", {"N": 4, "K": 3}), 1) == 0
     # the DRAM K loop outside, the L2-level K loop inside (every L2 loop is inside the DRAM ones)
     assert strips.strip_code(_flat("KNM", {"N": 4, "K": 3}, "MNK", {"K": 2}), 1) == 1
-    # the innermost N loop at the L2 level, K inside it there
-    assert strips.strip_code(_flat("NKM", {"N": 2, "K": 3}, "NKM", {"N": 2, "K": 2}), 1) == 1
+    # the innermost N loop at the L2 level, K inside it there; the DRAM-level N loop outside it walks
+    # the DRAM-level K loop too: outer = 1 + 2
+    assert strips.strip_code(_flat("NKM", {"N": 2, "K": 3}, "NKM", {"N": 2, "K": 2}), 1) == 1 + 27 * 3
     # no column tiles: nothing to share lines with
     assert strips.strip_code(_flat("MNK", {"K": 3}), 1) == 0
     # A (rows along M, columns along K): M inside the innermost K loop
@@ -128,7 +129,20 @@ def test_reloads_inside_the_column_loop_by_hand(firesim_arch):
     # level (2), and nothing of K inside the M loop (0)
     loops = _flat("NKM", {"N": 64, "K": 4, "M": 4})
     assert strips.strip_code(loops, 1) == 2 + 3 * (2 + 3 * 0)
-    assert [int(v) for v in strips.decode(strips.strip_code(loops, 1))] == [2, 2, 0]
+    assert [int(v) for v in strips.decode(strips.strip_code(loops, 1))] == [2, 2, 0, 0]
+
+
+def test_line_neighbours_across_an_outer_column_loop(firesim_arch):
+    """M1 K1024 N1024, tiles 1×256×16, DRAM order MNK with the L2-level N factor 2 (L2 order MKN): the
+    inner column loop walks only the tile's 256 rows (4 a set, kept), but every other column tile
+    reaches its line neighbour across a step of the DRAM-level N loop, after all 1024 rows (16 a set):
+    half the loads miss with 1 − h(16, 8)."""
+    p = Problem("gemv", 1, 1024, 1024)
+    m = Mapping("ws", (1, 256, 16), (1, 1, 2), "MNK", "MKN", db_spad=True, db_acc=True)
+    c = model.evaluate(firesim_arch, p, m)
+    assert c.dram_bytes_by_tensor["B"] == math.ceil(1024 * 64 * 0.5 * (1 - _fixed_point(16, 8)) * 64)
+    loops = _flat("MNK", {"N": 32, "K": 4}, "MKN", {"N": 2})
+    assert [int(v) for v in strips.decode(strips.strip_code(loops, 1))] == [0, 0, 0, 3]
 
 
 def test_resident_tiles_are_not_reloads(firesim_arch):
