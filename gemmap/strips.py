@@ -13,6 +13,12 @@ software walks in between:
   (code 0: none, ``T_r``; 1: the L2-level loop, ``T_r · f_r``; 2: the DRAM-level loop too, all
   ``D_r`` rows). With ``B``'s column loop outside the reduction loop (``N`` before ``K``, as in
   DOSA's ``MNK`` GEMVs) the strip is all of K; with it inside (``MKN``) only the tile's own rows.
+  When the innermost loop of the dim the operand does not index (B's M, A's N) is inside that column
+  loop and reloads the tile (per-call reloads, ``software.reload_operands``, or a row loop of the
+  operand inside it; a tile the software keeps resident is not reloaded), all but the first of its
+  ``b`` iterations find the lines the iteration before used, after the rows walked inside that loop:
+  a ``(b − 1) / b`` share of the loads sees that shorter strip (reloads from a loop outside the
+  column loop are left at the column strip).
 * **The sets it reaches.** The inclusive cache's set index is the address bits above the line
   offset (rocket-chip-inclusive-cache @850e121 ``Parameters.scala``), so rows ``stride`` bytes
   apart fall into ``sets / gcd(stride / line, sets)`` sets: 16-byte rows at a 4 KiB stride reach 16
@@ -42,8 +48,8 @@ one outside the L2-level one), one of the inner loop's ``f_c`` iterations reache
 across a step of the outer loop, after the outer loop's strip: a ``1 / f_c`` share of the column loads
 sees that strip. Simplifications: the other operands' lines in the same sets are not counted;
 a tile row wider than a line, or a stride that is not a multiple of a line, is left to the byte
-count; the steady state is the mean-field one (a brute-force simulation of the sets agrees within a
-few per cent on the shapes of ``tests/test_strips.py``); the run's first pass is charged like the
+count; the steady state is the mean-field one (within 0.05 of a brute-force simulation of a set from
+``n = W + 4`` up, 0.1 optimistic at ``n = W + 1``: ``tests/test_strips.py``); the run's first pass is charged like the
 others (the warm start is not subtracted from the missed lines); convs are
 :func:`gemmap.convmodel.weight_tiles_spill`.
 """
