@@ -269,3 +269,16 @@ def test_cache_geometry_must_be_powers_of_two(firesim_arch):
     bad = dataclasses.replace(firesim_arch, l2=dataclasses.replace(firesim_arch.l2, line_bytes=48))
     with pytest.raises(GemmapError, match="l2.line_bytes"):
         bad.checked("arch.yaml")
+
+
+def test_llc_without_ways_is_one_set(firesim_arch):
+    """``dram.cache_ways: null`` (any block anywhere): a strip of 9216 blocks overflows a 64 KiB LLC
+    (512 blocks) as one set of 512 ways does, so its misses refill blocks."""
+    arch = dataclasses.replace(firesim_arch, dram=dataclasses.replace(firesim_arch.dram, cache_kib=64, cache_ways=None))
+    p = Problem("gemv", 1, 9216, 4096)
+    fills = (np.array([9216 * 512]), np.array([9216 * 4096]))
+    _, cycles = strips.strip_terms(arch, p, np.array([[1, 48, 8]]), np.ones((1, 3)), (0, 2), fills, (0, 0))
+    lines = 9216 * 512 * (1 - _fixed_point(576, 8))
+    kept = _fixed_point(9216, 512)
+    assert cycles[0] == pytest.approx(lines * (1 - kept) * 128 * warm.miss_cycles_per_byte(arch, conv_shape(p, arch)))
+    assert cycles[0] > 0
