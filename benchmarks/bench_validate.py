@@ -72,6 +72,11 @@ def _arch(f: Callable[[Arch], Arch]) -> Callable[[Config], Config]:
     return lambda c: dataclasses.replace(c, arch=f(c.arch))
 
 
+def _rule_off(name: str) -> Callable[[Config], Config]:
+    """A transform that switches the run-setup rule ``name`` of :class:`Rules` off."""
+    return lambda c: dataclasses.replace(c, rules=dataclasses.replace(c.rules, **{name: False}))
+
+
 #: (name, description with its source, transform that switches the mechanism OFF), in the order the
 #: cumulative table switches them on. The transforms touch disjoint fields, so they compose in any order,
 #: but some mechanisms need others: the write-allocate through the memory needs the write-allocate (and
@@ -194,7 +199,7 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         "a mapped run follows the tiler run of its layer on the same buffers: each tensor's first fills hit what "
         "a random-victim L2 kept, (1 - (1 - 1/W)^(W x)) / x of a footprint of x <= 1 capacities (l2.warm_start, "
         "predict Rules.warm_mapped; conv_tilings.c L136-203, Directory.scala L112-121; gemmap/warm.py)",
-        lambda c: dataclasses.replace(c, rules=dataclasses.replace(c.rules, warm_mapped=False)),
+        _rule_off("warm_mapped"),
     ),
     (
         "first load from memory",
@@ -249,13 +254,13 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         "DOSA's tiled_matmul_outer runs the mapping's order and never moves partial sums "
         "(software.keep_partial_sums, predict Rules.own_order; gemmini.h @959b23f7 L843-870); off: the reduction "
         "costed innermost",
-        lambda c: dataclasses.replace(c, rules=dataclasses.replace(c.rules, own_order=False)),
+        _rule_off("own_order"),
     ),
     (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict Rules.per_pe_dim; "
         "gemmini_data_collection.py L155-212)",
-        lambda c: dataclasses.replace(c, rules=dataclasses.replace(c.rules, per_pe_dim=False)),
+        _rule_off("per_pe_dim"),
     ),
 ]
 

@@ -482,7 +482,7 @@ class Arch:
             )
         if d.cache_ways is not None and d.cache_kib is None:
             raise GemmapError(f"{where}: dram.cache_ways needs dram.cache_kib (the ways of which cache?)")
-        line = self.l2.line_bytes if self.l2 is not None and self.l2.ways is not None else 64  # a cache's
+        line = self.l2.line_bytes if self.l2 is not None and self.l2.ways is not None else 1  # a cache's only
         if line & (line - 1) or d.cache_block_bytes & (d.cache_block_bytes - 1):
             raise GemmapError(
                 f"{where}: l2.line_bytes ({line}) and dram.cache_block_bytes ({d.cache_block_bytes}) must be "

@@ -143,12 +143,10 @@ STRIP_LEVEL = _strip_level_table()
 STRIP_LEVEL.setflags(write=False)
 
 
-def _reach(sets: int, ways: int | None, unit: int, stride: int) -> tuple[int, int | None]:
-    """(sets, ways) a strided walk reaches in a cache of ``sets`` sets of ``unit``-byte entries: rows a
+def _reach(sets: int, unit: int, stride: int) -> int:
+    """The sets a strided walk reaches in a cache of ``sets`` sets of ``unit``-byte entries: rows a
     multiple of an entry apart reach ``sets / gcd(stride / unit, sets)``; others spread over all."""
-    if stride % unit:
-        return sets, ways
-    return sets // math.gcd(stride // unit, sets), ways
+    return sets if stride % unit else sets // math.gcd(stride // unit, sets)
 
 
 def active(arch: Arch) -> bool:
@@ -189,16 +187,16 @@ def _rows_walked(code: np.ndarray, T_r: np.ndarray, f_r: np.ndarray, D_r: int) -
 
 
 def _operand_terms(
-    arch: Arch, problem: Problem, x: int, T: np.ndarray, f: np.ndarray, code, fills, memory_bytes
+    arch: Arch, problem: Problem, x: int, T: np.ndarray, f: np.ndarray, code, fills, memory_bytes, rows_narrow
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(extra memory bytes, extra memory cycles) of operand ``x`` (:func:`strip_terms`)."""
+    """(extra memory bytes, extra memory cycles) of operand ``x`` (:func:`strip_terms`), whose tile rows
+    are narrow where ``rows_narrow``."""
     l2, d = arch.l2, arch.dram
     assert l2 is not None and l2.sets is not None
     D = problem.shape_key()
     r, c = OPERAND_DIMS[x]
     o = OTHER_DIM[x]
     line, elem = l2.line_bytes, _elem(arch, x)
-    rows_narrow = _narrow(arch, x, T[:, c])
     column, level, reload, outer = decode(code)
     # the share of loads that reload the tile of the iteration before (the inner other-dim loop)
     f_o = f[:, o]
@@ -209,13 +207,13 @@ def _operand_terms(
     reloads = (level > 0) & (arch.software.reload_operands | (reload > 0))
     share = np.where(reloads, (bound - 1) / np.maximum(bound, 1), 0.0)
     stride = D[c] * elem
-    sets, ways = _reach(l2.sets, l2.ways, line, stride)
+    sets, ways = _reach(l2.sets, line, stride), l2.ways
     cached = d.cache_kib is not None and d.miss_bytes_per_cycle is not None
     block = d.cache_block_bytes
     if d.cache_ways is None:  # any block anywhere: one set of all of them
         csets, cways = 1, max(d.cache_bytes // block, 2)
     else:
-        csets, cways = _reach(max(d.cache_bytes // (d.cache_ways * block), 1), d.cache_ways, block, stride)
+        csets, cways = _reach(max(d.cache_bytes // (d.cache_ways * block), 1), block, stride), d.cache_ways
     rows = np.asarray(fills, dtype=np.float64) / (D[r] * D[c]) * D[r] * -(-D[c] // T[:, c])
     lines = np.zeros(len(T))
     refills = np.zeros(len(T))
@@ -248,7 +246,9 @@ def strip_terms(
     zero = np.zeros(len(T))
     extra_bytes, extra_cycles = [zero, zero], zero
     for x in range(2):
-        if applies(arch, problem, x):
-            extra_bytes[x], cycles = _operand_terms(arch, problem, x, T, f, codes[x], local_fills[x], dram_bytes[x])
+        rows_narrow = _narrow(arch, x, T[:, OPERAND_DIMS[x][1]]) if applies(arch, problem, x) else None
+        if rows_narrow is not None and rows_narrow.any():  # else nothing to cost (most tiles)
+            args = (codes[x], local_fills[x], dram_bytes[x], rows_narrow)
+            extra_bytes[x], cycles = _operand_terms(arch, problem, x, T, f, *args)
             extra_cycles = extra_cycles + cycles
     return (extra_bytes[0], extra_bytes[1]), extra_cycles

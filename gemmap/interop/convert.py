@@ -218,11 +218,17 @@ def cache_factors(arch: Arch, problem: Problem, local: tuple[int, int, int], ord
     return (f[0], f[1], f[2])
 
 
+def under_cache(arch: Arch, problem: Problem, m: Mapping) -> Mapping:
+    """``m`` (a flat software nest in its DRAM order) with an L2 that is a cache over that nest: the L2
+    factors of :func:`cache_factors`, the L2 order the same."""
+    f = cache_factors(arch, problem, m.local, m.dram_order)
+    return dataclasses.replace(m, l2_factors=f, l2_order=m.dram_order)
+
+
 def software_matmul(arch: Arch, problem: Problem, local: tuple[int, int, int], order: str) -> Mapping:
     """``tiled_matmul``'s tile and loop order (outermost first) as a gemmap mapping: WS, double buffered
-    as LoopMatmul always is, an L2 a cache over the same flat order (:func:`cache_factors`)."""
-    f = cache_factors(arch, problem, local, order)
-    return Mapping("ws", local, f, order, order, db_spad=True, db_acc=True)
+    as LoopMatmul always is, an L2 a cache over the same flat order (:func:`under_cache`)."""
+    return under_cache(arch, problem, Mapping("ws", local, (1, 1, 1), order, order, db_spad=True, db_acc=True))
 
 
 @dataclasses.dataclass(frozen=True)

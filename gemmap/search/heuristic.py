@@ -19,12 +19,11 @@ The loop order is ``tiled_matmul_outer``'s: for i0, for j0, for k0 (K innermost,
 the accumulator across the reduction). Gemmini's tiler does not know an L2, so the L2 tile equals
 the local tile; :func:`gemmini_matmul_auto` is what runs on a given SoC: the tiles sized for the
 memory its header states (``Arch.tiler_view``), an L2 that is a cache kept what fits of the loop nest
-(:func:`gemmap.interop.convert.cache_factors`).
+(:func:`gemmap.interop.convert.under_cache`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from gemmap.arch import Arch, ceil_div
@@ -80,10 +79,7 @@ def gemmini_matmul_auto(arch: Arch, problem: Problem, dataflow: str | None = Non
     software's header states (``Arch.tiler_view``), and on an L2 that is a cache (``l2.ways``) the
     L2 factors of what the cache keeps over its loop nest (``cache_factors``; gemmap validate's
     ``--tiler`` runs)."""
-    from gemmap.interop.convert import cache_factors
+    from gemmap.interop.convert import under_cache
 
     m = heuristic_mapping(arch.tiler_view(), problem, dataflow, full_rows)
-    if arch.l2 is None or arch.l2.sets is None:
-        return m
-    f = cache_factors(arch, problem, m.local, m.dram_order)
-    return dataclasses.replace(m, l2_factors=f, l2_order=m.dram_order)
+    return m if arch.l2 is None or arch.l2.sets is None else under_cache(arch, problem, m)

@@ -21,7 +21,7 @@ from gemmap.conv import ConvMapping, ConvShape, conv_shape
 from gemmap.conv_tiler import tiled_conv_auto_search
 from gemmap.convmodel import evaluate_of, invalid_reason_of
 from gemmap.errors import GemmapError
-from gemmap.interop.convert import CONV_LETTERS, cache_factors, software_matmul
+from gemmap.interop.convert import CONV_LETTERS, software_matmul, under_cache
 from gemmap.interop.gemmini_calls import ConvCall, MatmulCall, conv_call, matmul_call, pe_dim_for
 from gemmap.interop.timeloop import LoopNest, check_covers, parse_compact
 from gemmap.mapping import Mapping
@@ -134,9 +134,8 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules
     call = matmul_call(nest, run.layer)
     problem = Problem(f"row{run.row}", call.I, call.K, call.J)
     if tiler:
-        auto = heuristic_mapping(hw.tiler_view(), problem, "ws")  # an L2 as a cache over its nest, as below
-        f = cache_factors(hw, problem, auto.local, auto.dram_order)
-        return RunSetup(hw, problem, dataclasses.replace(auto, l2_factors=f, l2_order=auto.dram_order))
+        # an L2 (a cache or not) over the tiler's nest, as over the rows' own (software_matmul)
+        return RunSetup(hw, problem, under_cache(hw, problem, heuristic_mapping(hw.tiler_view(), problem, "ws")))
     hw = dosa_software(hw) if rules.own_order else hw
     return RunSetup(hw, problem, _matmul_mapping(hw, call, problem, dim if rules.per_pe_dim else 16))
 
