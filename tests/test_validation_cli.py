@@ -20,7 +20,7 @@ from gemmap.validation import calibrate as cal_mod
 from gemmap.validation.calibrate import calibrate, fitted_yaml, get_param, with_params
 from gemmap.validation.data import Prediction, parse_runs, read_runs, validate_runs
 from gemmap.validation.report import PREDICTIONS_FIELDS, predictions_csv
-from gemmap.validation.stats import UNPLACED, error_stats, grouped_stats, summarize
+from gemmap.validation.stats import UNPLACED, error_stats, grouped_stats, repeat_stats, summarize
 from tests.conftest import ROOT
 from tests.test_cli import gemmap
 
@@ -131,6 +131,41 @@ def test_summary_groups_each_labelling_and_places_unpredicted_rows():
     assert set(d) == {"overall", "by_kind", "by_bound"} and d["by_bound"]["compute"]["mape"] == pytest.approx(50)
 
 
+def test_repeat_stats_by_hand():
+    # keys a: 100, 110, 150 (one group of three); b: 200, 200 (two); c: one row; None: no group; d: one
+    # measured row and one without a measurement (no group)
+    keys = ["a", "a", "a", "b", "b", "c", None, "d", "d"]
+    measured = [100.0, 110.0, 150.0, 200.0, 200.0, 50.0, 80.0, 60.0, None]
+    predicted = [120.0, None, 150.0, 100.0, 300.0, 50.0, 80.0, 60.0, 10.0]
+    r = repeat_stats(keys, measured, predicted)
+    # group a's best single value is one of its measurements; mean APE around 100: (0 + 10/110 + 50/150)/3,
+    # around 110: (10/100 + 0 + 40/150)/3 = 0.1222 (the least), around 150: (50/100 + 40/110 + 0)/3
+    a = [10.0, 0.0, 100 * 40 / 150]
+    assert (r.groups, r.rows) == (2, 5)
+    assert r.spread_mape == pytest.approx((sum(a) + 0 + 0) / 5)
+    # the model on the grouped rows it predicted: 20 %, 0 %, 50 %, 50 %
+    assert r.model_mape == pytest.approx((20 + 0 + 50 + 50) / 4)
+    assert r.floor_mape == pytest.approx(sum(a) / 8)  # eight measured rows in the file
+    none = repeat_stats(["a", "b"], [1.0, 2.0], [1.0, 2.0])
+    assert (none.groups, none.spread_mape, none.floor_mape) == (0, None, None)
+    with pytest.raises(ValueError):
+        repeat_stats(["a"], [1.0, 2.0], [1.0, 2.0])
+
+
+def test_rows_of_one_run_under_other_assumed_memories_share_a_key():
+    # rows 0 and 1 of the 16x16 file are different layers; the same row again under another configuration
+    # label (DOSA's assumed memory sizes) is the same run, in either mode; another mapping is not, in
+    # mapped mode, but is under Gemmini's tiler
+    runs, _ = parse_runs("\n".join([HEADER_16, *ROWS_16]) + "\n", "t.csv")
+    other_label = ROWS_16[0].replace(",512,512,32,16,", ",1024,1024,32,16,", 1)
+    other_mapping = ROWS_16[0].replace("L3[WIO] P7 Q14", "L3[WIO] Q14 P7", 1)
+    again, _ = parse_runs("\n".join([HEADER_16, other_label, other_mapping]) + "\n", "t.csv")
+    assert again[0].config_key != runs[0].config_key
+    for tiler in (False, True):
+        assert again[0].run_key(tiler) == runs[0].run_key(tiler) != runs[1].run_key(tiler)
+    assert again[1].run_key(False) != runs[0].run_key(False) and again[1].run_key(True) == runs[0].run_key(True)
+
+
 def test_validate_runs_keeps_what_the_predictor_says_of_a_run():
     runs, _ = parse_runs("\n".join([HEADER_16, *ROWS_16]) + "\n", "t.csv")
     arch = load_arch(ROOT / "arch" / "gemmini.yaml")
@@ -238,6 +273,23 @@ def test_validate_cli_with_a_fake_predictor(tmp_path, capsys, fake_predictor_mod
     assert "Worst 5 rows" in printed and max(len(line) for line in printed.splitlines()) <= 100
     assert "overall" in printed and "mesh16-sp127k-acc32k" in printed  # the error table, by set
     assert "bound: DRAM" in printed and "bound: compute" in printed
+    assert summary["repeats"]["groups"] == 0 and "repeats:" not in printed  # no run measured twice
+
+
+def test_validate_cli_reports_repeated_runs(tmp_path, capsys, fake_predictor_module):
+    # row 0 again under another configuration label: the same run measured twice, 2,464,902 and 2,711,392
+    # cycles (+10 %); the best single value is the lower (4.5 % MAPE around it over the two rows: 9.1 % and 0),
+    # that · 2 / 7 over the file's seven measured rows
+    again = ROWS_16[0].replace(",512,512,32,16,", ",1024,1024,32,16,", 1).replace(",2464902.0", ",2711392.0")
+    out = tmp_path / "val"
+    main(["validate", str(data_csv(tmp_path, [*ROWS_16, again])), "--out", str(out)])
+    printed = capsys.readouterr().out
+    r = json.loads((out / "summary.json").read_text())["repeats"]
+    assert (r["groups"], r["rows"]) == (1, 2)
+    assert r["spread_mape"] == pytest.approx(100 * 246490 / 2711392 / 2, rel=1e-4)
+    assert r["floor_mape"] == pytest.approx(r["spread_mape"] * 2 / 7)
+    lines = [x for x in printed.splitlines() if "repeats:" in x or "cannot beat" in x]
+    assert len(lines) == 2 and "2 rows measured 1 runs" in lines[0] and max(map(len, lines)) <= 100
 
 
 def test_validate_tiler_without_its_column_is_one_line(tmp_path, fake_predictor_module, capsys):

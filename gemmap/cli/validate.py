@@ -15,7 +15,7 @@ from gemmap.errors import GemmapError
 from gemmap.report import atomic_write, check_writable_dir, compact_table, print_table, write_json
 
 if TYPE_CHECKING:
-    from gemmap.validation.stats import ErrorStats, Summary
+    from gemmap.validation.stats import ErrorStats, RepeatStats, Summary
 
 EXAMPLES = """examples:
   gemmap validate ../shared/validation/gemmini-firesim-16x16.csv --out out/val16
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         "array": [p.array for p in predictions],
         "bound": [p.bound for p in predictions],
     }
-    summary = summarize(labels, measured, predicted)
+    summary = summarize(labels, measured, predicted, [r.run_key(args.tiler) for r in runs])
     options = {"data": str(args.data), "arch": str(args.arch), "tiler": bool(args.tiler), "out": str(args.out)}
 
     atomic_write(out / "predictions.csv", report.predictions_csv(runs, predictions, args.tiler))
@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
                            f"{st.max_ape:.0f}%", f"{st.within_10pct:.0%}", f"{st.bias_pct:+.1f}%",
                            _fmt(st.spearman))  # fmt: skip
     print_table(errors)
+    if summary.repeats is not None and summary.repeats.groups:
+        print(_repeats_text(summary.repeats))
     for path in (out / "predictions.csv", out / "breakdown.csv", out / "summary.json", *paths):
         print(f"wrote {path}")
     return _report_unpredicted(runs, predictions)
@@ -118,6 +120,15 @@ def _error_sets(summary: Summary) -> dict[str, ErrorStats]:
         if g != "kind" and len(by) > 1:
             sets.update({f"{prefix.get(g, g + ' ')}{label}": st for label, st in by.items()})
     return sets
+
+
+def _repeats_text(r: RepeatStats) -> str:
+    """Two lines on the rows that measured the same run (:func:`gemmap.validation.stats.repeat_stats`)."""
+    model = "" if r.model_mape is None else f"(the model: {r.model_mape:.1f}% on them); "
+    return (
+        f"repeats: {r.rows} rows measured {r.groups} runs twice or more: {r.spread_mape:.1f}% MAPE around each run's "
+        f"best single value\n{model}a predictor giving each run one value cannot beat {r.floor_mape:.1f}% on this file"
+    )
 
 
 def _report_unpredicted(runs, predictions) -> int:

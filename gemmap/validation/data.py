@@ -53,6 +53,15 @@ class MeasuredRun:
         """The measured cycles to compare with: Gemmini's own tiler (``tiler``) or the row's mapping."""
         return self.auto_measured if tiler else self.measured
 
+    def run_key(self, tiler: bool) -> tuple:
+        """What identifies the run measured here: its kind, layer, stated array (``arch.meshX``) and
+        mapping, or with ``tiler`` Gemmini's own tiler in place of the mapping (its tiles follow from
+        the layer and the software's header). The other ``arch.*`` columns of DOSA's files are only
+        the memory sizes its search assumed, not the hardware that ran (docs/validation.md), so rows
+        that differ only there measured the same run: their spread is the measurements' own
+        (:func:`gemmap.validation.stats.repeat_stats`)."""
+        return (self.kind, tuple(sorted(self.layer.items())), self.arch.get("meshX"), None if tiler else self.mapping)
+
     def dims_text(self) -> str:
         """The layer in a few characters: 'M512 K768 N3072' for a matmul, 'C3 K64 P112 Q112 R7 S7 /2' for a conv."""
         d = self.layer
