@@ -292,13 +292,14 @@ class ConvMapSpace:
         for chunk in self.chunks():
             if not chunk.weight.any():
                 continue
-            pending.append(self.expand(chunk))
-            held += len(pending[-1])
-            while held >= batch_size:
-                allb = _concat(pending)
-                yield allb.take(np.arange(batch_size))
-                rest = allb.take(np.arange(batch_size, len(allb)))
-                pending, held = [rest], len(rest)
+            for pick in _slices(chunk.weight, batch_size):  # a chunk's tiles can expand to far more
+                pending.append(self.expand(chunk, pick))
+                held += len(pending[-1])
+                while held >= batch_size:
+                    allb = _concat(pending)
+                    yield allb.take(np.arange(batch_size))
+                    rest = allb.take(np.arange(batch_size, len(allb)))
+                    pending, held = [rest], len(rest)
         if held:
             yield _concat(pending)
 
@@ -333,6 +334,19 @@ class ConvMapSpace:
         return ConvMappingBatch(
             tile[out], ordr[out], np.zeros(n, dtype=np.int8), DB_FLAGS[dbi[out], 0], DB_FLAGS[dbi[out], 1]
         )
+
+
+def _slices(weight: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """Consecutive runs of the tiles with mappings (``weight`` > 0) whose mappings add up to at most
+    ``size`` (at least one tile each), so that expanding a run holds about one batch."""
+    live = np.flatnonzero(weight)
+    ends = np.cumsum(weight[live])
+    start = 0
+    while start < len(live):
+        base = ends[start - 1] if start else 0
+        stop = max(int(np.searchsorted(ends, base + size, side="right")), start + 1)
+        yield live[start:stop]
+        start = stop
 
 
 def _concat(parts: list[ConvMappingBatch]) -> ConvMappingBatch:

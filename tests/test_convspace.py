@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -98,6 +99,27 @@ def test_counted_equals_enumerated_equals_brute_force(gemmini, shape, which):
     assert space.size().total == len(rows) == len(keys(rows))
     assert valid_mask(arch, p, rows).all()
     assert keys(rows) == brute_force(arch, p)
+
+
+def test_enumerate_expands_a_chunk_a_batch_at_a_time(firesim_arch):
+    # ResNet's 3x3 conv on the FireSim arch: its first chunk of tiles expands to 51 M mappings (every
+    # order class of every tile), so enumerate must expand it a slice of tiles at a time: the first batch
+    # comes at once, and the batches are the chunk's mappings in space order, each exactly batch_size
+    p = conv_problem(ConvShape(n=1, k=128, c=128, p=56, q=56, r=3, s=3, stride=1, padding=1))
+    space = ConvMapSpace(firesim_arch, p)
+    chunk = next(c for c in space.chunks() if c.weight.any())
+    assert chunk.weight.sum() > 50_000_000
+    first = space.expand(chunk, np.arange(40))  # the chunk's first 40 tiles, in space order
+    got = space.enumerate(batch_size=256)
+    tracemalloc.start()
+    batches = [next(got) for _ in range(-(-len(first) // 256) - 1)]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 << 20  # bounded memory: the whole chunk would take gigabytes
+    assert all(len(b) == 256 for b in batches)
+    for f in dataclasses.fields(ConvMappingBatch):
+        joined = np.concatenate([getattr(b, f.name) for b in batches])
+        assert (joined == getattr(first, f.name)[: len(joined)]).all()
 
 
 def test_pruning_loses_no_cost(gemmini, transformer_arch):
