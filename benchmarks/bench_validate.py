@@ -257,6 +257,14 @@ MECHANISMS: list[tuple[str, str, Callable[[Config], Config]]] = [
         _rule_off("own_order"),
     ),
     (
+        "tensors where DOSA's templates put them",
+        "conv_tilings.c's arrays carry no alignment (RISC-V GCC: the 8-byte word), matmul_tilings.c's are "
+        "row_align(1) = 16 bytes, so a row's offset in a 64-byte request is unknown below that: the DMA's request "
+        "walk averaged over the offsets the base allows (software.tensor_align_bytes, predict Rules."
+        "template_alignment; templates @959b23f7 L45-50 / L53-58, gcc/config/riscv/riscv.h DATA_ALIGNMENT)",
+        _rule_off("template_alignment"),
+    ),
+    (
         "per-PE-dim arrays",
         "128x128-file rows on DIM 4..64 as DOSA's per_pe_dim ran them (predict Rules.per_pe_dim; "
         "gemmini_data_collection.py L155-212)",

@@ -315,6 +315,11 @@ class Software:
     #: ``ex_accumulate``), so a K loop outside the others moves no partial sums (its results are only
     #: right with K innermost); false: the model spills them as a software that keeps results right must
     keep_partial_sums: StrictBool = False
+    #: the alignment the software gives its tensors' base addresses (a power of two): a tile's rows start
+    #: at ``base + j·w + i·s``, so with a base only this aligned the DMA's request walk is averaged over
+    #: the base offsets it allows as well as the tile's own (gemmap/dma.py); None: bases at multiples of
+    #: ``dma.request_bytes`` (tensors aligned to a request, the walk's own period)
+    tensor_align_bytes: TransferBytes | None = None
     #: host-CPU cycles the software tile loop spends per tile (the tile's arguments, its RoCC
     #: commands and the innermost loop step) and per step of each loop around it. Counted, not
     #: fitted (docs/model.md, "Host issue"): gemmini-rocc-tests @959b23f7's data-collection
@@ -452,8 +457,8 @@ class Arch:
         return arch.checked(arch.name)
 
     def checked(self, where: str) -> Arch:
-        """``self`` if its DMA sizes, L2 line and memory-side cache block are powers of two (beat ≤
-        request), its tag queue has at least 2
+        """``self`` if its DMA sizes, L2 line, memory-side cache block and tensor alignment are powers of
+        two (beat ≤ request), its tag queue has at least 2
         entries and, when it can hold requests back, at most :data:`MAX_TAG_WINDOW` + 1, and its
         scratchpad holds one block of ``rows`` rows and its accumulator one row (what every dataflow
         needs to run at all), else one line naming ``where``. The one check
@@ -482,6 +487,9 @@ class Arch:
             )
         if d.cache_ways is not None and d.cache_kib is None:
             raise GemmapError(f"{where}: dram.cache_ways needs dram.cache_kib (the ways of which cache?)")
+        align = self.software.tensor_align_bytes
+        if align is not None and align & (align - 1):
+            raise GemmapError(f"{where}: software.tensor_align_bytes ({align}) must be a power of two")
         line = self.l2.line_bytes if self.l2 is not None and self.l2.ways is not None else 1  # a cache's only
         if line & (line - 1) or d.cache_block_bytes & (d.cache_block_bytes - 1):
             raise GemmapError(

@@ -19,6 +19,10 @@ tile ``w`` bytes wide at column index ``j`` (tiles start at multiples of their w
 ``tiled_conv`` ``input + … * in_channels + kch``, ``weights + … * out_channels + poch``;
 ``tiled_matmul_outer`` ``A + i * stride_A + k``), so their offsets are the multiples of
 ``gcd(s, w, req)``; the model averages over those offsets (a tile as wide as the tensor has ``w = s``).
+A tensor whose base is only ``a`` bytes aligned (``software.tensor_align_bytes``: software that placed
+it without a request's alignment) starts its rows at the multiples of ``gcd(s, w, req, a)`` instead:
+the base's offset is unknown, so the walk is averaged over every offset it allows. A 16-byte row then
+crosses a beat at half of the 8-byte offsets (2–4 beats, or two requests); an 8-byte row never does.
 
 **Writes (mvout).** The StreamWriter gathers a row's beats and then sends them, one beat per cycle,
 not accepting the next row while it sends (DMA.scala L402-403, L554-608): ``2b − 1`` cycles for a
@@ -129,7 +133,9 @@ def _chunk_costs(arch: Arch, width: np.ndarray, stride_bytes) -> tuple[np.ndarra
     w = np.asarray(width, dtype=np.int64)
     full, rem = w // req, w % req
     x = np.asarray(stride_bytes, dtype=np.int64) | w | req  # gcd(s, w, req) of a power-of-two req (Arch.checked):
-    g = x & -x  # the lowest set bit of s | w | req
+    if arch.software.tensor_align_bytes is not None:  # and of the tensor's base alignment (a power of two)
+        x = x | arch.software.tensor_align_bytes
+    g = x & -x  # the lowest set bit of s | w | req (| align)
     beats_t, reqs_t = _chunk_table(beat, req, arch.dma.request_walk)
     row = g * (req + 1)
     beats = full * beats_t.take(row + req) + beats_t.take(row + rem)

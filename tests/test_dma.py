@@ -141,6 +141,31 @@ def test_write_allocate_of_partial_output_lines(firesim_arch):
     assert float(dma.write_allocate_cycles_per_byte(off, 16, big)) == 0.0
 
 
+def with_alignment(arch, align):
+    return dataclasses.replace(arch, software=dataclasses.replace(arch.software, tensor_align_bytes=align))
+
+
+def test_an_8_byte_aligned_base_averages_16_byte_rows_over_its_offsets(gemmini):
+    # 16-byte rows (a 16-channel tile of a 256-channel tensor) start at 0, 16, 32, 48 mod 64 from an
+    # aligned base: one 16-byte request of one beat each. From a base only 8 bytes aligned they also
+    # start at 8 (a 32-byte request: 2 beats), 24 (a 64-byte one: 4 beats), 40 (32 bytes: 2 beats) and
+    # 56 (two 16-byte requests, ties going to the smaller: 2 beats): 14 / 8 beats and 9 / 8 requests on
+    # average, so the window (9/8 · 30/16) binds over the bus (14/8 cycles).
+    aligned = float(dma.read_cycles_per_byte(gemmini, 16, 256, rows=16, element_bytes=1))
+    assert aligned == pytest.approx(30 / 16 / 16)
+    loose = with_alignment(gemmini, 8)
+    assert float(dma.read_cycles_per_byte(loose, 16, 256, rows=16, element_bytes=1)) == pytest.approx(
+        max(14 / 8, 9 / 8 * 30 / 16) / 16
+    )
+    # 8-byte rows from an 8-byte aligned base never cross a beat: one 16-byte request each, as aligned
+    for arch in (gemmini, loose):
+        assert float(dma.read_cycles_per_byte(arch, 8, 256, rows=16, element_bytes=1)) == pytest.approx(30 / 16 / 8)
+    # a base aligned to a request is the default; 16-byte alignment adds no offset to 16-byte rows
+    assert float(dma.read_cycles_per_byte(with_alignment(gemmini, 16), 16, 256, rows=16, element_bytes=1)) == aligned
+    with pytest.raises(GemmapError, match="tensor_align_bytes"):
+        with_alignment(gemmini, 24).checked("x.yaml")
+
+
 def test_chunk_table_is_the_mean_request_walk():
     # The tables the rates read are the request walk averaged over the offsets a row's alignment allows.
     beats, reqs = dma._chunk_table(16, 64, True)

@@ -104,7 +104,8 @@ def test_with_the_reduction_innermost_it_agrees_with_the_validation_predictor():
     arch = api.load_arch(ROOT / "arch" / "gemmini-firesim.yaml")
     for run, spec in zip(runs, (MATMUL_LAYER, "conv C=64 K=64 P=56 Q=56 R=1 S=1")):
         ev = api.evaluate_mapping(arch, api.layer_from_spec(spec), run.mapping)
-        cold = predict_cost(run, arch, rules=Rules(warm_mapped=False))  # the shipped arch starts cold
+        # the shipped arch starts cold and aligns its tensors to a request (DOSA's binaries do not)
+        cold = predict_cost(run, arch, rules=Rules(warm_mapped=False, template_alignment=False))
         assert (ev.cost.cycles, ev.cost.dram_bytes) == (cold.cycles, cold.dram_bytes)
 
 

@@ -345,6 +345,23 @@ def test_validate_end_to_end_with_the_model(tmp_path):
         assert line["mapping"].startswith("ws ")
 
 
+def test_runs_place_their_tensors_as_dosas_templates_do(tmp_path):
+    # conv_tilings.c's arrays carry no alignment attribute (RISC-V GCC: the 8-byte word), matmul_tilings.c's
+    # are row_align(1) = 16 bytes; with the rule off, the arch's own (None: aligned to a request)
+    from gemmap.validation.predict import Rules, setup_run
+
+    runs, _ = read_runs(data_csv(tmp_path))
+    arch = load_arch(ROOT / "arch" / "gemmini-firesim.yaml")
+    assert arch.software.tensor_align_bytes is None
+    conv, matmul = runs[0], runs[3]
+    assert (conv.kind, matmul.kind) == ("conv", "matmul")
+    for tiler in (False, True):
+        assert setup_run(conv, arch, tiler).arch.software.tensor_align_bytes == 8
+        assert setup_run(matmul, arch, tiler).arch.software.tensor_align_bytes == 16
+        off = Rules(template_alignment=False)
+        assert setup_run(conv, arch, tiler, rules=off).arch.software.tensor_align_bytes is None
+
+
 # --- calibration ----------------------------------------------------------------------------------------------
 
 

@@ -73,11 +73,14 @@ class Rules:
     ``warm_mapped``: a mapped run finds the L2 warm from the tiler run before it (:func:`warm_for`;
     False: every run starts cold). ``own_order``: a matmul row runs in its own loop order and moves no
     partial sums, as DOSA's ``tiled_matmul_outer`` does (:func:`dosa_software`; False: the arch's
-    software, the reduction costed innermost)."""
+    software, the reduction costed innermost). ``template_alignment``: the tensors sit at the
+    alignment DOSA's data-collection templates give them (:func:`dosa_placement`; False: aligned to a
+    DMA request)."""
 
     per_pe_dim: bool = True
     warm_mapped: bool = True
     own_order: bool = True
+    template_alignment: bool = True
 
 
 def dosa_software(arch: Arch) -> Arch:
@@ -92,6 +95,24 @@ def dosa_software(arch: Arch) -> Arch:
 
 
 RULES = Rules()
+
+#: the base alignment of a binary's tensors. conv_tilings.c (gemmini-rocc-tests @959b23f7
+#: gemmini-data-collection/templates L45-50) declares ``static elem_t input[1][40][40][2048]``,
+#: ``weights_mat`` and ``output_mat`` with no alignment attribute, and RISC-V GCC raises an array below
+#: word alignment to the word and no further (gcc/config/riscv/riscv.h ``DATA_ALIGNMENT`` →
+#: ``RISCV_EXPAND_ALIGNMENT``: ``BITS_PER_WORD``, 8 bytes on RV64); riscv-tests' ``test.ld`` places
+#: ``.bss`` with no further alignment, so where the arrays start within a 64-byte request is the
+#: link's, unknown. matmul_tilings.c (L53-58) declares ``full_A`` … ``full_C`` ``row_align(1)``, i.e.
+#: ``aligned(DIM · sizeof(elem_t))`` with the header's DIM 16 (include/gemmini_params.h L33): 16 bytes.
+TEMPLATE_ALIGN_BYTES = {"conv": 8, "matmul": 16}
+
+
+def dosa_placement(arch: Arch, kind: str) -> Arch:
+    """``arch`` with the tensor alignment of DOSA's ``kind`` template (:data:`TEMPLATE_ALIGN_BYTES`;
+    ``software.tensor_align_bytes``: the DMA's request walk averaged over the base offsets it allows)."""
+    return dataclasses.replace(
+        arch, software=dataclasses.replace(arch.software, tensor_align_bytes=TEMPLATE_ALIGN_BYTES[kind])
+    )
 
 
 def warm_for(arch: Arch, warm: bool) -> Arch:
@@ -127,6 +148,8 @@ def setup_run(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules
     check_covers(nest, {d: run.layer[d] for d in ("C", "K", "N", "P", "Q", "R", "S")})
     dim = run_pe_dim(run, arch, nest, rules.per_pe_dim)
     hw = warm_for(hardware_for(arch, dim), rules.warm_mapped and not tiler)
+    if rules.template_alignment:
+        hw = dosa_placement(hw, run.kind)
     if run.kind != "matmul":
         return _conv_setup(run, hw, conv_call(nest, run.layer), tiler)
     if run.layer["N"] != 1:
@@ -200,6 +223,7 @@ def predict(run: MeasuredRun, arch: Arch, tiler: bool = False, *, rules: Rules =
 __all__ = [
     "RULES",
     "Rules",
+    "dosa_placement",
     "dosa_software",
     "RunSetup",
     "hardware_for",
