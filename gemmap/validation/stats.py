@@ -133,7 +133,8 @@ def repeat_stats(
     for g in groups:
         m = np.array([measured[i] for i in g], dtype=np.float64)
         ape.extend(100.0 * np.abs(_best_value(m) - m) / m)
-        model.extend(100.0 * abs(predicted[i] - measured[i]) / measured[i] for i in g if predicted[i] is not None)  # type: ignore[operator]
+        pm, pp = pairs([measured[i] for i in g], [predicted[i] for i in g])
+        model.extend(100.0 * np.abs(pp - pm) / pm)
     measured_rows = sum(m is not None for m in measured)
     return RepeatStats(
         groups=len(groups),
