@@ -413,6 +413,12 @@ class Arch:
         kib = self.scratchpad.kib + self.accumulator.kib + (self.l2.kib if self.l2 else 0)
         return kib * self.area.sram_mm2_per_kib + self.dim_rows * self.dim_cols * self.area.pe_mm2
 
+    @property
+    def l2_cache(self) -> L2 | None:
+        """The L2 when it is a set-associative cache (``l2.ways``), else None (none, or a buffer the
+        software manages)."""
+        return self.l2 if self.l2 is not None and self.l2.sets is not None else None
+
     def tiler_view(self) -> Arch:
         """The arch as Gemmini's own tilers (``tiled_matmul_auto``, ``tiled_conv_auto``) see it: the
         memory sizes the software's ``gemmini_params.h`` states (``software.tiler_spad_kib`` /

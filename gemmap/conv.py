@@ -513,6 +513,13 @@ class ConvMappingBatch:
             db_acc=np.array([m.db_acc for m in mappings], dtype=bool),
         )
 
+    @staticmethod
+    def concat(batches: Sequence[ConvMappingBatch]) -> ConvMappingBatch:
+        """The batches one after another, as one batch."""
+        return ConvMappingBatch(
+            *(np.concatenate([getattr(b, f.name) for b in batches]) for f in dataclasses.fields(ConvMappingBatch))
+        )
+
     def take(self, idx: np.ndarray) -> ConvMappingBatch:
         """The mappings at indices ``idx``, as a batch."""
         return ConvMappingBatch(

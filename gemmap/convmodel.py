@@ -88,7 +88,7 @@ import math
 
 import numpy as np
 
-from gemmap import conv_ring, convseq, dma, model, warm
+from gemmap import conv_ring, convseq, dma, model, strips, warm
 from gemmap.arch import Arch, ceil_div
 from gemmap.conv import (
     DIMS,
@@ -245,7 +245,7 @@ def _multiplier(
 def weight_tiles_spill(arch: Arch, shape: ConvShape, k_t, r_t, s_t, c_t) -> np.ndarray:
     """Whether weight tiles of ``k_t`` output channels and ``r_t·s_t·c_t`` rows cannot stay in a
     set-associative L2 between reloads (module docstring, L2 sets). Broadcasts; False without one."""
-    l2 = arch.l2
+    l2 = arch.l2_cache
     k_t = np.asarray(k_t, dtype=np.int64)
     if l2 is None or l2.sets is None:
         return np.zeros(k_t.shape, dtype=bool)
@@ -253,7 +253,7 @@ def weight_tiles_spill(arch: Arch, shape: ConvShape, k_t, r_t, s_t, c_t) -> np.n
     stride = shape.k * w
     if stride % line:
         return np.zeros(k_t.shape, dtype=bool)
-    reach = l2.sets // math.gcd(stride // line, l2.sets)
+    reach = strips.reach(l2.sets, line, stride)
     width = k_t * w
     rows = np.asarray(r_t, dtype=np.int64) * np.asarray(s_t, dtype=np.int64) * np.asarray(c_t, dtype=np.int64)
     return (width < line) & (line % np.maximum(width, 1) == 0) & (rows > reach * l2.ways)

@@ -60,7 +60,7 @@ from gemmap.conv import (
 from gemmap.conv_tiler import tiled_conv_auto_args
 from gemmap.dma import write_allocates
 from gemmap.errors import GemmapError
-from gemmap.mapspace import DB_CHOICES, candidates, tile_candidates
+from gemmap.mapspace import DB_CHOICES, candidates, rebatch, tile_candidates
 from gemmap.specio import check_samples
 from gemmap.workload import Problem
 
@@ -287,21 +287,13 @@ class ConvMapSpace:
 
     def enumerate(self, batch_size: int = 1 << 18) -> Iterator[ConvMappingBatch]:
         """Every valid pruned mapping exactly once, in space order, in batches of at most ``batch_size``."""
-        pending: list[ConvMappingBatch] = []
-        held = 0
-        for chunk in self.chunks():
-            if not chunk.weight.any():
-                continue
-            for pick in _slices(chunk.weight, batch_size):  # a chunk's tiles can expand to far more
-                pending.append(self.expand(chunk, pick))
-                held += len(pending[-1])
-                while held >= batch_size:
-                    allb = _concat(pending)
-                    yield allb.take(np.arange(batch_size))
-                    rest = allb.take(np.arange(batch_size, len(allb)))
-                    pending, held = [rest], len(rest)
-        if held:
-            yield _concat(pending)
+        parts = (  # a chunk's tiles can expand to far more than a batch: a slice of them at a time
+            self.expand(chunk, pick)
+            for chunk in self.chunks()
+            if chunk.weight.any()
+            for pick in _slices(chunk.weight, batch_size)
+        )
+        yield from rebatch(parts, batch_size, ConvMappingBatch.concat)
 
     # --- (c) sample --------------------------------------------------------------------------
     def sample(self, n: int, seed: int = 0) -> ConvMappingBatch:
@@ -347,9 +339,3 @@ def _slices(weight: np.ndarray, size: int) -> Iterator[np.ndarray]:
         stop = max(int(np.searchsorted(ends, base + size, side="right")), start + 1)
         yield live[start:stop]
         start = stop
-
-
-def _concat(parts: list[ConvMappingBatch]) -> ConvMappingBatch:
-    return ConvMappingBatch(
-        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(ConvMappingBatch))
-    )

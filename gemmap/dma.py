@@ -178,7 +178,7 @@ def read_cycles_per_byte(arch: Arch, width_bytes, stride_bytes: int, *, rows, el
 def write_allocates(arch: Arch) -> bool:
     """Whether the L2 is a set-associative cache (``l2.ways``) that fetches a line before a write of
     less than a line (``l2.write_allocate``; module docstring, Write-allocate)."""
-    return arch.l2 is not None and arch.l2.sets is not None and arch.l2.write_allocate
+    return arch.l2_cache is not None and arch.l2_cache.write_allocate
 
 
 def _allocates(arch: Arch, tensor_bytes: int) -> bool:

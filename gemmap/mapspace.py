@@ -41,7 +41,8 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol, Self, TypeVar
 
 import numpy as np
 
@@ -51,6 +52,17 @@ from gemmap.mapping import ORDER_DIMS, ORDER_INDEX, ORDERS, Mapping, MappingBatc
 from gemmap.model import FILL_LEVEL
 from gemmap.specio import check_samples
 from gemmap.workload import Problem
+
+
+class _Batch(Protocol):
+    """A batch of mappings (:class:`MappingBatch`, :class:`gemmap.conv.ConvMappingBatch`)."""
+
+    def __len__(self) -> int: ...
+
+    def take(self, index: np.ndarray) -> Self: ...
+
+
+B = TypeVar("B", bound=_Batch)
 
 #: order rank in the alphabet M < N < K; the canonical order of a class is the lowest rank
 _ALPHABET = {"M": 0, "N": 1, "K": 2}
@@ -150,6 +162,23 @@ class _Counts:
     ok: np.ndarray  # (4, nm, nk, nn) validity per DB_CHOICES
     factors: np.ndarray  # (nt,) L2-feasible factor combinations
     weight: np.ndarray  # (nt,) S
+
+
+def rebatch(parts: Iterable[B], size: int, concat: Callable[[list[B]], B]) -> Iterator[B]:
+    """The mappings of ``parts`` (batches of any length, in order) again, in batches of exactly ``size``
+    but the last: what both spaces' ``enumerate`` yields."""
+    pending: list[B] = []
+    held = 0
+    for part in parts:
+        pending.append(part)
+        held += len(part)
+        while held >= size:
+            joined = concat(pending)
+            yield joined.take(np.arange(size))
+            rest = joined.take(np.arange(size, len(joined)))
+            pending, held = [rest], len(rest)
+    if held:
+        yield concat(pending)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -395,25 +424,18 @@ class MapSpace:
         lcs, tri = self.local_configs()
         order = np.argsort(tri, kind="stable")
         lcs, tri = lcs.take(order), tri[order]
-        pending: list[MappingBatch] = []
-        held = 0
-        for chunk in self._tilings(np.unique(tri)):
-            # join each (tile, factors, orders) row with every local config of its tile triple
-            lo, hi = np.searchsorted(tri, chunk[0], "left"), np.searchsorted(tri, chunk[0], "right")
-            reps = hi - lo
-            row = np.repeat(np.arange(len(reps)), reps)
-            pick = np.repeat(lo, reps) + np.arange(len(row)) - np.repeat(np.cumsum(reps) - reps, reps)
-            f, od, ol = chunk[1][row], chunk[2][row], chunk[3][row]
-            base = lcs.take(pick)
-            pending.append(dataclasses.replace(base, l2_factors=f, dram_order=od, l2_order=ol))
-            held += len(row)
-            while held >= batch_size:
-                allb = MappingBatch.concat(pending)
-                yield allb.take(np.arange(batch_size))
-                rest = allb.take(np.arange(batch_size, len(allb)))
-                pending, held = [rest], len(rest)
-        if held:
-            yield MappingBatch.concat(pending)
+
+        def joined() -> Iterator[MappingBatch]:
+            for chunk in self._tilings(np.unique(tri)):
+                # join each (tile, factors, orders) row with every local config of its tile triple
+                lo, hi = np.searchsorted(tri, chunk[0], "left"), np.searchsorted(tri, chunk[0], "right")
+                reps = hi - lo
+                row = np.repeat(np.arange(len(reps)), reps)
+                pick = np.repeat(lo, reps) + np.arange(len(row)) - np.repeat(np.cumsum(reps) - reps, reps)
+                f, od, ol = chunk[1][row], chunk[2][row], chunk[3][row]
+                yield dataclasses.replace(lcs.take(pick), l2_factors=f, dram_order=od, l2_order=ol)
+
+        yield from rebatch(joined(), batch_size, MappingBatch.concat)
 
     def _tilings(self, triples: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """(triple, factors (r, 3), dram order, l2 order) of every feasible (factors, order pair)

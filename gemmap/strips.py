@@ -143,7 +143,7 @@ STRIP_LEVEL = _strip_level_table()
 STRIP_LEVEL.setflags(write=False)
 
 
-def _reach(sets: int, unit: int, stride: int) -> int:
+def reach(sets: int, unit: int, stride: int) -> int:
     """The sets a strided walk reaches in a cache of ``sets`` sets of ``unit``-byte entries: rows a
     multiple of an entry apart reach ``sets / gcd(stride / unit, sets)``; others spread over all."""
     return sets if stride % unit else sets // math.gcd(stride // unit, sets)
@@ -151,7 +151,7 @@ def _reach(sets: int, unit: int, stride: int) -> int:
 
 def active(arch: Arch) -> bool:
     """Whether strips can cost anything on ``arch``: a cache L2 (``l2.ways``) with ``l2.gemm_strips``."""
-    return arch.l2 is not None and arch.l2.sets is not None and arch.l2.gemm_strips
+    return arch.l2_cache is not None and arch.l2_cache.gemm_strips
 
 
 def applies(arch: Arch, problem: Problem, x: int) -> bool:
@@ -191,7 +191,7 @@ def _operand_terms(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(extra memory bytes, extra memory cycles) of operand ``x`` (:func:`strip_terms`), whose tile rows
     are narrow where ``rows_narrow``."""
-    l2, d = arch.l2, arch.dram
+    l2, d = arch.l2_cache, arch.dram
     assert l2 is not None and l2.sets is not None
     D = problem.shape_key()
     r, c = OPERAND_DIMS[x]
@@ -207,13 +207,13 @@ def _operand_terms(
     reloads = (level > 0) & (arch.software.reload_operands | (reload > 0))
     share = np.where(reloads, (bound - 1) / np.maximum(bound, 1), 0.0)
     stride = D[c] * elem
-    sets, ways = _reach(l2.sets, line, stride), l2.ways
+    sets, ways = reach(l2.sets, line, stride), l2.ways
     cached = d.cache_kib is not None and d.miss_bytes_per_cycle is not None
     block = d.cache_block_bytes
     if d.cache_ways is None:  # any block anywhere: one set of all of them
         csets, cways = 1, max(d.cache_bytes // block, 2)
     else:
-        csets, cways = _reach(max(d.cache_bytes // (d.cache_ways * block), 1), block, stride), d.cache_ways
+        csets, cways = reach(max(d.cache_bytes // (d.cache_ways * block), 1), block, stride), d.cache_ways
     rows = np.asarray(fills, dtype=np.float64) / (D[r] * D[c]) * D[r] * -(-D[c] // T[:, c])
     lines = np.zeros(len(T))
     refills = np.zeros(len(T))

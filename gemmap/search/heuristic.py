@@ -82,4 +82,4 @@ def gemmini_matmul_auto(arch: Arch, problem: Problem, dataflow: str | None = Non
     from gemmap.interop.convert import under_cache
 
     m = heuristic_mapping(arch.tiler_view(), problem, dataflow, full_rows)
-    return m if arch.l2 is None or arch.l2.sets is None else under_cache(arch, problem, m)
+    return m if arch.l2_cache is None else under_cache(arch, problem, m)
